@@ -1,0 +1,1 @@
+"""Pure online detectors (river style): numbers in, scores out; no bytewax, no I/O."""

@@ -1,0 +1,1 @@
+"""The dataflows, typed settings and the ``boucle`` CLI."""

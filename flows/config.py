@@ -1,0 +1,121 @@
+"""Load and check the configuration; a bad file fails at start with the path of the bad key.
+
+>>> settings_from_dict({"sites": [{"id": "s1", "region": "north"}]})
+Traceback (most recent call last):
+...
+flows.config.ConfigError: <dict>: sites[0].region: unknown region 'north' (known: none)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import ValidationError
+
+from flows.settings import CHANNELS, Settings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["ConfigError", "default_config_path", "load_settings", "settings_from_dict"]
+
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "boucle.toml"
+
+
+class ConfigError(Exception):
+    """A configuration problem, with where it is (file and key path) and why."""
+
+
+def default_config_path() -> Path:
+    """``$BOUCLE_CONFIG``, else ``./config/boucle.toml``, else the one shipped with the code."""
+    if env := os.environ.get("BOUCLE_CONFIG"):
+        return Path(env)
+    local = Path("config/boucle.toml")
+    return local if local.exists() else REPO_CONFIG
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    path = Path(path) if path else default_config_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return settings_from_dict(data, source=str(path))
+
+
+def settings_from_dict(data: dict[str, Any], source: str = "<dict>") -> Settings:
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, data, source)) from None
+    problems = list(_reference_problems(settings))
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {where}: {why}" for where, why in problems))
+    return settings
+
+
+def _path(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _format(exc: ValidationError, data: dict[str, Any], source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        # Errors raised in a model validator point at the model; say which entry it was.
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {_path(err['loc'])}: {message}")
+    return "\n".join(lines)
+
+
+def _known(values: Iterable[str]) -> str:
+    values = sorted(values)
+    return ", ".join(values) if values else "none"
+
+
+def _reference_problems(settings: Settings):
+    regions = {r.id for r in settings.regions}
+    seen_sites: set[str] = set()
+    for i, site in enumerate(settings.sites):
+        if site.region not in regions:
+            yield f"sites[{i}].region", f"unknown region {site.region!r} (known: {_known(regions)})"
+        if site.id in seen_sites:
+            yield f"sites[{i}].id", f"duplicate site id {site.id!r}"
+        seen_sites.add(site.id)
+    names = [a.name for a in settings.attributes]
+    for i, name in enumerate(names):
+        if name in names[:i] or name in settings.scores:
+            yield f"attributes[{i}].name", f"duplicate question name {name!r}"
+    questions = settings.questions()
+    keywords = settings.hot_alerts.keywords
+    for r, rule in enumerate(settings.hot_alerts.rules):
+        for c, cond in enumerate(rule.all):
+            where = f"hot_alerts.rules[{r}].all[{c}]"
+            if cond.score is not None and cond.score not in settings.scores:
+                yield f"{where}.score", f"unknown score {cond.score!r} (known: {_known(settings.scores)})"
+            if cond.attribute is not None and cond.attribute not in names:
+                yield f"{where}.attribute", f"unknown attribute {cond.attribute!r} (known: {_known(names)})"
+            name = cond.score or cond.attribute
+            if name in questions:
+                scale = questions[name]
+                for bound in ("min", "max"):
+                    value = getattr(cond, bound)
+                    if value is not None and not scale.min <= value <= scale.max:
+                        yield f"{where}.{bound}", f"{value} is outside the {name} scale {scale.min}..{scale.max}"
+            if cond.comment_mentions is not None and cond.comment_mentions not in keywords:
+                yield (
+                    f"{where}.comment_mentions",
+                    f"no keyword list {cond.comment_mentions!r} in hot_alerts.keywords (known: {_known(keywords)})",
+                )
+            for channel in cond.channel_in or ():
+                if channel not in CHANNELS:
+                    yield f"{where}.channel_in", f"unknown channel {channel!r} (known: {_known(CHANNELS)})"

@@ -1,0 +1,287 @@
+"""Typed settings: the entity registry, the question catalogue, rules, windows and sinks.
+
+These models only describe shapes and local rules; :mod:`flows.config` loads a file, lets
+``BOUCLE_*`` environment variables override it, checks cross-references and reports the path of a
+bad key.
+
+>>> Settings(windows={"lengths": ["1h", "1d"]}).windows.lengths[1]
+datetime.timedelta(days=1)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = [
+    "Attribute",
+    "Condition",
+    "HotAlerts",
+    "HotRule",
+    "Metric",
+    "Region",
+    "Settings",
+    "Site",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Accept ``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``, ``"2w"``, seconds, or a timedelta.
+
+    >>> parse_duration("1d")
+    datetime.timedelta(days=1)
+    >>> parse_duration(90)
+    datetime.timedelta(seconds=90)
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    raise ValueError(f"expected a duration such as '90s', '15m', '1h' or '1d', got {value!r}")
+
+
+def _positive(delta: timedelta) -> timedelta:
+    if delta <= timedelta(0):
+        raise ValueError("must be positive")
+    return delta
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+CHANNELS = ("store", "web", "app", "email", "sms", "call_center", "ivr")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Region(_Strict):
+    id: str
+    name: str = ""
+    manager: str = ""
+
+
+class Site(_Strict):
+    """One entry of the entity registry: where a site sits and who owns its alerts."""
+
+    id: str
+    name: str = ""
+    region: str
+    country: str = ""
+    kind: str = "store"
+    language: Literal["fr", "en"] = "fr"
+    owner: str = ""
+    team: str = ""
+    manager: str = ""
+
+
+class Metric(_Strict):
+    """A rated question: a headline score (NPS, CSAT, CES) or an attribute.
+
+    ``bottom_max`` ends the bottom box (detractors for NPS), ``top_min`` starts the top box
+    (promoters for NPS, satisfied for CSAT). Higher is better on every scale.
+    """
+
+    min: int
+    max: int
+    bottom_max: int
+    top_min: int
+    label_fr: str = ""
+    label_en: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Metric":
+        if not self.min <= self.bottom_max < self.top_min <= self.max:
+            raise ValueError(
+                f"need min <= bottom_max < top_min <= max, got {self.min}, {self.bottom_max},"
+                f" {self.top_min}, {self.max}"
+            )
+        return self
+
+
+class Attribute(Metric):
+    name: str
+    min: int = 1
+    max: int = 5
+    bottom_max: int = 2
+    top_min: int = 4
+
+
+def _default_scores() -> dict[str, Metric]:
+    return {
+        "nps": Metric(min=0, max=10, bottom_max=6, top_min=9, label_fr="NPS", label_en="NPS"),
+        "csat": Metric(min=1, max=5, bottom_max=2, top_min=4, label_fr="CSAT", label_en="CSAT"),
+        "ces": Metric(min=1, max=7, bottom_max=2, top_min=5, label_fr="Effort", label_en="CES"),
+    }
+
+
+class Condition(_Strict):
+    """One test of a hot-alert rule; a rule fires when all its conditions hold.
+
+    Exactly one of: a score/attribute bound (``score`` or ``attribute`` with ``max`` and/or ``min``),
+    ``comment_mentions`` (a keyword list of ``hot_alerts.keywords``), ``any_attribute_at_minimum``,
+    ``channel_in``.
+    """
+
+    score: str | None = None
+    attribute: str | None = None
+    max: int | None = None
+    min: int | None = None
+    comment_mentions: str | None = None
+    any_attribute_at_minimum: bool | None = None
+    channel_in: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Condition":
+        kinds = [
+            self.score is not None or self.attribute is not None,
+            self.comment_mentions is not None,
+            bool(self.any_attribute_at_minimum),
+            self.channel_in is not None,
+        ]
+        if sum(kinds) != 1:
+            raise ValueError(
+                "a condition needs exactly one of: score/attribute with max/min, comment_mentions,"
+                " any_attribute_at_minimum, channel_in"
+            )
+        if self.score is not None and self.attribute is not None:
+            raise ValueError("give either score or attribute, not both")
+        if (self.score or self.attribute) and self.max is None and self.min is None:
+            raise ValueError("a score/attribute condition needs max and/or min")
+        return self
+
+
+class HotRule(_Strict):
+    name: str
+    severity: Severity = "medium"
+    all: list[Condition] = Field(min_length=1)
+
+
+class HotAlerts(_Strict):
+    cooldown: Duration = timedelta(hours=24)
+    rules: list[HotRule] = []
+    keywords: dict[str, dict[str, list[str]]] = {}
+
+
+class Windows(_Strict):
+    lengths: list[PositiveDuration] = [timedelta(hours=1), timedelta(days=1)]
+    allowed_lateness: Duration = timedelta(hours=2)
+    # Live sources only: close a quiet site's windows when the wall clock passes their end.
+    close_on_wall_clock: bool = False
+
+    @field_validator("lengths")
+    @classmethod
+    def _divides_a_day_or_days(cls, lengths: list[timedelta]) -> list[timedelta]:
+        day = 86400
+        for length in lengths:
+            seconds = length.total_seconds()
+            if seconds != int(seconds) or (day % seconds and seconds % day):
+                raise ValueError(f"window length {length} must divide a day or be whole days")
+        return lengths
+
+
+class Warehouse(_Strict):
+    """Where rows go: embedded chDB at ``path`` unless ``url`` names a ClickHouse server."""
+
+    url: str | None = None
+    path: str = "var/boucle.chdb"
+    database: str = "boucle"
+    user: str = "default"
+    password: SecretStr = SecretStr("")
+    batch_rows: int = Field(20_000, gt=0)
+    flush_interval: PositiveDuration = timedelta(seconds=1)
+
+
+class Console(_Strict):
+    min_severity: Severity = "high"
+    max_lines: int = Field(40, ge=0)
+
+
+class Outputs(_Strict):
+    alerts_jsonl: str = "var/alerts.jsonl"
+    dead_letters_jsonl: str = "var/dead_letters.jsonl"
+    console: Console = Console()
+
+
+class Simulation(_Strict):
+    seed: int = 42
+    start: datetime = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    days: float = Field(28, gt=0)
+    volume_scale: float = Field(1.0, gt=0)
+    malformed_share: float = Field(0.01, ge=0, le=0.5)
+    late_share: float = Field(0.003, ge=0, le=0.5)
+    incidents: bool = True
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, start: datetime) -> datetime:
+        if start.tzinfo is None:
+            raise ValueError("start must carry a time zone, e.g. 2026-10-01T00:00:00Z")
+        return start.astimezone(timezone.utc)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BOUCLE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    regions: list[Region] = []
+    sites: list[Site] = []
+    scores: dict[str, Metric] = Field(default_factory=_default_scores)
+    attributes: list[Attribute] = []
+    hot_alerts: HotAlerts = HotAlerts()
+    windows: Windows = Windows()
+    warehouse: Warehouse = Warehouse()
+    outputs: Outputs = Outputs()
+    simulation: Simulation = Simulation()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file arrives as init kwargs; the environment wins over it.
+        return env_settings, init_settings
+
+    # Lookups used on hot paths are built once.
+    def site_map(self) -> dict[str, Site]:
+        return {site.id: site for site in self.sites}
+
+    def metric(self, name: str) -> Metric:
+        if name in self.scores:
+            return self.scores[name]
+        for attribute in self.attributes:
+            if attribute.name == name:
+                return attribute
+        raise KeyError(name)
+
+    def questions(self) -> dict[str, Metric]:
+        """Every rated question by name: scores first, then attributes."""
+        return {**self.scores, **{a.name: a for a in self.attributes}}

@@ -1,0 +1,1 @@
+"""bytewax building blocks ``(step_id, up, ...) -> Stream``: decode, rules, windows, alerts."""

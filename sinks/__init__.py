@@ -1,0 +1,1 @@
+"""Generic writers of rows and messages: ClickHouse (server or chDB), JSONL, console."""

@@ -1,0 +1,1 @@
+"""ClickHouse through clickhouse-connect: a server over HTTP or embedded chDB."""

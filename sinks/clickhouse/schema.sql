@@ -1,0 +1,87 @@
+-- Boucle warehouse, foundation schema. `{db}` is replaced by warehouse.database.
+-- Every table is a ReplacingMergeTree whose ORDER BY is the row's natural key, so a replayed batch
+-- (bytewax output is at-least-once) collapses onto the rows it repeats; the insert deduplication
+-- window also drops byte-identical retried blocks before they are stored.
+-- Time columns are DateTime64(3, 'UTC').
+
+CREATE DATABASE IF NOT EXISTS {db};
+
+CREATE TABLE IF NOT EXISTS {db}.feedback
+(
+    event_id        String,
+    occurred_at     DateTime64(3, 'UTC'),
+    received_at     DateTime64(3, 'UTC'),
+    site_id         LowCardinality(String),
+    region          LowCardinality(String),
+    channel         LowCardinality(String),
+    journey_stage   LowCardinality(String),
+    scores          Map(LowCardinality(String), UInt8),
+    attributes      Map(LowCardinality(String), UInt8),
+    comment         String COMMENT 'e-mail addresses and phone numbers masked',
+    language        LowCardinality(String),
+    customer_id     String,
+    consent_contact UInt8,
+    late            UInt8 COMMENT '1 when later than windows.allowed_lateness: kept raw, not in attribute_scores',
+    origin          String COMMENT 'source:partition:offset of the original message'
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (site_id, occurred_at, event_id)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS {db}.attribute_scores
+(
+    site_id       LowCardinality(String),
+    region        LowCardinality(String),
+    attribute     LowCardinality(String) COMMENT 'a headline score (nps, csat, ces) or an attribute',
+    window_length UInt32 COMMENT 'seconds',
+    window_start  DateTime64(3, 'UTC'),
+    window_end    DateTime64(3, 'UTC'),
+    n             UInt32,
+    sum           UInt64,
+    mean          Float64,
+    bottom_n      UInt32 COMMENT 'ratings <= bottom_max (detractors for nps)',
+    bottom_share  Float64,
+    top_n         UInt32 COMMENT 'ratings >= top_min (promoters for nps)',
+    top_share     Float64
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(window_start)
+ORDER BY (site_id, attribute, window_length, window_start)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS {db}.alerts
+(
+    alert_id    String,
+    kind        LowCardinality(String),
+    status      LowCardinality(String),
+    severity    LowCardinality(String),
+    site_id     LowCardinality(String),
+    region      LowCardinality(String),
+    attribute   LowCardinality(String),
+    triggers    Array(String),
+    message     String,
+    owner       String,
+    event_time  DateTime64(3, 'UTC'),
+    detected_at DateTime64(3, 'UTC'),
+    payload     String COMMENT 'the alert as published (JSON)'
+)
+ENGINE = ReplacingMergeTree(detected_at)
+PARTITION BY toYYYYMM(event_time)
+ORDER BY (alert_id, status, event_time)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS {db}.dead_letters
+(
+    origin      String COMMENT 'source name (simulator, file path, kafka topic)',
+    partition   Int32,
+    offset      Int64,
+    received_at DateTime64(3, 'UTC'),
+    reason_code LowCardinality(String),
+    reason      String,
+    raw         String COMMENT 'the original bytes'
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(received_at)
+ORDER BY (origin, partition, offset)
+SETTINGS non_replicated_deduplication_window = 1000;

@@ -1,0 +1,1 @@
+"""Where events come from: the simulator, JSONL file replay and (later) Kafka."""
