@@ -1,0 +1,112 @@
+"""The feedback dataflow: decode → per-site windows and hot alerts → warehouse, alert outputs.
+
+```
+raw ─decode─┬─ dead letters ───────────────────────────────┐
+            └─ by site ─┬─ event-time windows ─ feedback rows ├─ batch per table ─ warehouse
+                        │                    └─ score rows ───┤
+                        └─ hot alerts ─┬─ alert rows ─────────┘
+                                       └─ alert outputs (console, JSONL, ...)
+```
+The unit that travels is a batch (of messages, then of one site's events): bytewax's per-item
+cost is paid per batch, which is what lets one worker keep up with tens of thousands of events
+per second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from flows.rows import alert_rows, dead_letter_rows, feedback_rows, score_rows
+from flows.settings import Settings
+from flows.stats import RunStats
+from operators.batching import batch_rows
+from operators.decode import DecodedBatch, Decoder, decode_batches, group_by_site
+from operators.hot_alerts import HotAlertBuilder, hot_alerts
+from operators.windows import WindowSpec, event_time_windows
+from sinks.batch import TableBatch
+
+__all__ = ["FlowOutputs", "build_flow", "window_spec"]
+
+
+@dataclass
+class FlowOutputs:
+    """Where the flow's results go; any of them may be left out (tests use a subset)."""
+
+    warehouse: Sink[TableBatch] | None = None
+    alerts: list[Sink[dict[str, Any]]] = field(default_factory=list)
+    dead_letters: list[Sink[dict[str, Any]]] = field(default_factory=list)
+
+
+def window_spec(settings: Settings, wall_clock: bool | None = None) -> WindowSpec:
+    windows = settings.windows
+    return WindowSpec(
+        lengths_ms=[int(length.total_seconds() * 1000) for length in windows.lengths],
+        lateness_ms=int(windows.allowed_lateness.total_seconds() * 1000),
+        thresholds={name: (m.bottom_max, m.top_min) for name, m in settings.questions().items()},
+        region_of={site.id: site.region for site in settings.sites},
+        wall_clock=windows.close_on_wall_clock if wall_clock is None else wall_clock,
+    )
+
+
+def _dead_letter_dicts(batch: DecodedBatch) -> list[dict[str, Any]]:
+    return [
+        {
+            "origin": d.message.origin,
+            "partition": d.message.partition,
+            "offset": d.message.offset,
+            "reason_code": d.reason_code,
+            "reason": d.reason,
+            "raw": d.message.value.decode("utf-8", "backslashreplace"),
+        }
+        for d in batch.rejected
+    ]
+
+
+def build_flow(
+    settings: Settings,
+    source: Source,
+    outputs: FlowOutputs,
+    stats: RunStats | None = None,
+    *,
+    flow_id: str = "boucle",
+    wall_clock: bool | None = None,
+) -> Dataflow:
+    spec = window_spec(settings, wall_clock)
+    flow = Dataflow(flow_id)
+    raw = op.input("input", flow, source)
+    decoded = decode_batches("decode", raw, Decoder(settings))
+    by_site = op.flat_map("by_site", decoded, group_by_site)
+    windowed = event_time_windows("windows", by_site, spec)
+    alerts = op.map("alert_values", hot_alerts("hot", by_site, HotAlertBuilder(settings)), lambda kv: kv[1])
+    if stats is not None:
+        op.inspect("count_decoded", decoded, stats.on_decoded)
+        op.inspect("count_windowed", windowed, stats.on_windowed)
+        op.inspect("count_alerts", alerts, stats.on_alert)
+
+    for i, sink in enumerate(outputs.alerts):
+        op.output(f"alerts_out_{i}", alerts, sink)
+    if outputs.dead_letters:
+        dead = op.flat_map("dead_letter_dicts", decoded, _dead_letter_dicts)
+        for i, sink in enumerate(outputs.dead_letters):
+            op.output(f"dead_letters_out_{i}", dead, sink)
+
+    if outputs.warehouse is not None:
+        region_of = spec.region_of
+        tables = op.merge(
+            "tables",
+            op.flat_map("dead_letter_rows", decoded, dead_letter_rows),
+            op.flat_map("feedback_rows", windowed, lambda kv: feedback_rows(kv[1], region_of)),
+            op.flat_map("score_rows", windowed, lambda kv: score_rows(kv[1])),
+            op.flat_map("alert_rows", alerts, alert_rows),
+        )
+        batches = batch_rows(
+            "batch_rows", tables, settings.warehouse.batch_rows, settings.warehouse.flush_interval
+        )
+        op.output("warehouse", batches, outputs.warehouse)
+    return flow

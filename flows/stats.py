@@ -1,0 +1,58 @@
+"""What a run did, counted as it goes: read by the progress bar and the final summary."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from operators.decode import DecodedBatch
+from operators.windows import WindowedBatch
+
+__all__ = ["RunStats"]
+
+
+@dataclass
+class RunStats:
+    read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    late: int = 0
+    score_rows: int = 0
+    rejected_by_reason: Counter = field(default_factory=Counter)
+    alerts_by_kind: Counter = field(default_factory=Counter)
+    alerts_by_severity: Counter = field(default_factory=Counter)
+    alerts_by_site: Counter = field(default_factory=Counter)
+    started: float = field(default_factory=time.perf_counter)
+    finished: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # bytewax ``inspect`` callbacks: (step_id, item); workers may be threads of one process.
+    def on_decoded(self, _step: str, batch: DecodedBatch) -> None:
+        with self._lock:
+            self.read += batch.read
+            self.accepted += len(batch.accepted)
+            self.rejected += len(batch.rejected)
+            self.rejected_by_reason.update(d.reason_code for d in batch.rejected)
+
+    def on_windowed(self, _step: str, keyed: tuple[str, WindowedBatch]) -> None:
+        batch = keyed[1]
+        late = sum(1 for e in batch.events if e.late)
+        with self._lock:
+            self.late += late
+            self.score_rows += len(batch.rows)
+
+    def on_alert(self, _step: str, alert: dict[str, Any]) -> None:
+        with self._lock:
+            self.alerts_by_kind[alert["kind"]] += 1
+            self.alerts_by_severity[alert["severity"]] += 1
+            self.alerts_by_site[alert["site_id"]] += 1
+
+    def finish(self) -> None:
+        self.finished = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.perf_counter()) - self.started

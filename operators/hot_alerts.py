@@ -1,0 +1,133 @@
+"""Hot alerts: one bad experience, routed to the site's frontline team within the same batch.
+
+Per site, a customer gets at most one hot alert within ``hot_alerts.cooldown`` (on event time):
+a customer who answers three surveys in an hour is one call back, not three. Responses without a
+customer id are never merged. Contact details travel only when the customer consented.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
+
+from flows.settings import SEVERITY_RANK, Settings, Site
+from operators.alerts import alert_id, new_alert
+from operators.decode import Feedback
+from operators.hot_rules import HotRules
+from operators.privacy import mask_pii
+
+__all__ = ["HotAlertBuilder", "hot_alerts"]
+
+_LABELS = {
+    "fr": {"alert": "Alerte client", "at": "à", "said": "Verbatim"},
+    "en": {"alert": "Customer alert", "at": "at", "said": "Comment"},
+}
+
+
+class HotAlertBuilder:
+    """Evaluates the rules on one response and builds the alert it deserves, if any."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.rules = HotRules(settings)
+        self.sites = settings.site_map()
+        self.cooldown_ms = int(settings.hot_alerts.cooldown.total_seconds() * 1000)
+        self.questions = settings.questions()
+
+    def build(self, event: Feedback) -> dict[str, Any] | None:
+        matched = self.rules.matches(event.scores, event.attributes, event.comment, event.channel)
+        if not matched:
+            return None
+        site = self.sites[event.site_id]
+        severity = max((s for _, s in matched), key=SEVERITY_RANK.__getitem__)
+        comment = mask_pii(event.comment)
+        evidence = {
+            "rules": [name for name, _ in matched],
+            "scores": event.scores,
+            "attributes_at_minimum": sorted(
+                name for name, value in event.attributes.items() if value == self.questions[name].min
+            ),
+            "purchase_keywords": self.rules.mentions("purchase", event.comment),
+        }
+        extra: dict[str, Any] = {
+            "response": {
+                "event_id": event.event_id,
+                "channel": event.channel,
+                "journey_stage": event.journey_stage,
+                "scores": event.scores,
+                "attributes": event.attributes,
+                "comment": comment,
+                "language": event.language,
+            }
+        }
+        customer = event.customer
+        if customer.get("consent_contact") is True:
+            extra["contact"] = {
+                key: customer[key] for key in ("id", "email", "phone") if customer.get(key)
+            }
+        return new_alert(
+            id=alert_id("hot", event.site_id, event.event_id),
+            kind="hot",
+            severity=severity,
+            site_id=event.site_id,
+            region=site.region,
+            triggers=["rule"],
+            evidence=evidence,
+            message=_message(site, matched[0][0], event.scores, comment),
+            event_ms=event.ts_ms,
+            owner=site.owner,
+            team=site.team,
+            **extra,
+        )
+
+
+def _message(site: Site, rule: str, scores: dict[str, int], comment: str) -> str:
+    words = _LABELS[site.language]
+    numbers = ", ".join(f"{name.upper()} {value}" for name, value in scores.items())
+    text = f"{words['alert']} ({rule}) {words['at']} {site.name or site.id}: {numbers}."
+    if comment:
+        short = comment if len(comment) <= 120 else comment[:117] + "..."
+        text += f" {words['said']}: \u201c{short}\u201d"
+    return text
+
+
+class _CooldownLogic(StatefulBatchLogic):
+    """Remembers, per customer of one site, the event time of their last hot alert."""
+
+    def __init__(self, builder: HotAlertBuilder, snapshot: dict[str, int] | None) -> None:
+        self.builder = builder
+        self.last_alert: dict[str, int] = dict(snapshot or {})
+
+    def on_batch(self, values: list[list[Feedback]]):
+        out = []
+        cooldown = self.builder.cooldown_ms
+        last_alert = self.last_alert
+        for events in values:
+            for event in events:
+                alert = self.builder.build(event)
+                if alert is None:
+                    continue
+                customer_id = event.customer.get("id")
+                if customer_id:
+                    previous = last_alert.get(customer_id)
+                    if previous is not None and 0 <= event.ts_ms - previous < cooldown:
+                        continue
+                    last_alert[customer_id] = event.ts_ms
+                out.append(alert)
+        if len(last_alert) > 1024:
+            newest = max(last_alert.values())
+            self.last_alert = {c: t for c, t in last_alert.items() if newest - t < cooldown}
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.last_alert)
+
+
+@operator
+def hot_alerts(
+    step_id: str, up: KeyedStream[list[Feedback]], builder: HotAlertBuilder
+) -> KeyedStream[dict[str, Any]]:
+    """Hot alerts (JSON-ready dicts) from batches of one site's events keyed by ``site_id``."""
+    return op.stateful_batch("cooldown", up, lambda snapshot: _CooldownLogic(builder, snapshot))
