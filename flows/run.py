@@ -1,0 +1,116 @@
+"""Run the feedback flow with its outputs, a progress bar and a summary at the end."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from bytewax.inputs import Source
+from bytewax.recovery import RecoveryConfig
+from bytewax.run import cli_main
+from bytewax.testing import run_main
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from flows.feedback_flow import FlowOutputs, build_flow
+from flows.settings import Settings
+from flows.stats import RunStats
+from sinks.clickhouse.client import connect
+from sinks.clickhouse.query import optimize_final
+from sinks.clickhouse.sink import ClickHouseSink
+from sinks.console import ConsoleAlertSink
+from sinks.jsonl import JsonlSink
+
+__all__ = ["RunOptions", "run_flow", "warehouse_counts"]
+
+TABLES = ("feedback", "attribute_scores", "alerts", "dead_letters")
+
+
+@dataclass
+class RunOptions:
+    workers: int = 1
+    recovery_dir: Path | None = None
+    progress: bool = True
+    total: int | None = None  # expected messages, for the progress bar
+    bounded: bool = True  # the input ends: compact the warehouse at the end
+    wall_clock: bool | None = None
+
+
+def default_outputs(settings: Settings, console: Console) -> FlowOutputs:
+    out = settings.outputs
+    return FlowOutputs(
+        warehouse=ClickHouseSink(settings.warehouse),
+        alerts=[ConsoleAlertSink(out.console, console), JsonlSink(out.alerts_jsonl)],
+        dead_letters=[JsonlSink(out.dead_letters_jsonl)],
+    )
+
+
+def run_flow(
+    settings: Settings,
+    source: Source,
+    options: RunOptions,
+    console: Console | None = None,
+    outputs: FlowOutputs | None = None,
+) -> RunStats:
+    console = console or Console()
+    stats = RunStats()
+    outputs = outputs or default_outputs(settings, console)
+    flow = build_flow(settings, source, outputs, stats, wall_clock=options.wall_clock)
+    recovery = None
+    if options.recovery_dir is not None:
+        options.recovery_dir.mkdir(parents=True, exist_ok=True)
+        recovery = RecoveryConfig(str(options.recovery_dir))
+
+    def execute() -> None:
+        if options.workers == 1:
+            run_main(flow, recovery_config=recovery)
+        else:
+            cli_main(flow, workers_per_process=options.workers, recovery_config=recovery)
+
+    if options.progress:
+        _with_progress(execute, stats, options.total, console)
+    else:
+        execute()
+    stats.finish()
+    if options.bounded and outputs.warehouse is not None:
+        optimize_final(connect(settings.warehouse), settings.warehouse.database, TABLES)
+    return stats
+
+
+def _with_progress(execute, stats: RunStats, total: int | None, console: Console) -> None:
+    columns = [
+        TextColumn("[bold]boucle[/] events"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    ]
+    done = threading.Event()
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("run", total=total, detail="")
+
+        def refresh() -> None:
+            while True:
+                finished = done.wait(0.25)  # a UI refresh period, not synchronisation
+                progress.update(
+                    task,
+                    completed=stats.read,
+                    detail=f"{stats.rejected} dead-lettered · {sum(stats.alerts_by_kind.values())} alerts",
+                )
+                if finished:
+                    return
+
+        refresher = threading.Thread(target=refresh, name="progress", daemon=True)
+        refresher.start()
+        try:
+            execute()
+        finally:
+            done.set()
+            refresher.join()
+
+
+def warehouse_counts(settings: Settings) -> dict[str, int]:
+    client = connect(settings.warehouse)
+    db = settings.warehouse.database
+    return {t: int(client.command(f"SELECT count() FROM {db}.{t}")) for t in TABLES}

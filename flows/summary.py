@@ -1,0 +1,48 @@
+"""The end-of-run summary: what was read, what was kept, what alerted, and how fast."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from flows.settings import Settings
+from flows.stats import RunStats
+
+__all__ = ["print_summary"]
+
+
+def print_summary(
+    console: Console, stats: RunStats, settings: Settings, warehouse: dict[str, int] | None = None
+) -> None:
+    names = {site.id: site.name for site in settings.sites}
+    rate = stats.read / stats.elapsed if stats.elapsed else 0.0
+
+    totals = Table(title="Run summary", show_header=False, title_justify="left")
+    totals.add_column(style="bold")
+    totals.add_column(justify="right")
+    totals.add_row("events read", f"{stats.read:,}")
+    totals.add_row("accepted", f"{stats.accepted:,}")
+    totals.add_row("dead-lettered", f"{stats.rejected:,}")
+    for reason, count in sorted(stats.rejected_by_reason.items()):
+        totals.add_row(f"  {reason}", f"{count:,}")
+    totals.add_row("late (kept raw, not windowed)", f"{stats.late:,}")
+    totals.add_row("window rows", f"{stats.score_rows:,}")
+    for kind, count in sorted(stats.alerts_by_kind.items()):
+        totals.add_row(f"alerts: {kind}", f"{count:,}")
+    for severity in ("critical", "high", "medium", "low"):
+        if stats.alerts_by_severity.get(severity):
+            totals.add_row(f"  {severity}", f"{stats.alerts_by_severity[severity]:,}")
+    totals.add_row("elapsed", f"{stats.elapsed:.1f} s ({rate:,.0f} events/s)")
+    if warehouse:
+        for table, count in warehouse.items():
+            totals.add_row(f"warehouse {table}", f"{count:,}")
+    console.print(totals)
+
+    if stats.alerts_by_site:
+        top = Table(title="Sites with most alerts", title_justify="left")
+        top.add_column("site")
+        top.add_column("name")
+        top.add_column("alerts", justify="right")
+        for site_id, count in stats.alerts_by_site.most_common(5):
+            top.add_row(site_id, names.get(site_id, ""), f"{count:,}")
+        console.print(top)
