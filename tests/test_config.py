@@ -1,0 +1,78 @@
+"""Settings: the shipped file is valid; a bad file fails at start with the path of the bad key."""
+
+import pytest
+
+from flows.config import REPO_CONFIG, ConfigError, load_settings, settings_from_dict
+
+
+def test_shipped_config_describes_a_demo_network(settings):
+    regions = {site.region for site in settings.sites}
+    assert len(settings.sites) >= 24 and len(regions) >= 4
+    assert 6 <= len(settings.attributes) <= 10
+    assert all(site.owner and site.team for site in settings.sites)
+    assert (settings.scores["nps"].min, settings.scores["nps"].max) == (0, 10)
+    assert (settings.scores["ces"].min, settings.scores["ces"].max) == (1, 7)
+
+
+def _problem(tmp_path, text: str) -> str:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path)
+    return str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('[windows]\nlengths = ["1h", "soon"]', "windows.lengths[1]: expected a duration"),
+        ('[windows]\nlengths = ["7h"]', "windows.lengths: window length 7:00:00 must divide a day"),
+        ('[warehouse]\nbatch_rows = 0', "warehouse.batch_rows: Input should be greater than 0"),
+        ('[warehouse]\nurl = "x"\nusr = "me"', "warehouse.usr: Extra inputs are not permitted"),
+        ('[[regions]]\nid = "n"\n[[sites]]\nid = "s"\nregion = "south"', "sites[0].region: unknown region 'south'"),
+        ('[scores.nps]\nmin = 0\nmax = 10\nbottom_max = 9\ntop_min = 6', "scores.nps: need min <= bottom_max"),
+        (
+            '[[hot_alerts.rules]]\nname = "x"\nall = [{ score = "npss", max = 6 }]',
+            "hot_alerts.rules[0].all[0].score: unknown score 'npss'",
+        ),
+        (
+            '[[hot_alerts.rules]]\nname = "x"\nall = [{ score = "nps", max = 12 }]',
+            "hot_alerts.rules[0].all[0].max: 12 is outside the nps scale 0..10",
+        ),
+        (
+            '[[hot_alerts.rules]]\nname = "x"\nall = [{ comment_mentions = "refund" }]',
+            "hot_alerts.rules[0].all[0].comment_mentions: no keyword list 'refund'",
+        ),
+        ('[[hot_alerts.rules]]\nname = "x"\nall = [{ }]', "hot_alerts.rules[0].all[0]: a condition needs"),
+        ("[windows\n", "not valid TOML"),
+    ],
+)
+def test_bad_file_names_the_bad_key(tmp_path, text, expected):
+    message = _problem(tmp_path, text)
+    assert str(tmp_path / "bad.toml") in message
+    assert expected in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_environment_overrides_the_file(monkeypatch):
+    monkeypatch.setenv("BOUCLE_WAREHOUSE__URL", "http://ch.internal:8123")
+    monkeypatch.setenv("BOUCLE_WAREHOUSE__PASSWORD", "s3cret")
+    settings = load_settings(REPO_CONFIG)
+    assert settings.warehouse.url == "http://ch.internal:8123"
+    assert settings.warehouse.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings.warehouse)
+
+
+def test_bad_environment_value_is_reported(monkeypatch):
+    monkeypatch.setenv("BOUCLE_WAREHOUSE__BATCH_ROWS", "many")
+    with pytest.raises(ConfigError, match="warehouse.batch_rows"):
+        load_settings(REPO_CONFIG)
+
+
+def test_simulation_start_must_be_aware():
+    with pytest.raises(ConfigError, match="simulation.start: .*time zone"):
+        settings_from_dict({"simulation": {"start": "2026-10-01T00:00:00"}})
