@@ -1,0 +1,12 @@
+"""Synthetic customer feedback with labelled incidents, deterministic by seed.
+
+:class:`Simulator` generates the raw messages (and their ground truth) of a whole network;
+:class:`SimulatorSource` feeds them to a bytewax dataflow, resumably, optionally in real time.
+"""
+
+from sources.simulator.generate import JOURNEY_STAGES
+from sources.simulator.incidents import INCIDENT_KINDS, Incident
+from sources.simulator.malformed import MALFORMED_REASONS
+from sources.simulator.simulator import Simulator
+
+__all__ = ["INCIDENT_KINDS", "JOURNEY_STAGES", "MALFORMED_REASONS", "Incident", "Simulator"]
