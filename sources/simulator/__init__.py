@@ -8,5 +8,6 @@ from sources.simulator.generate import JOURNEY_STAGES
 from sources.simulator.incidents import INCIDENT_KINDS, Incident
 from sources.simulator.malformed import MALFORMED_REASONS
 from sources.simulator.simulator import Simulator
+from sources.simulator.source import SimulatorSource
 
-__all__ = ["INCIDENT_KINDS", "JOURNEY_STAGES", "MALFORMED_REASONS", "Incident", "Simulator"]
+__all__ = ["INCIDENT_KINDS", "JOURNEY_STAGES", "MALFORMED_REASONS", "Incident", "Simulator", "SimulatorSource"]
