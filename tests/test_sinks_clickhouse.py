@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import pytest
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
+from bytewax.run import cli_main
 from bytewax.testing import TestingSource, run_main
 from clickhouse_connect.driver.exceptions import OperationalError
 
@@ -236,6 +237,16 @@ def test_clickhouse_sink_writes_every_row(ch, warehouse):
     assert count(ch, "feedback") == 1260
     assert count(ch, "dead_letters") == 1
     assert sink.rows_written == {"feedback": 1260, "dead_letters": 1}
+
+
+def test_clickhouse_sink_with_two_worker_threads(ch, warehouse):
+    sink = ClickHouseSink(warehouse)
+    flow = Dataflow("sink_two_workers")
+    batches = op.input("in", flow, TestingSource([feedback(200, f"w{k}") for k in range(12)]))
+    op.output("warehouse", op.redistribute("spread", batches), sink)
+    cli_main(flow, workers_per_process=2)
+    assert count(ch, "feedback") == 12 * 200
+    assert sink.rows_written == {"feedback": 12 * 200}
 
 
 def test_run_query_and_errors(ch):

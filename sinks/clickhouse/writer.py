@@ -134,8 +134,8 @@ def to_arrow(batch: TableBatch, columns: Sequence[tuple[str, str]]) -> pa.Table:
     if unknown:
         raise ValueError(f"table {batch.table} has no column {', '.join(unknown)}")
     width = len(batch.columns)
-    bad = next((row for row in batch.rows if len(row) != width), None)
-    if bad is not None:
+    if set(map(len, batch.rows)) - {width}:
+        bad = next(row for row in batch.rows if len(row) != width)
         raise ValueError(f"a row of {batch.table} has {len(bad)} values for {width} columns: {bad!r}"[:300])
     # One itemgetter pass per column: zip(*rows) allocates an iterator per row, and those
     # allocations trigger garbage collections that cost more than the conversion itself.
