@@ -38,7 +38,7 @@ class CustomerPool:
         names = rng.integers(0, len(_FIRST) * len(_LAST), size)
         digits = rng.integers(0, 100, (size, 4))
         self.size = size
-        self._draws = (consent, email, phone, names, digits)
+        self._draws = (consent.tolist(), email.tolist(), phone.tolist(), names.tolist(), digits.tolist())
         self._built: dict[int, dict] = {}
 
     def customer(self, k: int) -> dict:
@@ -47,8 +47,7 @@ class CustomerPool:
         if built is None:
             consent, email, phone, names, digits = self._draws
             built = self._built[k] = self._customer(
-                f"{self.site_id}-c{k:05d}", bool(consent[k]), bool(email[k]), bool(phone[k]),
-                int(names[k]), digits[k].tolist())
+                f"{self.site_id}-c{k:05d}", consent[k], email[k], phone[k], names[k], digits[k])
         return built
 
     def customers_for(self, indices: np.ndarray) -> list[dict]:

@@ -121,15 +121,21 @@ def site_count(ctx: Context, profile: SiteProfile) -> int:
     return int(counts.sum()) + sum(i.responses for i in _bursts(ctx, profile))
 
 
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_UUID_SLOTS = np.array([i + (i >= 8) + (i >= 12) + (i >= 16) + (i >= 20) for i in range(32)])
+
+
 def _uuids(rng: np.random.Generator, n: int) -> list[str]:
+    """``n`` random (version 4) UUID strings drawn from ``rng``, formatted without a Python loop."""
     raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    h = raw.tobytes().hex()
-    return [
-        f"{h[k:k + 8]}-{h[k + 8:k + 12]}-{h[k + 12:k + 16]}-{h[k + 16:k + 20]}-{h[k + 20:k + 32]}"
-        for k in range(0, 32 * n, 32)
-    ]
+    digits = np.empty((n, 32), dtype=np.uint8)
+    digits[:, 0::2] = _HEX[raw >> 4]
+    digits[:, 1::2] = _HEX[raw & 0x0F]
+    text = np.full((n, 36), ord("-"), dtype=np.uint8)
+    text[:, _UUID_SLOTS] = digits
+    return text.view("S36").ravel().astype("U36").tolist()
 
 
 def _iso(t_ms: np.ndarray) -> list[str]:
@@ -148,7 +154,8 @@ class _Site:
         self.rng = site_rng(ctx.seed, profile.index, STREAM_CONTENT)
         n_total = site_count(ctx, profile)
         pool_size = max(20, int(0.4 * n_total))
-        self.pool = CustomerPool(profile.site_id, profile.site.country, pool_size,
+        country = profile.site.country or ("GB" if profile.site.language == "en" else "FR")
+        self.pool = CustomerPool(profile.site_id, country, pool_size,
                                  site_rng(ctx.seed, profile.index, STREAM_CUSTOMERS))
         self.language = profile.site.language
         self.other_language = "en" if self.language == "fr" else "fr"
@@ -194,8 +201,11 @@ class _Site:
         has_comment = rng.random(n) < _COMMENT_P[mood]
         tiebreak = rng.random((n, n_attr)) * 0.5
         masked = np.where(answered, ratings, 9.0)
-        worst = np.where(answered.any(1), np.argmin(masked + tiebreak, 1), np.argmin(ratings + tiebreak, 1))
-        best = np.argmax(np.where(answered, ratings, -9.0) + tiebreak, 1)
+        if n_attr:
+            worst = np.where(answered.any(1), np.argmin(masked + tiebreak, 1), np.argmin(ratings + tiebreak, 1))
+            best = np.argmax(np.where(answered, ratings, -9.0) + tiebreak, 1)
+        else:
+            worst = best = np.zeros(n, dtype=np.int64)
         other = rng.random(n) < _OTHER_LANGUAGE
         purchase = rng.random(n) < np.where(np.isin(stage, _PURCHASE_STAGES), 0.4, 0.12)
         pii = rng.random(n) < _PII_SHARE
@@ -220,9 +230,13 @@ class _Site:
         purchase_l, pii_l, pick_l = purchase.tolist(), pii.tolist(), pick.tolist()
         for i in np.flatnonzero(has_comment).tolist():
             comments[i] = compose(langs[i], worst_l[i], best_l[i], mood_l[i], purchase_l[i], pii_l[i], pick_l[i])
-        score_names = list(scores)
-        score_dicts = [dict(zip(score_names, row)) for row in zip(*(v.tolist() for v in scores.values()))] \
-            if score_names else [{} for _ in range(n)]
+        if list(scores) == ["nps", "csat", "ces"]:
+            score_dicts = [{"nps": a, "csat": b, "ces": c}
+                           for a, b, c in zip(*(v.tolist() for v in scores.values()))]
+        elif scores:
+            score_dicts = [dict(zip(scores, row)) for row in zip(*(v.tolist() for v in scores.values()))]
+        else:
+            score_dicts = [{} for _ in range(n)]
         site_id = self.p.site_id
         events = [
             {
@@ -294,8 +308,7 @@ class _Site:
         worst = rng.integers(0, max(n_attr, 1), n).tolist()
         records = []
         for i in range(n):
-            comment = ctx.composer.compose(self.language, worst[i], worst[i], 0, 1, 0, pick[i]) if n_attr else (
-                "J'ai acheté un article, très déçu." if self.language == "fr" else "I bought an item, very disappointed.")
+            comment = ctx.composer.compose(self.language, worst[i], worst[i], 0, 1, 0, pick[i])
             event = {
                 "event_id": ids[i],
                 "occurred_at": occurred[i],

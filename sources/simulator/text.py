@@ -78,6 +78,11 @@ _PHRASES: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
     ),
 }
 
+_GENERIC = (
+    ["Service très en dessous de mes attentes."], ["Service well below my expectations."],
+    ["Service au top."], ["Excellent service."],
+)
+
 _OPENERS_BAD = (["Très déçu.", "Expérience décevante.", "Franchement pas terrible.", ""],
                 ["Very disappointed.", "Poor experience.", "Not great, honestly.", ""])
 _OPENERS_MID = (["Correct sans plus.", "Dans l'ensemble ça va.", ""], ["It was okay.", "Fine overall.", ""])
@@ -106,7 +111,8 @@ class CommentComposer:
 
     def __init__(self, attribute_names, labels: dict[str, tuple[str, str]] | None = None) -> None:
         labels = labels or {}
-        self._phrases = []
+        attribute_names = list(attribute_names)
+        self._phrases = [] if attribute_names else [_GENERIC]
         for name in attribute_names:
             if name in _PHRASES:
                 self._phrases.append(_PHRASES[name])
