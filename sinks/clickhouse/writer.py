@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from sinks.batch import TableBatch
-from sinks.clickhouse.client import client_lock, with_retries
+from sinks.clickhouse.client import _reason, client_lock, with_retries
 from sinks.clickhouse.schema import table_columns
 
 if TYPE_CHECKING:
@@ -184,8 +184,7 @@ class TableWriter:
         def describe(exc: BaseException, attempts: int, elapsed: float) -> str:
             return (
                 f"could not insert {len(batch.rows)} rows into {self.database}.{batch.table}: "
-                f"warehouse unavailable for {elapsed:.0f}s ({attempts} attempts): "
-                f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}"
+                f"warehouse unavailable for {elapsed:.0f}s ({attempts} attempts): {_reason(exc)}"
             )
 
         with_retries(attempt, max_retry_seconds=self.max_retry_seconds, describe=describe)
