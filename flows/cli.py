@@ -31,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,
 )
 db_app = typer.Typer(help="Manage the warehouse schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -56,6 +57,7 @@ def _fail_on_warehouse_errors(fn):
     from functools import wraps
 
     from sinks.clickhouse.client import WarehouseError
+    from sinks.clickhouse.query import QueryError
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
@@ -63,6 +65,9 @@ def _fail_on_warehouse_errors(fn):
             return fn(*args, **kwargs)
         except WarehouseError as exc:
             err.print(f"[bold red]warehouse error[/] {exc}")
+            raise typer.Exit(1) from None
+        except QueryError as exc:
+            err.print(f"[bold red]query refused[/] {exc}")
             raise typer.Exit(1) from None
 
     return wrapper
@@ -144,11 +149,15 @@ def _file_source(path: Path):
 
 
 def _run(settings, src, total, workers, recovery_dir, progress) -> None:
-    from flows.run import RunOptions, run_flow, warehouse_counts
+    from flows.run import RunOptions, default_outputs, run_flow, warehouse_counts
     from flows.summary import print_summary
 
     options = RunOptions(workers=workers, recovery_dir=recovery_dir, progress=progress, total=total)
-    stats = run_flow(settings, src, options, console=console)
+    outputs = default_outputs(settings, console)
+    stats = run_flow(settings, src, options, console=console, outputs=outputs)
+    for sink in outputs.alerts:
+        if hasattr(sink, "print_summary"):
+            sink.print_summary()
     print_summary(console, stats, settings, warehouse_counts(settings))
     out = settings.outputs
     console.print(

@@ -1,0 +1,96 @@
+"""Throughput of the whole embedded flow (decode, rules, windows, chDB sink) on one worker.
+
+The simulated messages are generated first and held in memory, so the figure is the flow's, not
+the simulator's. In the same run it times bare ``orjson.loads`` over the same bytes: the ratio
+says how far the flow is from the cost of merely parsing its input.
+
+    .venv/bin/python benchmarks/throughput.py --days 28 --volume-scale 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from bytewax.testing import TestingSource, run_main
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flows.config import load_settings  # noqa: E402
+from flows.feedback_flow import FlowOutputs, build_flow  # noqa: E402
+from flows.stats import RunStats  # noqa: E402
+from sinks.clickhouse.client import connect  # noqa: E402
+from sinks.clickhouse.sink import ClickHouseSink  # noqa: E402
+from sinks.jsonl import JsonlSink  # noqa: E402
+from sources.simulator import Simulator  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="settings file (default: config/boucle.toml)")
+    parser.add_argument("--days", type=float, default=28, help="simulated days (default 28)")
+    parser.add_argument("--volume-scale", type=float, default=4.0, help="multiply site volumes (default 4)")
+    parser.add_argument("--batch-size", type=int, default=5000, help="messages per source batch")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    console = Console()
+
+    settings = load_settings(args.config)
+    with tempfile.TemporaryDirectory(prefix="boucle-bench-") as tmp:
+        settings = settings.model_copy(
+            update={"warehouse": settings.warehouse.model_copy(update={"path": f"{tmp}/chdb", "url": None})}
+        )
+        simulator = Simulator(settings, seed=args.seed, days=args.days, volume_scale=args.volume_scale)
+        with console.status("generating messages"):
+            messages = list(simulator.messages())
+        n = len(messages)
+        payload_bytes = sum(len(m.value) for m in messages)
+
+        gc.collect()
+        started = time.perf_counter()
+        for message in messages:
+            try:
+                orjson.loads(message.value)
+            except orjson.JSONDecodeError:
+                pass
+        loads_seconds = time.perf_counter() - started
+
+        stats = RunStats()
+        outputs = FlowOutputs(warehouse=ClickHouseSink(settings.warehouse), alerts=[JsonlSink(f"{tmp}/alerts.jsonl")])
+        flow = build_flow(settings, TestingSource(messages, batch_size=args.batch_size), outputs, stats)
+        gc.collect()
+        started = time.perf_counter()
+        with console.status(f"running the flow over {n:,} messages"):
+            run_main(flow)
+        flow_seconds = time.perf_counter() - started
+
+        client = connect(settings.warehouse)
+        stored = int(client.command(f"SELECT count() FROM {settings.warehouse.database}.feedback"))
+
+    flow_rate, loads_rate = n / flow_seconds, n / loads_seconds
+    table = Table(title=f"Embedded flow throughput, 1 worker ({n:,} messages, {payload_bytes / n:.0f} B each)")
+    table.add_column("measure")
+    table.add_column("events/s", justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_row("whole flow (decode, rules, windows, chDB)", f"{flow_rate:,.0f}", f"{flow_seconds:.2f}")
+    table.add_row("bare orjson.loads", f"{loads_rate:,.0f}", f"{loads_seconds:.2f}")
+    table.add_row("ratio flow / orjson.loads", f"{flow_rate / loads_rate:.3f}", "")
+    console.print(table)
+    console.print(
+        f"accepted {stats.accepted:,}, dead-lettered {stats.rejected:,}, alerts {sum(stats.alerts_by_kind.values()):,},"
+        f" window rows {stats.score_rows:,}, feedback rows stored {stored:,}"
+    )
+    if stored != stats.accepted:
+        console.print("[red]stored feedback rows differ from accepted events[/]")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
