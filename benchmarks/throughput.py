@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flows.config import load_settings  # noqa: E402
 from flows.feedback_flow import FlowOutputs, build_flow  # noqa: E402
+from flows.run import throughput_gc  # noqa: E402
 from flows.stats import RunStats  # noqa: E402
 from sinks.clickhouse.client import connect  # noqa: E402
 from sinks.clickhouse.sink import ClickHouseSink  # noqa: E402
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", help="settings file (default: config/boucle.toml)")
     parser.add_argument("--days", type=float, default=28, help="simulated days (default 28)")
     parser.add_argument("--volume-scale", type=float, default=4.0, help="multiply site volumes (default 4)")
-    parser.add_argument("--batch-size", type=int, default=5000, help="messages per source batch")
+    parser.add_argument("--batch-size", type=int, default=2000, help="messages per source batch")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     console = Console()
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         flow = build_flow(settings, TestingSource(messages, batch_size=args.batch_size), outputs, stats)
         gc.collect()
         started = time.perf_counter()
-        with console.status(f"running the flow over {n:,} messages"):
+        with console.status(f"running the flow over {n:,} messages"), throughput_gc():
             run_main(flow)
         flow_seconds = time.perf_counter() - started
 

@@ -48,7 +48,7 @@ def window_spec(settings: Settings, wall_clock: bool | None = None) -> WindowSpe
     return WindowSpec(
         lengths_ms=[int(length.total_seconds() * 1000) for length in windows.lengths],
         lateness_ms=int(windows.allowed_lateness.total_seconds() * 1000),
-        thresholds={name: (m.bottom_max, m.top_min) for name, m in settings.questions().items()},
+        scales={name: (m.max, m.bottom_max, m.top_min) for name, m in settings.questions().items()},
         region_of={site.id: site.region for site in settings.sites},
         wall_clock=windows.close_on_wall_clock if wall_clock is None else wall_clock,
     )
@@ -103,7 +103,7 @@ def build_flow(
             op.flat_map("dead_letter_rows", decoded, dead_letter_rows),
             op.flat_map("feedback_rows", windowed, lambda kv: feedback_rows(kv[1], region_of)),
             op.flat_map("score_rows", windowed, lambda kv: score_rows(kv[1])),
-            op.flat_map("alert_rows", alerts, alert_rows),
+            op.flat_map_batch("alert_rows", alerts, alert_rows),
         )
         batches = batch_rows(
             "batch_rows", tables, settings.warehouse.batch_rows, settings.warehouse.flush_interval

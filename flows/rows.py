@@ -8,39 +8,44 @@ from typing import Any
 import orjson
 
 from operators.alerts import now_ms
-from operators.decode import DecodedBatch, Feedback
+from operators.decode import DecodedBatch
 from operators.privacy import mask_pii
 from operators.windows import SCORE_COLUMNS, WindowedBatch
 from sinks.batch import TableBatch
 
 __all__ = ["alert_rows", "dead_letter_rows", "feedback_rows", "score_rows"]
 
-FEEDBACK_COLUMNS = (
-    "event_id", "occurred_at", "received_at", "site_id", "region", "channel", "journey_stage",
-    "scores", "attributes", "comment", "language", "customer_id", "consent_contact", "late", "origin",
-)  # fmt: skip
-ALERT_COLUMNS = (
-    "alert_id", "kind", "status", "severity", "site_id", "region", "attribute", "triggers",
-    "message", "owner", "event_time", "detected_at", "payload",
-)  # fmt: skip
 DEAD_LETTER_COLUMNS = ("origin", "partition", "offset", "received_at", "reason_code", "reason", "raw")
 
 
 def feedback_rows(batch: WindowedBatch, region_of: dict[str, str]) -> list[TableBatch]:
-    if not batch.events:
+    events = batch.events
+    if not events:
         return []
-    rows = [_feedback_row(e, region_of) for e in batch.events]
-    return [TableBatch("feedback", FEEDBACK_COLUMNS, rows)]
-
-
-def _feedback_row(e: Feedback, region_of: dict[str, str]) -> tuple:
-    customer = e.customer
-    return (
-        e.event_id, e.ts_ms, e.received_ms or e.ts_ms, e.site_id, region_of.get(e.site_id, ""),
-        e.channel, e.journey_stage, e.scores, e.attributes, mask_pii(e.comment), e.language,
-        str(customer.get("id") or ""), 1 if customer.get("consent_contact") is True else 0,
-        1 if e.late else 0, e.position,
-    )  # fmt: skip
+    # Column by column: a list comprehension per column is the cheapest way through Python.
+    customers = [e.customer for e in events]
+    return [
+        TableBatch.from_columns(
+            "feedback",
+            {
+                "event_id": [e.event_id for e in events],
+                "occurred_at": [e.ts_ms for e in events],
+                "received_at": [e.received_ms or e.ts_ms for e in events],
+                "site_id": [e.site_id for e in events],
+                "region": [region_of.get(e.site_id, "") for e in events],
+                "channel": [e.channel for e in events],
+                "journey_stage": [e.journey_stage for e in events],
+                "scores": [e.scores for e in events],
+                "attributes": [e.attributes for e in events],
+                "comment": [mask_pii(e.comment) for e in events],
+                "language": [e.language for e in events],
+                "customer_id": [str(c.get("id") or "") for c in customers],
+                "consent_contact": [1 if c.get("consent_contact") is True else 0 for c in customers],
+                "late": [1 if e.late else 0 for e in events],
+                "origin": [e.position for e in events],
+            },
+        )
+    ]
 
 
 def score_rows(batch: WindowedBatch) -> list[TableBatch]:
@@ -48,17 +53,32 @@ def score_rows(batch: WindowedBatch) -> list[TableBatch]:
 
 
 def _ms(iso: str) -> int:
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+    return round(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def alert_rows(alert: dict[str, Any]) -> list[TableBatch]:
-    ms = _ms
-    row = (
-        alert["alert_id"], alert["kind"], alert["status"], alert["severity"], alert["site_id"],
-        alert["region"], alert["attribute"] or "", alert["triggers"], alert["message"],
-        alert["owner"], ms(alert["event_time"]), ms(alert["detected_at"]), orjson.dumps(alert),
-    )  # fmt: skip
-    return [TableBatch("alerts", ALERT_COLUMNS, [row])]
+def alert_rows(alerts: list[dict[str, Any]]) -> list[TableBatch]:
+    if not alerts:
+        return []
+    return [
+        TableBatch.from_columns(
+            "alerts",
+            {
+                "alert_id": [a["alert_id"] for a in alerts],
+                "kind": [a["kind"] for a in alerts],
+                "status": [a["status"] for a in alerts],
+                "severity": [a["severity"] for a in alerts],
+                "site_id": [a["site_id"] for a in alerts],
+                "region": [a["region"] for a in alerts],
+                "attribute": [a["attribute"] or "" for a in alerts],
+                "triggers": [a["triggers"] for a in alerts],
+                "message": [a["message"] for a in alerts],
+                "owner": [a["owner"] for a in alerts],
+                "event_time": [_ms(a["event_time"]) for a in alerts],
+                "detected_at": [_ms(a["detected_at"]) for a in alerts],
+                "payload": [orjson.dumps(a) for a in alerts],
+            },
+        )
+    ]
 
 
 def dead_letter_rows(batch: DecodedBatch) -> list[TableBatch]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from sinks.clickhouse.sink import ClickHouseSink
 from sinks.console import ConsoleAlertSink
 from sinks.jsonl import JsonlSink
 
-__all__ = ["RunOptions", "run_flow", "warehouse_counts"]
+__all__ = ["RunOptions", "default_outputs", "run_flow", "throughput_gc", "warehouse_counts"]
 
 TABLES = ("feedback", "attribute_scores", "alerts", "dead_letters")
 
@@ -35,6 +37,24 @@ class RunOptions:
     total: int | None = None  # expected messages, for the progress bar
     bounded: bool = True  # the input ends: compact the warehouse at the end
     wall_clock: bool | None = None
+
+
+@contextmanager
+def throughput_gc():
+    """Collect garbage less often while the flow runs.
+
+    Every event allocates a handful of dicts that die young; with CPython's default threshold
+    (700 allocations) the collector scans the young generation hundreds of times per batch, which
+    measured as a quarter of the flow's time. The flow holds no reference cycles worth chasing.
+    """
+    before = gc.get_threshold()
+    gc.freeze()  # settings, compiled rules and imported modules are never garbage
+    gc.set_threshold(100_000, 50, 1000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def default_outputs(settings: Settings, console: Console) -> FlowOutputs:
@@ -63,10 +83,11 @@ def run_flow(
         recovery = RecoveryConfig(str(options.recovery_dir))
 
     def execute() -> None:
-        if options.workers == 1:
-            run_main(flow, recovery_config=recovery)
-        else:
-            cli_main(flow, workers_per_process=options.workers, recovery_config=recovery)
+        with throughput_gc():
+            if options.workers == 1:
+                run_main(flow, recovery_config=recovery)
+            else:
+                cli_main(flow, workers_per_process=options.workers, recovery_config=recovery)
 
     if options.progress:
         _with_progress(execute, stats, options.total, console)

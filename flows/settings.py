@@ -187,7 +187,7 @@ class HotAlerts(_Strict):
 
 
 class Windows(_Strict):
-    lengths: list[PositiveDuration] = [timedelta(hours=1), timedelta(days=1)]
+    lengths: list[PositiveDuration] = Field([timedelta(hours=1), timedelta(days=1)], min_length=1)
     allowed_lateness: Duration = timedelta(hours=2)
     # Live sources only: close a quiet site's windows when the wall clock passes their end.
     close_on_wall_clock: bool = False
@@ -200,6 +200,10 @@ class Windows(_Strict):
             seconds = length.total_seconds()
             if seconds != int(seconds) or (day % seconds and seconds % day):
                 raise ValueError(f"window length {length} must divide a day or be whole days")
+        shortest = min(lengths, default=timedelta(hours=1))
+        for length in lengths:
+            if length % shortest:
+                raise ValueError(f"window length {length} must be a multiple of the shortest, {shortest}")
         return lengths
 
 

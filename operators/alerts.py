@@ -25,7 +25,7 @@ def alert_id(kind: str, *evidence: str) -> str:
 
 def iso_ms(epoch_ms: int) -> str:
     moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def now_ms() -> int:
@@ -47,6 +47,7 @@ def new_alert(
     team: str = "",
     attribute: str | None = None,
     status: str = "open",
+    detected_ms: int | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """An alert as published: a JSON-ready dict following DESIGN.md's contract."""
@@ -65,6 +66,6 @@ def new_alert(
         "owner": owner,
         "team": team,
         "event_time": iso_ms(event_ms),
-        "detected_at": iso_ms(now_ms()),
+        "detected_at": iso_ms(now_ms() if detected_ms is None else detected_ms),
         **extra,
     }

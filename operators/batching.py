@@ -22,14 +22,14 @@ class _Buffer(StatefulBatchLogic):
         self.max_rows = max_rows
         self.max_wait = max_wait
         self.pending: list[TableBatch] = list(snapshot or ())
-        self.rows = sum(len(b.rows) for b in self.pending)
+        self.rows = sum(len(b) for b in self.pending)
         self.due: datetime | None = datetime.now(timezone.utc) + max_wait if self.pending else None
 
     def on_batch(self, values: list[TableBatch]):
         for batch in values:
-            if batch.rows:
+            if len(batch):
                 self.pending.append(batch)
-                self.rows += len(batch.rows)
+                self.rows += len(batch)
         if self.pending and self.due is None:
             self.due = datetime.now(timezone.utc) + self.max_wait
         return (self._flush() if self.rows >= self.max_rows else []), StatefulBatchLogic.RETAIN
@@ -49,11 +49,11 @@ class _Buffer(StatefulBatchLogic):
     def _flush(self) -> list[TableBatch]:
         if not self.pending:
             return []
-        out: dict[tuple[str, tuple[str, ...]], list] = {}
+        groups: dict[tuple[str, tuple[str, ...]], list[TableBatch]] = {}
         for batch in self.pending:
-            out.setdefault((batch.table, batch.columns), []).extend(batch.rows)
+            groups.setdefault((batch.table, batch.columns), []).append(batch)
         self.pending, self.rows, self.due = [], 0, None
-        return [TableBatch(table, columns, rows) for (table, columns), rows in out.items()]
+        return [TableBatch.concat(batches) for batches in groups.values()]
 
 
 @operator

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import bytewax.operators as op
@@ -47,8 +47,6 @@ REASON_CODES = (
 )
 
 _ACCEPTS_Z = sys.version_info >= (3, 11)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MS = timedelta(milliseconds=1)
 
 
 @dataclass(slots=True)
@@ -98,6 +96,8 @@ class Decoder:
         self._score_scales = {n: (m.min, m.max) for n, m in settings.scores.items()}
         self._attribute_scales = {a.name: (a.min, a.max) for a in settings.attributes}
         self._channels = frozenset(CHANNELS)
+        self._score_values = {n: frozenset(range(lo, hi + 1)) for n, (lo, hi) in self._score_scales.items()}
+        self._attribute_values = {n: frozenset(range(lo, hi + 1)) for n, (lo, hi) in self._attribute_scales.items()}
 
     def decode(self, message: RawMessage) -> Feedback | DeadLetter:
         try:
@@ -123,54 +123,62 @@ class Decoder:
             raise _Invalid("invalid_json", f"not valid JSON: {exc}") from None
         if type(event) is not dict:
             raise _Invalid("not_an_object", f"expected a JSON object, got {type(event).__name__}")
-        event_id = _required_str(event, "event_id")
-        occurred_at = _required_str(event, "occurred_at")
-        site_id = _required_str(event, "site_id")
+        get = event.get
+        event_id, occurred_at, site_id = get("event_id"), get("occurred_at"), get("site_id")
+        # One cheap test for the usual case; the precise complaint is worked out only on failure.
+        if not (type(event_id) is str and type(occurred_at) is str and type(site_id) is str
+                and event_id and occurred_at and site_id):  # fmt: skip
+            for field in ("event_id", "occurred_at", "site_id"):
+                _required_str(event, field)
         if site_id not in self._sites:
             raise _Invalid("unknown_site", f"site_id {site_id!r} is not in the entity registry")
-        scores = self._ratings(event, "scores", self._score_scales)
-        attributes = self._ratings(event, "attributes", self._attribute_scales)
+        scores = get("scores")
+        attributes = get("attributes")
+        score_values = self._score_values
+        attribute_values = self._attribute_values
+        if type(scores) is dict:
+            for name, value in scores.items():
+                if type(value) is not int or value not in score_values.get(name, ()):
+                    self._bad_rating("scores", name, value, self._score_scales)
+        elif scores is None:
+            scores = {}
+        else:
+            raise _Invalid("bad_type", "scores must be an object of ratings")
+        if type(attributes) is dict:
+            for name, value in attributes.items():
+                if type(value) is not int or value not in attribute_values.get(name, ()):
+                    self._bad_rating("attributes", name, value, self._attribute_scales)
+        elif attributes is None:
+            attributes = {}
+        else:
+            raise _Invalid("bad_type", "attributes must be an object of ratings")
         if not scores and not attributes:
             raise _Invalid("missing_field", "no rating: scores and attributes are both empty")
-        channel = _optional_str(event, "channel")
+        channel = get("channel") or ""
         if channel and channel not in self._channels:
+            if type(channel) is not str:
+                raise _Invalid("bad_type", f"channel must be a string, got {type(channel).__name__}")
             raise _Invalid("unknown_channel", f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
-        customer = event.get("customer") or {}
+        journey_stage, comment, language = get("journey_stage") or "", get("comment") or "", get("language") or ""
+        if not (type(journey_stage) is str and type(comment) is str and type(language) is str):
+            for field in ("journey_stage", "comment", "language"):
+                _optional_str(event, field)
+        customer = get("customer") or {}
         if type(customer) is not dict:
             raise _Invalid("bad_type", "customer must be an object")
         return Feedback(
-            event_id=event_id,
-            ts_ms=_epoch_ms(occurred_at),
-            site_id=site_id,
-            channel=channel,
-            journey_stage=_optional_str(event, "journey_stage"),
-            scores=scores,
-            attributes=attributes,
-            comment=_optional_str(event, "comment"),
-            language=_optional_str(event, "language"),
-            customer=customer,
-            received_ms=message.received_ms,
-            position=message.position,
-        )
+            event_id, _epoch_ms(occurred_at), site_id, channel, journey_stage, scores, attributes,
+            comment, language, customer, message.received_ms, message.position,
+        )  # fmt: skip
 
     @staticmethod
-    def _ratings(event: dict, field: str, scales: dict[str, tuple[int, int]]) -> dict[str, int]:
-        ratings = event.get(field)
-        if ratings is None:
-            return {}
-        if type(ratings) is not dict:
-            raise _Invalid("bad_type", f"{field} must be an object of ratings")
-        for name, value in ratings.items():
-            scale = scales.get(name)
-            if scale is None:
-                raise _Invalid("unknown_question", f"{field}.{name} is not in the catalogue")
-            if type(value) is not int:
-                raise _Invalid("bad_type", f"{field}.{name} must be an integer, got {value!r}")
-            if not scale[0] <= value <= scale[1]:
-                raise _Invalid(
-                    "out_of_scale", f"{field}.{name}={value} is outside its scale {scale[0]}..{scale[1]}"
-                )
-        return ratings
+    def _bad_rating(field: str, name: str, value: Any, scales: dict[str, tuple[int, int]]) -> None:
+        scale = scales.get(name)
+        if scale is None:
+            raise _Invalid("unknown_question", f"{field}.{name} is not in the catalogue")
+        if type(value) is not int:
+            raise _Invalid("bad_type", f"{field}.{name} must be an integer, got {value!r}")
+        raise _Invalid("out_of_scale", f"{field}.{name}={value} is outside its scale {scale[0]}..{scale[1]}")
 
 
 def _required_str(event: dict, field: str) -> str:
@@ -200,7 +208,7 @@ def _epoch_ms(text: str) -> int:
         raise _Invalid("bad_timestamp", f"occurred_at {text!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         raise _Invalid("bad_timestamp", f"occurred_at {text!r} has no time zone (use Z or +HH:MM)")
-    return (moment - _EPOCH) // _MS
+    return round(moment.timestamp() * 1000)
 
 
 @operator

@@ -14,7 +14,7 @@ from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from flows.settings import SEVERITY_RANK, Settings, Site
-from operators.alerts import alert_id, new_alert
+from operators.alerts import alert_id, new_alert, now_ms
 from operators.decode import Feedback
 from operators.hot_rules import HotRules
 from operators.privacy import mask_pii
@@ -36,8 +36,15 @@ class HotAlertBuilder:
         self.cooldown_ms = int(settings.hot_alerts.cooldown.total_seconds() * 1000)
         self.questions = settings.questions()
 
-    def build(self, event: Feedback) -> dict[str, Any] | None:
-        matched = self.rules.matches(event.scores, event.attributes, event.comment, event.channel)
+    def matches(self, event: Feedback) -> list[tuple[str, str]]:
+        return self.rules.matches(event.scores, event.attributes, event.comment, event.channel)
+
+    def build(
+        self, event: Feedback, matched: list[tuple[str, str]] | None = None, detected_ms: int | None = None
+    ) -> dict[str, Any] | None:
+        """The alert for ``event`` (``matched``: its rules, if already evaluated), or None."""
+        if matched is None:
+            matched = self.matches(event)
         if not matched:
             return None
         site = self.sites[event.site_id]
@@ -79,6 +86,7 @@ class HotAlertBuilder:
             event_ms=event.ts_ms,
             owner=site.owner,
             team=site.team,
+            detected_ms=detected_ms,
             **extra,
         )
 
@@ -102,12 +110,14 @@ class _CooldownLogic(StatefulBatchLogic):
 
     def on_batch(self, values: list[list[Feedback]]):
         out = []
-        cooldown = self.builder.cooldown_ms
+        builder = self.builder
+        cooldown = builder.cooldown_ms
         last_alert = self.last_alert
+        detected_ms = now_ms()
         for events in values:
             for event in events:
-                alert = self.builder.build(event)
-                if alert is None:
+                matched = builder.matches(event)
+                if not matched:
                     continue
                 customer_id = event.customer.get("id")
                 if customer_id:
@@ -115,7 +125,7 @@ class _CooldownLogic(StatefulBatchLogic):
                     if previous is not None and 0 <= event.ts_ms - previous < cooldown:
                         continue
                     last_alert[customer_id] = event.ts_ms
-                out.append(alert)
+                out.append(builder.build(event, matched, detected_ms))
         if len(last_alert) > 1024:
             newest = max(last_alert.values())
             self.last_alert = {c: t for c, t in last_alert.items() if newest - t < cooldown}

@@ -9,18 +9,19 @@ is emitted too but kept, so that a resumed run completes it and re-emits it unde
 
 Windows are aligned to UTC (epoch multiples of their length).
 
->>> spec = WindowSpec([3_600_000], lateness_ms=0, thresholds={"nps": (6, 9)}, region_of={"s1": "north"})
+>>> spec = WindowSpec([3_600_000], lateness_ms=0, scales={"nps": (10, 6, 9)}, region_of={"s1": "north"})
 >>> state = SiteWindows(spec)
 >>> e = lambda ts, nps: Feedback("e", ts, "s1", "", "", {"nps": nps}, {}, "", "", {}, 0, "")
 >>> state.add([e(1_000, 10), e(2_000, 3)])
 []
->>> [row[:4] + row[6:] for row in state.add([e(3_600_000, 8)])]
-[('s1', 'north', 'nps', 3600, 2, 13, 6.5, 1, 0.5, 1, 0.5)]
+>>> state.add([e(3_600_000, 8)])  # site, region, question, length (s), start, n, sum, bottom, top
+[('s1', 'north', 'nps', 3600, 0, 2, 13, 1, 1)]
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import mul
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
@@ -32,22 +33,27 @@ from operators.decode import Feedback
 
 __all__ = ["ScoreRow", "SiteWindows", "WindowSpec", "WindowedBatch", "event_time_windows"]
 
-# (site_id, region, attribute, window_length_s, window_start_ms, window_end_ms,
-#  n, sum, mean, bottom_n, bottom_share, top_n, top_share) — the attribute_scores columns.
+# The attribute_scores columns a window sends; mean, shares and end are derived by ClickHouse.
 ScoreRow = tuple
 SCORE_COLUMNS = (
-    "site_id", "region", "attribute", "window_length", "window_start", "window_end",
-    "n", "sum", "mean", "bottom_n", "bottom_share", "top_n", "top_share",
+    "site_id", "region", "attribute", "window_length", "window_start", "n", "sum", "bottom_n", "top_n",
 )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class WindowSpec:
+    """Window lengths (each a multiple of the shortest), lateness, and every question's scale."""
+
     lengths_ms: list[int]
     lateness_ms: int
-    thresholds: dict[str, tuple[int, int]]  # question -> (bottom_max, top_min)
+    scales: dict[str, tuple[int, int, int]]  # question -> (max, bottom_max, top_min)
     region_of: dict[str, str] = field(default_factory=dict)
     wall_clock: bool = False
+
+    def __post_init__(self) -> None:
+        finest = min(self.lengths_ms)
+        if any(length % finest for length in self.lengths_ms):
+            raise ValueError("every window length must be a multiple of the shortest one")
 
 
 @dataclass(slots=True)
@@ -58,80 +64,110 @@ class WindowedBatch:
     rows: list[ScoreRow] = field(default_factory=list)
 
 
-class SiteWindows:
-    """The open windows of one site; plain data so that snapshots are cheap to copy."""
+Histograms = dict  # question -> list of counts indexed by rating value
+_VALUES = range(256)
 
-    __slots__ = ("site_id", "spec", "watermark", "open")
+
+class SiteWindows:
+    """The open windows of one site, as rating histograms; plain data so snapshots are cheap.
+
+    Only the shortest windows are updated per event (one increment per rating); longer windows
+    are sums of the shorter ones they contain, added up when those close.
+    """
+
+    __slots__ = ("site_id", "spec", "watermark", "fine", "coarse", "_finest", "_sizes")
 
     def __init__(self, spec: WindowSpec, snapshot: tuple | None = None):
         self.spec = spec
+        self._finest = min(spec.lengths_ms)
+        self._sizes = {q: scale[0] + 1 for q, scale in spec.scales.items()}
         self.site_id = ""  # learnt from the first event: bytewax builders are not told the key
         self.watermark: int = -(2**62)
-        # (length_ms, start_ms) -> question -> [n, sum, bottom_n, top_n]
-        self.open: dict[tuple[int, int], dict[str, list[int]]] = {}
+        self.fine: dict[int, Histograms] = {}  # start -> histograms of the shortest windows
+        self.coarse: dict[tuple[int, int], Histograms] = {}  # (length, start) -> rolled-up histograms
         if snapshot is not None:
-            self.site_id, self.watermark, open_windows = snapshot
-            self.open = {k: {q: list(a) for q, a in v.items()} for k, v in open_windows.items()}
+            self.site_id, self.watermark, fine, coarse = snapshot
+            self.fine = {k: {q: list(h) for q, h in v.items()} for k, v in fine.items()}
+            self.coarse = {k: {q: list(h) for q, h in v.items()} for k, v in coarse.items()}
 
     def snapshot(self) -> tuple:
-        windows = {k: {q: tuple(a) for q, a in v.items()} for k, v in self.open.items()}
-        return self.site_id, self.watermark, windows
+        fine = {k: {q: tuple(h) for q, h in v.items()} for k, v in self.fine.items()}
+        coarse = {k: {q: tuple(h) for q, h in v.items()} for k, v in self.coarse.items()}
+        return self.site_id, self.watermark, fine, coarse
 
     def add(self, events: Iterable[Feedback], now_ms: int | None = None) -> list[ScoreRow]:
-        """Aggregate on-time events, flag late ones, and return the rows of windows that closed."""
-        lengths = self.spec.lengths_ms
+        """Count on-time events, flag late ones, and return the rows of windows that closed."""
+        finest = self._finest
         lateness = self.spec.lateness_ms
-        thresholds = self.spec.thresholds
-        open_windows = self.open
+        sizes = self._sizes
+        fine = self.fine
         watermark = self.watermark if now_ms is None else max(self.watermark, now_ms)
         for event in events:
-            self.site_id = event.site_id
             ts = event.ts_ms
             if ts < watermark - lateness:
                 event.late = True
                 continue
             if ts > watermark:
                 watermark = ts
-            for length in lengths:
-                key = (length, ts - ts % length)
-                window = open_windows.get(key)
-                if window is None:
-                    window = open_windows[key] = {}
-                for ratings in (event.scores, event.attributes):
-                    for question, value in ratings.items():
-                        agg = window.get(question)
-                        if agg is None:
-                            agg = window[question] = [0, 0, 0, 0]
-                        agg[0] += 1
-                        agg[1] += value
-                        bottom_max, top_min = thresholds[question]
-                        if value <= bottom_max:
-                            agg[2] += 1
-                        elif value >= top_min:
-                            agg[3] += 1
+            start = ts - ts % finest
+            window = fine.get(start)
+            if window is None:
+                window = fine[start] = {}
+            for ratings in (event.scores, event.attributes):
+                for question, value in ratings.items():
+                    histogram = window.get(question)
+                    if histogram is None:
+                        histogram = window[question] = [0] * sizes[question]
+                    histogram[value] += 1
+        if events:
+            self.site_id = event.site_id
         self.watermark = watermark
         return self.close(watermark - lateness)
 
     def close(self, horizon_ms: int, keep: bool = False) -> list[ScoreRow]:
-        """Rows of the windows ending at or before ``horizon_ms``; forgotten unless ``keep``."""
-        done = [key for key in self.open if key[0] + key[1] <= horizon_ms]
+        """Rows of the windows ending at or before ``horizon_ms``; forgotten unless ``keep``.
+
+        With ``keep`` (end of input) nothing is rolled up or dropped, so a resumed run completes
+        the same windows.
+        """
+        finest = self._finest
         rows: list[ScoreRow] = []
-        for key in done:
-            window = self.open[key] if keep else self.open.pop(key)
-            rows.extend(self._rows(key, window))
+        coarse = {k: {q: list(h) for q, h in v.items()} for k, v in self.coarse.items()} if keep else self.coarse
+        for start in sorted(s for s in self.fine if s + finest <= horizon_ms):
+            window = self.fine[start] if keep else self.fine.pop(start)
+            rows.extend(self._rows(finest, start, window))
+            for length in self.spec.lengths_ms:
+                if length != finest:
+                    _merge_into(coarse.setdefault((length, start - start % length), {}), window)
+        for key in sorted(k for k in coarse if k[0] + k[1] <= horizon_ms):
+            rows.extend(self._rows(key[0], key[1], coarse[key] if keep else coarse.pop(key)))
         return rows
 
     def next_close_ms(self) -> int | None:
-        ends = [length + start for length, start in self.open]
+        ends = [start + self._finest for start in self.fine] + [l + s for l, s in self.coarse]
         return min(ends) + self.spec.lateness_ms if ends else None
 
-    def _rows(self, key: tuple[int, int], window: dict[str, list[int]]) -> Iterable[ScoreRow]:
-        length, start = key
-        for question, (n, total, bottom, top) in window.items():
+    def _rows(self, length: int, start: int, window: Histograms) -> Iterable[ScoreRow]:
+        site_id = self.site_id
+        region = self.spec.region_of.get(site_id, "")
+        scales = self.spec.scales
+        length_s = length // 1000
+        for question, histogram in window.items():
+            _, bottom_max, top_min = scales[question]
             yield (
-                self.site_id, self.spec.region_of.get(self.site_id, ""), question, length // 1000, start, start + length,
-                n, total, total / n, bottom, bottom / n, top, top / n,
+                site_id, region, question, length_s, start, sum(histogram),
+                sum(map(mul, histogram, _VALUES)), sum(histogram[: bottom_max + 1]), sum(histogram[top_min:]),
             )  # fmt: skip
+
+
+def _merge_into(target: Histograms, source: Histograms) -> None:
+    for question, histogram in source.items():
+        into = target.get(question)
+        if into is None:
+            target[question] = list(histogram)
+        else:
+            for value, count in enumerate(histogram):
+                into[value] += count
 
 
 def _now_ms() -> int:

@@ -36,16 +36,17 @@ CREATE TABLE IF NOT EXISTS {db}.attribute_scores
     attribute     LowCardinality(String) COMMENT 'a headline score (nps, csat, ces) or an attribute',
     window_length UInt32 COMMENT 'seconds',
     window_start  DateTime64(3, 'UTC'),
-    window_end    DateTime64(3, 'UTC'),
     n             UInt32,
     sum           UInt64,
-    mean          Float64,
     bottom_n      UInt32 COMMENT 'ratings <= bottom_max (detractors for nps)',
-    bottom_share  Float64,
     top_n         UInt32 COMMENT 'ratings >= top_min (promoters for nps)',
-    top_share     Float64
+    -- Derived here rather than sent: fewer values cross from Python to ClickHouse.
+    window_end    DateTime64(3, 'UTC') DEFAULT window_start + toIntervalSecond(window_length),
+    mean          Float64 DEFAULT sum / n,
+    bottom_share  Float64 DEFAULT bottom_n / n,
+    top_share     Float64 DEFAULT top_n / n
 )
-ENGINE = ReplacingMergeTree
+ENGINE = ReplacingMergeTree(n)  -- a window re-emitted after a resume has grown: keep the largest
 PARTITION BY toYYYYMM(window_start)
 ORDER BY (site_id, attribute, window_length, window_start)
 SETTINGS non_replicated_deduplication_window = 1000;

@@ -35,13 +35,13 @@ def merge_batches(items: list[TableBatch]) -> list[TableBatch]:
     >>> [(m.table, m.rows) for m in merge_batches([a, b])]
     [('alerts', [('a',), ('b',)])]
     """
-    groups: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
+    groups: dict[tuple[str, tuple[str, ...]], list[TableBatch]] = {}
     for item in items:
         if not isinstance(item, TableBatch):
             raise TypeError(f"ClickHouseSink expects TableBatch items, got {type(item).__name__}")
-        rows = groups.setdefault((item.table, tuple(item.columns)), [])
-        rows.extend(item.rows)
-    return [TableBatch(table, columns, rows) for (table, columns), rows in groups.items() if rows]
+        if len(item):
+            groups.setdefault((item.table, item.columns), []).append(item)
+    return [TableBatch.concat(batches) for batches in groups.values()]
 
 
 class _Partition(StatelessSinkPartition[TableBatch]):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from operator import itemgetter
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -133,16 +132,8 @@ def to_arrow(batch: TableBatch, columns: Sequence[tuple[str, str]]) -> pa.Table:
     unknown = [name for name in batch.columns if name not in types]
     if unknown:
         raise ValueError(f"table {batch.table} has no column {', '.join(unknown)}")
-    width = len(batch.columns)
-    if set(map(len, batch.rows)) - {width}:
-        bad = next(row for row in batch.rows if len(row) != width)
-        raise ValueError(f"a row of {batch.table} has {len(bad)} values for {width} columns: {bad!r}"[:300])
-    # One itemgetter pass per column: zip(*rows) allocates an iterator per row, and those
-    # allocations trigger garbage collections that cost more than the conversion itself.
-    rows = batch.rows
-    transposed = [list(map(itemgetter(i), rows)) for i in range(width)]
     arrays = []
-    for name, values in zip(batch.columns, transposed):
+    for name, values in zip(batch.columns, batch.data):
         ch_type = types[name]
         try:
             array = _column(values, arrow_type(ch_type))
@@ -171,7 +162,7 @@ class TableWriter:
 
     def insert(self, batch: TableBatch) -> int:
         """Insert every row of ``batch``; returns the number of rows sent."""
-        if not batch.rows:
+        if not len(batch):
             return 0
         table = to_arrow(batch, table_columns(self.client, self.database, batch.table))
 
@@ -183,9 +174,9 @@ class TableWriter:
 
         def describe(exc: BaseException, attempts: int, elapsed: float) -> str:
             return (
-                f"could not insert {len(batch.rows)} rows into {self.database}.{batch.table}: "
+                f"could not insert {len(batch)} rows into {self.database}.{batch.table}: "
                 f"warehouse unavailable for {elapsed:.0f}s ({attempts} attempts): {_reason(exc)}"
             )
 
         with_retries(attempt, max_retry_seconds=self.max_retry_seconds, describe=describe)
-        return len(batch.rows)
+        return len(batch)
