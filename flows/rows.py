@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -28,17 +27,13 @@ def feedback_rows(batch: WindowedBatch, region_of: dict[str, str]) -> list[Table
         TableBatch.from_columns(
             "feedback",
             {
+                "raw": [e.raw for e in events],
                 "event_id": [e.event_id for e in events],
                 "occurred_at": [e.ts_ms for e in events],
                 "received_at": [e.received_ms or e.ts_ms for e in events],
                 "site_id": [e.site_id for e in events],
                 "region": [region_of.get(e.site_id, "") for e in events],
-                "channel": [e.channel for e in events],
-                "journey_stage": [e.journey_stage for e in events],
-                "scores": [e.scores for e in events],
-                "attributes": [e.attributes for e in events],
                 "comment": [mask_pii(e.comment) for e in events],
-                "language": [e.language for e in events],
                 "customer_id": [str(c.get("id") or "") for c in customers],
                 "consent_contact": [1 if c.get("consent_contact") is True else 0 for c in customers],
                 "late": [1 if e.late else 0 for e in events],
@@ -52,33 +47,11 @@ def score_rows(batch: WindowedBatch) -> list[TableBatch]:
     return [TableBatch("attribute_scores", SCORE_COLUMNS, batch.rows)] if batch.rows else []
 
 
-def _ms(iso: str) -> int:
-    return round(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
-
-
 def alert_rows(alerts: list[dict[str, Any]]) -> list[TableBatch]:
+    """Alerts travel as their published JSON; the table extracts its columns from it."""
     if not alerts:
         return []
-    return [
-        TableBatch.from_columns(
-            "alerts",
-            {
-                "alert_id": [a["alert_id"] for a in alerts],
-                "kind": [a["kind"] for a in alerts],
-                "status": [a["status"] for a in alerts],
-                "severity": [a["severity"] for a in alerts],
-                "site_id": [a["site_id"] for a in alerts],
-                "region": [a["region"] for a in alerts],
-                "attribute": [a["attribute"] or "" for a in alerts],
-                "triggers": [a["triggers"] for a in alerts],
-                "message": [a["message"] for a in alerts],
-                "owner": [a["owner"] for a in alerts],
-                "event_time": [_ms(a["event_time"]) for a in alerts],
-                "detected_at": [_ms(a["detected_at"]) for a in alerts],
-                "payload": [orjson.dumps(a) for a in alerts],
-            },
-        )
-    ]
+    return [TableBatch.from_columns("alerts", {"payload": [orjson.dumps(a) for a in alerts]})]
 
 
 def dead_letter_rows(batch: DecodedBatch) -> list[TableBatch]:

@@ -65,6 +65,7 @@ class Feedback:
     customer: dict[str, Any]
     received_ms: int
     position: str
+    raw: bytes = b""  # the message as received, for stores that extract fields themselves
     late: bool = False
 
 
@@ -96,8 +97,8 @@ class Decoder:
         self._score_scales = {n: (m.min, m.max) for n, m in settings.scores.items()}
         self._attribute_scales = {a.name: (a.min, a.max) for a in settings.attributes}
         self._channels = frozenset(CHANNELS)
-        self._score_values = {n: frozenset(range(lo, hi + 1)) for n, (lo, hi) in self._score_scales.items()}
-        self._attribute_values = {n: frozenset(range(lo, hi + 1)) for n, (lo, hi) in self._attribute_scales.items()}
+        self._valid_scores = _valid_pairs(self._score_scales)
+        self._valid_attributes = _valid_pairs(self._attribute_scales)
 
     def decode(self, message: RawMessage) -> Feedback | DeadLetter:
         try:
@@ -134,20 +135,18 @@ class Decoder:
             raise _Invalid("unknown_site", f"site_id {site_id!r} is not in the entity registry")
         scores = get("scores")
         attributes = get("attributes")
-        score_values = self._score_values
-        attribute_values = self._attribute_values
+        # Set-level checks run in C: every (question, value) pair must be a valid one, and no
+        # value may be a bool (True == 1 would otherwise pass). Only a failure pays for a precise reason.
         if type(scores) is dict:
-            for name, value in scores.items():
-                if type(value) is not int or value not in score_values.get(name, ()):
-                    self._bad_rating("scores", name, value, self._score_scales)
+            if not scores.items() <= self._valid_scores or bool in set(map(type, scores.values())):
+                self._bad_ratings("scores", scores, self._score_scales)
         elif scores is None:
             scores = {}
         else:
             raise _Invalid("bad_type", "scores must be an object of ratings")
         if type(attributes) is dict:
-            for name, value in attributes.items():
-                if type(value) is not int or value not in attribute_values.get(name, ()):
-                    self._bad_rating("attributes", name, value, self._attribute_scales)
+            if not attributes.items() <= self._valid_attributes or bool in set(map(type, attributes.values())):
+                self._bad_ratings("attributes", attributes, self._attribute_scales)
         elif attributes is None:
             attributes = {}
         else:
@@ -168,17 +167,23 @@ class Decoder:
             raise _Invalid("bad_type", "customer must be an object")
         return Feedback(
             event_id, _epoch_ms(occurred_at), site_id, channel, journey_stage, scores, attributes,
-            comment, language, customer, message.received_ms, message.position,
+            comment, language, customer, message.received_ms, message.position, message.value,
         )  # fmt: skip
 
     @staticmethod
-    def _bad_rating(field: str, name: str, value: Any, scales: dict[str, tuple[int, int]]) -> None:
-        scale = scales.get(name)
-        if scale is None:
-            raise _Invalid("unknown_question", f"{field}.{name} is not in the catalogue")
-        if type(value) is not int:
-            raise _Invalid("bad_type", f"{field}.{name} must be an integer, got {value!r}")
-        raise _Invalid("out_of_scale", f"{field}.{name}={value} is outside its scale {scale[0]}..{scale[1]}")
+    def _bad_ratings(field: str, ratings: dict[str, Any], scales: dict[str, tuple[int, int]]) -> None:
+        for name, value in ratings.items():
+            scale = scales.get(name)
+            if scale is None:
+                raise _Invalid("unknown_question", f"{field}.{name} is not in the catalogue")
+            if type(value) is not int:
+                raise _Invalid("bad_type", f"{field}.{name} must be an integer, got {value!r}")
+            if not scale[0] <= value <= scale[1]:
+                raise _Invalid("out_of_scale", f"{field}.{name}={value} is outside its scale {scale[0]}..{scale[1]}")
+
+
+def _valid_pairs(scales: dict[str, tuple[int, int]]) -> frozenset[tuple[str, int]]:
+    return frozenset((name, value) for name, (low, high) in scales.items() for value in range(low, high + 1))
 
 
 def _required_str(event: dict, field: str) -> str:

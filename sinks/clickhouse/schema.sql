@@ -6,19 +6,23 @@
 
 CREATE DATABASE IF NOT EXISTS {db};
 
+-- Fields copied unchanged from the event are extracted here from `raw`, the validated event as
+-- received (an EPHEMERAL column: used by the DEFAULTs, never stored): parsing JSON in ClickHouse
+-- costs far less than converting nested Python dicts to Arrow.
 CREATE TABLE IF NOT EXISTS {db}.feedback
 (
+    raw             String EPHEMERAL COMMENT 'the event as received (not stored)',
     event_id        String,
     occurred_at     DateTime64(3, 'UTC'),
     received_at     DateTime64(3, 'UTC'),
     site_id         LowCardinality(String),
     region          LowCardinality(String),
-    channel         LowCardinality(String),
-    journey_stage   LowCardinality(String),
-    scores          Map(LowCardinality(String), UInt8),
-    attributes      Map(LowCardinality(String), UInt8),
-    comment         String COMMENT 'e-mail addresses and phone numbers masked',
-    language        LowCardinality(String),
+    channel         LowCardinality(String) DEFAULT JSONExtractString(raw, 'channel'),
+    journey_stage   LowCardinality(String) DEFAULT JSONExtractString(raw, 'journey_stage'),
+    scores          Map(LowCardinality(String), UInt8) DEFAULT JSONExtract(raw, 'scores', 'Map(String, UInt8)'),
+    attributes      Map(LowCardinality(String), UInt8) DEFAULT JSONExtract(raw, 'attributes', 'Map(String, UInt8)'),
+    comment         String COMMENT 'e-mail addresses, phone and card numbers masked',
+    language        LowCardinality(String) DEFAULT JSONExtractString(raw, 'language'),
     customer_id     String,
     consent_contact UInt8,
     late            UInt8 COMMENT '1 when later than windows.allowed_lateness: kept raw, not in attribute_scores',
@@ -51,21 +55,22 @@ PARTITION BY toYYYYMM(window_start)
 ORDER BY (site_id, attribute, window_length, window_start)
 SETTINGS non_replicated_deduplication_window = 1000;
 
+-- An alert is sent as its published JSON; the columns are extracted from it.
 CREATE TABLE IF NOT EXISTS {db}.alerts
 (
-    alert_id    String,
-    kind        LowCardinality(String),
-    status      LowCardinality(String),
-    severity    LowCardinality(String),
-    site_id     LowCardinality(String),
-    region      LowCardinality(String),
-    attribute   LowCardinality(String),
-    triggers    Array(String),
-    message     String,
-    owner       String,
-    event_time  DateTime64(3, 'UTC'),
-    detected_at DateTime64(3, 'UTC'),
-    payload     String COMMENT 'the alert as published (JSON)'
+    payload     String COMMENT 'the alert as published (JSON, see schemas/alert.schema.json)',
+    alert_id    String DEFAULT JSONExtractString(payload, 'alert_id'),
+    kind        LowCardinality(String) DEFAULT JSONExtractString(payload, 'kind'),
+    status      LowCardinality(String) DEFAULT JSONExtractString(payload, 'status'),
+    severity    LowCardinality(String) DEFAULT JSONExtractString(payload, 'severity'),
+    site_id     LowCardinality(String) DEFAULT JSONExtractString(payload, 'site_id'),
+    region      LowCardinality(String) DEFAULT JSONExtractString(payload, 'region'),
+    attribute   LowCardinality(String) DEFAULT JSONExtractString(payload, 'attribute'),
+    triggers    Array(String) DEFAULT JSONExtract(payload, 'triggers', 'Array(String)'),
+    message     String DEFAULT JSONExtractString(payload, 'message'),
+    owner       String DEFAULT JSONExtractString(payload, 'owner'),
+    event_time  DateTime64(3, 'UTC') DEFAULT parseDateTime64BestEffort(JSONExtractString(payload, 'event_time'), 3, 'UTC'),
+    detected_at DateTime64(3, 'UTC') DEFAULT parseDateTime64BestEffort(JSONExtractString(payload, 'detected_at'), 3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(detected_at)
 PARTITION BY toYYYYMM(event_time)
