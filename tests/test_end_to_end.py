@@ -1,0 +1,157 @@
+"""The whole embedded flow over the simulator, on real chDB, with one worker and with two.
+
+Checks what a user would: every accepted event is stored once, every rejected one is in
+dead_letters with its reason, every injected bad response fired its hot alert, and the windowed
+scores equal a recomputation from the stored raw events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+import pytest
+from bytewax.testing import TestingSink, cluster_main, run_main
+
+from flows.feedback_flow import FlowOutputs, build_flow
+from flows.stats import RunStats
+from sinks.clickhouse.client import close_all, connect
+from sinks.clickhouse.query import optimize_final
+from sinks.clickhouse.sink import ClickHouseSink
+from sources.simulator import Simulator, SimulatorSource
+
+pytestmark = pytest.mark.slow
+DAYS = 5
+
+
+@pytest.fixture(scope="module")
+def chdb_path(tmp_path_factory):
+    """chDB serves one data path per process: the module's tests share it, one database each."""
+    path = tmp_path_factory.mktemp("chdb") / "warehouse"
+    yield str(path)
+    close_all()
+
+
+@pytest.fixture(scope="module")
+def simulator(settings):
+    return Simulator(settings, seed=11, days=DAYS)
+
+
+def _run(settings, simulator, chdb_path, workers):
+    warehouse = settings.warehouse.model_copy(
+        update={"path": chdb_path, "url": None, "database": f"e2e_{workers}w", "batch_rows": 5000}
+    )
+    settings = settings.model_copy(update={"warehouse": warehouse})
+    alerts, dead = [], []
+    stats = RunStats()
+    outputs = FlowOutputs(
+        warehouse=ClickHouseSink(warehouse), alerts=[TestingSink(alerts)], dead_letters=[TestingSink(dead)]
+    )
+    flow = build_flow(settings, SimulatorSource(simulator, partitions=workers, batch_size=1000), outputs, stats)
+    if workers == 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    client = connect(warehouse)
+    optimize_final(client, warehouse.database)
+    return settings, client, stats, alerts, dead
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["run_main", "cluster_main-2-workers"])
+def outcome(request, settings, simulator, chdb_path):
+    return _run(settings, simulator, chdb_path, request.param)
+
+
+def _query(client, db, sql):
+    return client.query(sql.format(db=db)).result_rows
+
+
+def test_every_accepted_event_is_stored_once(outcome, simulator):
+    settings, client, stats, _, _ = outcome
+    db = settings.warehouse.database
+    malformed = [label for label in simulator.labels() if label["type"] == "malformed"]
+    assert stats.read == simulator.count()
+    assert stats.accepted == stats.read - len(malformed)
+    assert _query(client, db, "SELECT count(), uniqExact(event_id) FROM {db}.feedback")[0] == (
+        stats.accepted,
+        stats.accepted,
+    )
+
+
+def test_every_rejected_event_is_dead_lettered_with_its_reason(outcome, simulator):
+    settings, client, stats, _, dead = outcome
+    expected = {
+        label["raw_sha1"]: label["reason_code"] for label in simulator.labels() if label["type"] == "malformed"
+    }
+    assert {"invalid_json", "unknown_site", "out_of_scale", "missing_field", "bad_timestamp"} <= set(
+        expected.values()
+    )
+    rows = _query(client, settings.warehouse.database, "SELECT raw, reason_code, reason FROM {db}.dead_letters")
+    stored = {hashlib.sha1(raw if isinstance(raw, bytes) else raw.encode()).hexdigest(): code for raw, code, _ in rows}
+    assert stored == expected
+    assert all(reason for _, _, reason in rows)
+    assert len(dead) == stats.rejected == len(expected)
+
+
+def test_every_injected_bad_response_fires_its_hot_alert(outcome, simulator):
+    settings, client, _, alerts, _ = outcome
+    bad = {label["event_id"] for label in simulator.labels() if label["type"] == "bad_response"}
+    assert bad, "the simulation should inject a burst of bad responses"
+    hot = {alert["response"]["event_id"]: alert for alert in alerts if alert["kind"] == "hot"}
+    assert bad <= set(hot)
+    for event_id in bad:
+        alert = hot[event_id]
+        assert alert["owner"] == settings.site_map()[alert["site_id"]].owner
+        assert "contact" in alert  # burst customers consented
+    stored = _query(client, settings.warehouse.database, "SELECT count(), uniqExact(alert_id) FROM {db}.alerts")
+    assert stored[0] == (len(alerts), len(alerts))
+
+
+def test_late_flags_only_delayed_arrivals(outcome, simulator):
+    settings, client, stats, _, _ = outcome
+    delayed = {label["event_id"] for label in simulator.labels() if label["type"] == "late"}
+    late = {row[0] for row in _query(client, settings.warehouse.database, "SELECT event_id FROM {db}.feedback WHERE late")}
+    assert len(late) == stats.late
+    assert late <= delayed
+
+
+def test_attribute_scores_equal_a_recomputation_from_raw_events(outcome):
+    settings, client, _, _, _ = outcome
+    db = settings.warehouse.database
+    scales = settings.questions()
+    lengths = [int(length.total_seconds()) for length in settings.windows.lengths]
+    expected: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    events = _query(
+        client, db, "SELECT site_id, toUnixTimestamp64Milli(occurred_at), scores, attributes FROM {db}.feedback WHERE NOT late"
+    )
+    for site_id, ts, scores, attributes in events:
+        for question, value in {**scores, **attributes}.items():
+            for length in lengths:
+                agg = expected[(site_id, question, length, ts - ts % (length * 1000))]
+                agg[0] += 1
+                agg[1] += value
+                agg[2] += value <= scales[question].bottom_max
+                agg[3] += value >= scales[question].top_min
+    rows = _query(
+        client,
+        db,
+        "SELECT site_id, attribute, window_length, toUnixTimestamp64Milli(window_start), n, sum, bottom_n, top_n,"
+        " mean, bottom_share, window_end - window_start FROM {db}.attribute_scores",
+    )
+    got = {row[:4]: list(row[4:8]) for row in rows}
+    assert got == dict(expected)
+    for row in rows:
+        n, total, bottom = row[4], row[5], row[6]
+        assert row[8] == pytest.approx(total / n) and row[9] == pytest.approx(bottom / n)
+        assert row[10] == row[2]
+
+
+def test_one_and_two_workers_agree(settings, simulator, chdb_path):
+    results = {}
+    for workers in (1, 2):
+        s, client, stats, alerts, _ = _run(settings, simulator, chdb_path, workers)
+        counts = _query(
+            client, s.warehouse.database, "SELECT count(), sum(n), sum(sum) FROM {db}.attribute_scores"
+        )[0]
+        results[workers] = (stats.accepted, stats.rejected, stats.late, sorted(a["alert_id"] for a in alerts), counts)
+    assert results[1] == results[2]
