@@ -1,1 +1,26 @@
-"""Pure online detectors (river style): numbers in, scores out; no bytewax, no I/O."""
+"""Pure online detectors (river style): numbers in, scores out; no bytewax, no I/O.
+
+- :mod:`detectors.decayed` — time-decayed mean/variance with effective n (the building block);
+- :mod:`detectors.trend` — CUSUM below a reference and a decayed regression slope;
+- :mod:`detectors.expectation` — level against the site's own seasonal history (z);
+- :mod:`detectors.peer` — robust comparison with the sites of a peer group;
+- :mod:`detectors.importance` — online key-driver analysis (normalised weights);
+- :mod:`detectors.watch` — the per-series detectors of one (site, attribute) together.
+"""
+
+from detectors.decayed import DecayedMoments
+from detectors.expectation import SeasonalExpectation
+from detectors.importance import KeyDriverImportance
+from detectors.peer import PeerComparison, PeerGroup
+from detectors.trend import DownwardTrend
+from detectors.watch import AttributeWatch
+
+__all__ = [
+    "AttributeWatch",
+    "DecayedMoments",
+    "DownwardTrend",
+    "KeyDriverImportance",
+    "PeerComparison",
+    "PeerGroup",
+    "SeasonalExpectation",
+]

@@ -1,0 +1,104 @@
+"""Time-decayed mean and variance with an effective sample size: river's EWMean, on event time.
+
+``river.stats.EWMean`` fades per *observation*; feedback arrives unevenly (a hypermarket answers
+200 times a day, a kiosk 3 times), so here every observation fades with *time*: its weight halves
+every ``half_life_ms``. Besides the mean and variance the statistic keeps the sum of squared weights,
+which gives the effective number of responses behind the mean (Kish: ``W² / Σw²``) and so its
+standard error. ``weight`` is a decayed count: about how many responses fell within the last
+``half_life / ln 2``.
+
+An observation older than the newest one (a late response) is weighted as it would have been,
+without moving the clock back.
+
+>>> from detectors.decayed import DecayedMoments
+>>> day = 86_400_000
+>>> m = DecayedMoments(half_life_ms=day)
+>>> for i, x in enumerate([4, 5, 4, 5, 4, 5]):
+...     m.update(x, t_ms=i * 3_600_000)
+>>> round(m.get(), 2), round(m.n_eff, 1), round(m.std_err, 3)
+(4.51, 6.0, 0.224)
+>>> m.update(1, t_ms=2 * day)        # two days later: the old responses weigh a quarter each
+>>> round(m.get(), 2), round(m.weight, 2)
+(3.17, 2.61)
+"""
+
+from __future__ import annotations
+
+import math
+
+from river import stats
+
+__all__ = ["DecayedMoments", "decay_factor"]
+
+
+def decay_factor(elapsed_ms: float, half_life_ms: float) -> float:
+    """Weight left to an observation ``elapsed_ms`` old: ``2 ** (-elapsed / half_life)``."""
+    if elapsed_ms <= 0:
+        return 1.0
+    return 2.0 ** (-elapsed_ms / half_life_ms)
+
+
+class DecayedMoments(stats.base.Univariate):
+    """Weighted mean/variance (West's algorithm) whose weights halve every ``half_life_ms``."""
+
+    def __init__(self, half_life_ms: float = 7 * 86_400_000):
+        if half_life_ms <= 0:
+            raise ValueError("half_life_ms must be positive")
+        self.half_life_ms = half_life_ms
+        self.t_ms: int | None = None
+        self.w = 0.0  # sum of weights (a decayed count)
+        self.w2 = 0.0  # sum of squared weights
+        self.mean = 0.0
+        self.m2 = 0.0  # weighted sum of squared deviations
+
+    def update(self, x: float, t_ms: int | None = None, w: float = 1.0) -> None:
+        x = float(x)
+        if t_ms is not None:
+            if self.t_ms is None:
+                self.t_ms = t_ms
+            elif t_ms > self.t_ms:
+                f = decay_factor(t_ms - self.t_ms, self.half_life_ms)
+                self.w *= f
+                self.w2 *= f * f
+                self.m2 *= f
+                self.t_ms = t_ms
+            else:  # late: weigh it as old as it is
+                w *= decay_factor(self.t_ms - t_ms, self.half_life_ms)
+        if w <= 0.0:
+            return
+        self.w += w
+        self.w2 += w * w
+        delta = x - self.mean
+        self.mean += w / self.w * delta
+        self.m2 += w * delta * (x - self.mean)
+
+    def get(self) -> float:
+        return self.mean
+
+    @property
+    def weight(self) -> float:
+        """Decayed number of responses as of the last update."""
+        return self.w
+
+    def weight_at(self, t_ms: int) -> float:
+        """Decayed number of responses as of ``t_ms`` (fades while nobody answers)."""
+        if self.t_ms is None:
+            return 0.0
+        return self.w * decay_factor(t_ms - self.t_ms, self.half_life_ms)
+
+    @property
+    def n_eff(self) -> float:
+        """Effective number of independent responses behind :meth:`get`."""
+        return self.w * self.w / self.w2 if self.w2 > 0 else 0.0
+
+    @property
+    def var(self) -> float:
+        """Unbiased (reliability-weights) variance; 0 until two responses."""
+        denominator = self.w - self.w2 / self.w if self.w > 0 else 0.0
+        return max(self.m2 / denominator, 0.0) if denominator > 1e-12 else 0.0
+
+    @property
+    def std_err(self) -> float:
+        """Standard error of the decayed mean (inf while empty)."""
+        n = self.n_eff
+        return math.sqrt(self.var / n) if n > 0 else math.inf

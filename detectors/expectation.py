@@ -1,0 +1,145 @@
+"""Expectation: is the attribute where the site's own history says it should be right now?
+
+The expected rating at time *t* is the site's long-run level plus the effect of *t*'s cell
+(local day of week x block of hours), shrunk towards zero until the cell has seen enough
+responses: ``effect = Σ w·(x - level) / (Σ w + shrinkage)``. Waiting time really is worse at
+Saturday 18h; a Saturday-evening dip is not a surprise.
+
+Each response's residual (rating - expected) goes into a short, time-decayed *recent window*.
+The surprise is the recent mean residual over its standard error, which counts the responses
+(``σ/√n_eff``), the uncertainty of the level itself and a between-day variance (``day_sd``:
+days differ a little even when nothing is wrong), so a site with 3 responses today is no
+evidence: ``alarm`` needs ``z <= -z_threshold`` *and* a recent weight of ``min_n`` responses
+*and* a history of ``min_history`` responses.
+
+>>> from detectors.expectation import SeasonalExpectation
+>>> import random
+>>> rng, hour = random.Random(1), 3_600_000
+>>> det = SeasonalExpectation()
+>>> for i in range(24 * 28):                      # four quiet weeks, one response an hour
+...     _ = det.update(rng.gauss(4.0, 0.9), i * hour)
+>>> det.alarm, round(det.evidence()["expected"], 1)
+(False, 4.0)
+>>> for i in range(24 * 28, 24 * 30):             # then the attribute drops a full point
+...     _ = det.update(rng.gauss(3.0, 0.9), i * hour)
+>>> e = det.evidence()
+>>> det.alarm, e["z"] < -4, round(e["level"], 1), e["n"] >= 20
+(True, True, 3.1, True)
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+from detectors.decayed import DecayedMoments, decay_factor
+
+__all__ = ["SeasonalExpectation"]
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+class SeasonalExpectation:
+    """Site level + (day of week, hour block) effects, and the recent surprise against them."""
+
+    def __init__(
+        self,
+        half_life_days: float = 28.0,
+        recent_half_life_hours: float = 24.0,
+        block_hours: int = 3,
+        shrinkage: float = 20.0,
+        z_threshold: float = 4.0,
+        min_n: float = 15.0,
+        min_history: float = 60.0,
+        day_sd: float = 0.08,
+        sd_floor: float = 0.5,
+        utc_offset_hours: int = 0,
+    ):
+        if 24 % block_hours:
+            raise ValueError("block_hours must divide 24")
+        self.half_life_days = half_life_days
+        self.recent_half_life_hours = recent_half_life_hours
+        self.block_hours = block_hours
+        self.shrinkage = shrinkage
+        self.z_threshold = z_threshold
+        self.min_n = min_n
+        self.min_history = min_history
+        self.day_sd = day_sd
+        self.sd_floor = sd_floor
+        self.utc_offset_hours = utc_offset_hours
+        self._half_life_ms = half_life_days * DAY_MS
+        self.level = DecayedMoments(self._half_life_ms)
+        self.recent = DecayedMoments(recent_half_life_hours * HOUR_MS)  # of residuals
+        # Per cell: decayed weight, decayed sum of residuals against the level, time of last update.
+        self.cells = array("d", bytes(8 * 3 * 7 * (24 // block_hours)))
+        self.t_ms: int | None = None
+
+    def _cell(self, t_ms: int) -> int:
+        local = t_ms + self.utc_offset_hours * HOUR_MS
+        day = local // DAY_MS
+        return int(((day + 3) % 7) * (24 // self.block_hours) + (local - day * DAY_MS) // (self.block_hours * HOUR_MS))
+
+    def _effect(self, cell: int) -> float:
+        w, s = self.cells[3 * cell], self.cells[3 * cell + 1]
+        return s / (w + self.shrinkage) if w > 0 else 0.0
+
+    def expected(self, t_ms: int) -> float:
+        """The rating the site's history predicts at ``t_ms`` (level + shrunk cell effect)."""
+        return self.level.mean + self._effect(self._cell(t_ms))
+
+    def update(self, x: float, t_ms: int) -> float:
+        """Learn one rating; returns the expected value it was compared with."""
+        x = float(x)
+        level = self.level
+        cell = self._cell(t_ms)
+        has_history = level.w >= self.min_history
+        expected = level.mean + self._effect(cell) if level.w > 0 else x
+        if has_history:
+            self.recent.update(x - expected, t_ms)
+        cells, i = self.cells, 3 * cell
+        if level.w > 0:
+            if cells[i + 2] and t_ms > cells[i + 2]:
+                f = decay_factor(t_ms - cells[i + 2], self._half_life_ms)
+                cells[i] *= f
+                cells[i + 1] *= f
+            cells[i] += 1.0
+            cells[i + 1] += x - level.mean
+            cells[i + 2] = max(cells[i + 2], float(t_ms))
+        level.update(x, t_ms)
+        if self.t_ms is None or t_ms > self.t_ms:
+            self.t_ms = t_ms
+        return expected
+
+    @property
+    def sd(self) -> float:
+        return max(math.sqrt(self.level.var), self.sd_floor)
+
+    def evidence(self) -> dict[str, float]:
+        """Numbers behind the verdict: level, expected (recent), recent mean, n, standard error, z."""
+        recent, level = self.recent, self.level
+        n = recent.weight
+        residual = recent.mean if n > 0 else 0.0
+        sd = self.sd
+        if n > 0 and level.w > 0:
+            se = math.sqrt(sd * sd * recent.w2 / (recent.w * recent.w) + sd * sd / max(level.n_eff, 1.0)
+                           + self.day_sd**2)
+            z = residual / se
+        else:
+            se, z = math.inf, 0.0
+        expected_recent = level.mean  # the recent mean is level + seasonal + residual
+        return {
+            "level": level.mean + residual,
+            "expected": expected_recent,
+            "residual": residual,
+            "n": n,
+            "n_history": level.w,
+            "std_err": se,
+            "z": z,
+        }
+
+    @property
+    def alarm(self) -> bool:
+        if self.level.w < self.min_history or self.recent.weight < self.min_n:
+            return False
+        return self.evidence()["z"] <= -self.z_threshold

@@ -1,0 +1,145 @@
+"""Importance: online key-driver analysis — how much each attribute drives NPS (or CSAT).
+
+Respondents skip questions, so the statistic keeps time-decayed *pairwise-complete* moments:
+for every pair of variables (the target and each attribute), the decayed count, sums, sums of
+squares and cross-products over the responses that answered both. From them come the correlation
+of each attribute with the target and between attributes; a ridge-regularised regression on that
+correlation matrix gives standardised coefficients β, and the driver weights are Pratt's measure
+``β_j · r_j`` (its share of the explained variance), clipped at zero and normalised to sum to 1.
+Until ``min_n`` responses, or for an attribute nobody answered, weights fall back to equal shares.
+
+State is four small square matrices (attributes + 1), fixed once the catalogue is known: keep one
+instance per region and one overall.
+
+>>> from detectors.importance import KeyDriverImportance
+>>> import random
+>>> rng = random.Random(3)
+>>> kda = KeyDriverImportance()
+>>> for i in range(2000):
+...     wait, clean, layout = (rng.gauss(0, 1) for _ in range(3))
+...     x = {"waiting_time": wait, "cleanliness": clean, "store_layout": layout}
+...     if i % 3 == 0:
+...         del x["store_layout"]               # a skipped question
+...     kda.learn_one(x, 3 * wait + 1 * clean + rng.gauss(0, 1), t_ms=i * 60_000)
+>>> w = kda.weights()
+>>> round(sum(w.values()), 6), max(w, key=w.get), w["store_layout"] < 0.05
+(1.0, 'waiting_time', True)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from detectors.decayed import decay_factor
+
+__all__ = ["KeyDriverImportance"]
+
+DAY_MS = 86_400_000
+
+
+class KeyDriverImportance:
+    """Decayed pairwise moments of (target, attributes) and normalised driver weights."""
+
+    def __init__(self, half_life_days: float = 30.0, ridge: float = 0.05, min_n: float = 50.0,
+                 names: list[str] | tuple[str, ...] = ()):
+        self.half_life_days = half_life_days
+        self.ridge = ridge
+        self.min_n = min_n
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+        size = 1
+        self.w = np.zeros((size, size))
+        self.s = np.zeros((size, size))  # s[i, j]: sum of x_i over responses answering i and j
+        self.ss = np.zeros((size, size))  # sum of x_i² over the same
+        self.sxy = np.zeros((size, size))  # sum of x_i x_j
+        self.t_ms: int | None = None
+        for name in names:
+            self._add(name)
+
+    def _add(self, name: str) -> int:
+        i = len(self.names) + 1  # 0 is the target
+        self.names.append(name)
+        self.index[name] = i
+        for attr in ("w", "s", "ss", "sxy"):
+            old = getattr(self, attr)
+            new = np.zeros((i + 1, i + 1))
+            new[:i, :i] = old
+            setattr(self, attr, new)
+        return i
+
+    def learn_one(self, x: dict[str, float], y: float, t_ms: int | None = None) -> None:
+        """Learn one response: attribute ratings ``x`` (missing ones absent) and target ``y``."""
+        weight = 1.0
+        if t_ms is not None:
+            if self.t_ms is None:
+                self.t_ms = t_ms
+            elif t_ms > self.t_ms:
+                f = decay_factor(t_ms - self.t_ms, self.half_life_days * DAY_MS)
+                for m in (self.w, self.s, self.ss, self.sxy):
+                    m *= f
+                self.t_ms = t_ms
+            else:
+                weight = decay_factor(self.t_ms - t_ms, self.half_life_days * DAY_MS)
+        rows = [0]
+        values = [float(y)]
+        for name, value in x.items():
+            if value is None:
+                continue
+            i = self.index.get(name)
+            if i is None:
+                i = self._add(name)
+            rows.append(i)
+            values.append(float(value))
+        ix = np.ix_(rows, rows)
+        v = np.asarray(values)
+        self.w[ix] += weight
+        self.s[ix] += weight * v[:, None]
+        self.ss[ix] += weight * (v * v)[:, None]
+        self.sxy[ix] += weight * np.outer(v, v)
+
+    @property
+    def n(self) -> float:
+        """Decayed number of responses with a target."""
+        return float(self.w[0, 0])
+
+    def correlations(self) -> np.ndarray:
+        """Pairwise-complete correlation matrix, target first (0 where undetermined)."""
+        w = np.where(self.w > 0, self.w, 1.0)
+        mean_i = self.s / w
+        mean_j = self.s.T / w
+        cov = self.sxy / w - mean_i * mean_j
+        var_i = np.maximum(self.ss / w - mean_i**2, 0.0)
+        var_j = var_i.T
+        denominator = np.sqrt(var_i * var_j)
+        r = np.where((denominator > 1e-12) & (self.w >= 2), cov / np.where(denominator > 0, denominator, 1.0), 0.0)
+        np.fill_diagonal(r, 1.0)
+        return np.clip(r, -1.0, 1.0)
+
+    def weights(self) -> dict[str, float]:
+        """Normalised importance of each attribute (sums to 1; equal shares until enough data)."""
+        k = len(self.names)
+        if k == 0:
+            return {}
+        if self.n < self.min_n:
+            return {name: 1.0 / k for name in self.names}
+        r = self.correlations()
+        rxx, rxy = r[1:, 1:], r[1:, 0]
+        answered = np.diag(self.w)[1:] >= 2
+        beta = np.zeros(k)
+        if answered.any():
+            sub = np.ix_(answered, answered)
+            beta[answered] = np.linalg.solve(rxx[sub] + self.ridge * np.eye(int(answered.sum())), rxy[answered])
+        share = np.clip(beta * rxy, 0.0, None)
+        total = share.sum()
+        if not math.isfinite(total) or total <= 0:
+            return {name: 1.0 / k for name in self.names}
+        return {name: float(share[i] / total) for i, name in enumerate(self.names)}
+
+    def evidence(self) -> dict[str, float]:
+        """Weights plus the correlation of each attribute with the target, prefixed ``r_``."""
+        r = self.correlations()[0, 1:]
+        out: dict[str, float] = {"n": self.n, **self.weights()}
+        out.update({f"r_{name}": float(r[i]) for i, name in enumerate(self.names)})
+        return out

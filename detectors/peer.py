@@ -1,0 +1,120 @@
+"""Peer comparison: a site's recent level against sites of the same region (and kind).
+
+Two objects, because the comparison needs cross-site state while detectors know numbers, not sites:
+
+- :class:`PeerGroup` holds, for one group of peers (e.g. one region and attribute), each member's
+  recent mean, number of responses and spread, under an opaque member id. It compares one member
+  with the *others* robustly: median and MAD (scaled to a standard deviation), and only when at
+  least ``min_peers`` peers have ``min_n`` responses each;
+- :class:`PeerComparison` watches one series: its recent time-decayed mean (``update``), the
+  :meth:`summary` it publishes to its group, and the verdict (``evidence(group, member)``).
+
+The z-score divides the gap to the peer median by the peers' spread (which already holds their own
+sampling noise) and the member's own standard error, so a site with few responses is not singled
+out; ``alarm`` also needs a gap of at least ``min_gap`` rating points.
+
+>>> from detectors.peer import PeerComparison, PeerGroup
+>>> group = PeerGroup(min_peers=4, min_n=20)
+>>> for member, mean in [("a", 4.1), ("b", 4.0), ("c", 3.9), ("d", 4.2), ("e", 4.0)]:
+...     group.update(member, mean, n=60, sd=0.9)
+>>> site = PeerComparison(half_life_hours=72)
+>>> for i in range(60):
+...     site.update(3.1, t_ms=i * 3_600_000)
+>>> group.update("f", *site.summary())
+>>> e = site.evidence(group, "f")
+>>> e["peer_median"], e["n_peers"], site.alarm, round(e["gap"], 1)
+(4.0, 5.0, True, -0.9)
+>>> group.compare("f", 3.1, 2.0, 0.9)["z"] > -3   # the same level on 2 responses: no evidence
+True
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import median
+
+from detectors.decayed import DecayedMoments
+
+__all__ = ["PeerComparison", "PeerGroup"]
+
+HOUR_MS = 3_600_000
+_MAD_TO_SD = 1.4826
+
+
+class PeerGroup:
+    """Recent mean, n and spread of each member of a peer group; robust comparisons."""
+
+    def __init__(self, min_peers: int = 5, min_n: float = 20.0, spread_floor: float = 0.1):
+        self.min_peers = min_peers
+        self.min_n = min_n
+        self.spread_floor = spread_floor
+        self.members: dict[str, tuple[float, float, float]] = {}
+
+    def update(self, member: str, mean: float, n: float, sd: float = 1.0) -> None:
+        self.members[str(member)] = (float(mean), float(n), float(sd))
+
+    def remove(self, member: str) -> None:
+        self.members.pop(member, None)
+
+    def peers(self, member: str) -> list[float]:
+        """Recent means of the other members with enough responses."""
+        min_n = self.min_n
+        return [m for key, (m, n, _) in self.members.items() if key != member and n >= min_n]
+
+    def compare(self, member: str, mean: float, n: float, sd: float) -> dict[str, float] | None:
+        """Gap and robust z of ``mean`` (on ``n`` responses) against the other members, or None."""
+        others = self.peers(member)
+        if len(others) < self.min_peers:
+            return None
+        med = median(others)
+        spread = max(_MAD_TO_SD * median(abs(m - med) for m in others), self.spread_floor)
+        se = sd / math.sqrt(n) if n > 0 else math.inf
+        scale = math.sqrt(spread * spread + se * se)
+        gap = mean - med
+        return {"peer_median": med, "peer_spread": spread, "n_peers": float(len(others)), "gap": gap,
+                "z": gap / scale}
+
+
+class PeerComparison:
+    """One series' recent level, and how it compares with its :class:`PeerGroup`."""
+
+    def __init__(
+        self,
+        half_life_hours: float = 72.0,
+        z_threshold: float = 3.0,
+        min_n: float = 20.0,
+        min_gap: float = 0.3,
+        sd_floor: float = 0.5,
+    ):
+        self.half_life_hours = half_life_hours
+        self.z_threshold = z_threshold
+        self.min_n = min_n
+        self.min_gap = min_gap
+        self.sd_floor = sd_floor
+        self.recent = DecayedMoments(half_life_hours * HOUR_MS)
+        self.last: dict[str, float] | None = None  # the latest comparison
+
+    def update(self, x: float, t_ms: int) -> None:
+        self.recent.update(x, t_ms)
+
+    def summary(self) -> tuple[float, float, float]:
+        """(recent mean, effective n, sd): what the series publishes to its peer group."""
+        r = self.recent
+        return r.mean, r.n_eff, max(math.sqrt(r.var), self.sd_floor)
+
+    def evidence(self, group: PeerGroup | None = None, member: str = "") -> dict[str, float]:
+        """Compare with ``group`` (if given) and remember the result; level, n and the comparison."""
+        mean, n, sd = self.summary()
+        if group is not None:
+            self.last = group.compare(member, mean, n, sd) if n >= self.min_n else None
+        out = {"level": mean, "n": n}
+        if self.last is not None:
+            out.update(self.last)
+        return out
+
+    @property
+    def alarm(self) -> bool:
+        last = self.last
+        if last is None or self.recent.n_eff < self.min_n:
+            return False
+        return last["z"] <= -self.z_threshold and last["gap"] <= -self.min_gap

@@ -1,0 +1,163 @@
+"""Trend: a sustained downward movement of an attribute at a site.
+
+Two complementary statistics on the rating stream:
+
+- a one-sided **CUSUM** (the optimal detector of a step): each response adds its standardised
+  shortfall below the reference, less an allowance ``k`` (in standard deviations), and the sum is
+  floored at zero. A sum reaching ``h`` is the alarm. Every response adds at most a few units, so
+  a handful of bad responses never gets there: the threshold is a sample-size requirement. The
+  reference is the long-run decayed level, or the seasonal ``expected`` value when the caller has
+  one (:class:`detectors.expectation.SeasonalExpectation`), so a busy Saturday is not a drop;
+- a time-decayed **least-squares slope** (rating points per day) with its standard error, which
+  counts responses *and* a between-day variance: a slow decline the CUSUM allowance would absorb.
+  It alarms when ``slope / se <= -slope_z`` and the decline over the window exceeds
+  ``min_decline``. (``slope_z = 0`` turns it off.)
+
+>>> from detectors.trend import DownwardTrend
+>>> import random
+>>> rng, hour = random.Random(7), 3_600_000
+>>> det = DownwardTrend()
+>>> for i in range(24 * 14):
+...     det.update(rng.gauss(4.0, 0.9), i * hour)
+>>> det.alarm, round(det.evidence()["level"], 1)
+(False, 4.0)
+>>> for i in range(24 * 14, 24 * 16):
+...     det.update(rng.gauss(3.2, 0.9), i * hour)
+>>> e = det.evidence()
+>>> det.alarm, e["cusum"] >= e["threshold"], 0.5 < e["drop"] < 1.2
+(True, True, True)
+"""
+
+from __future__ import annotations
+
+import math
+
+from detectors.decayed import DecayedMoments
+
+__all__ = ["DownwardTrend"]
+
+DAY_MS = 86_400_000
+
+
+class DownwardTrend:
+    """CUSUM below a reference plus a decayed regression slope, for one rating series."""
+
+    def __init__(
+        self,
+        k: float = 0.25,
+        h: float = 14.0,
+        half_life_days: float = 21.0,
+        slope_half_life_days: float = 7.0,
+        slope_z: float = 4.0,
+        min_decline: float = 0.35,
+        min_history: float = 40.0,
+        day_sd: float = 0.08,
+        sd_floor: float = 0.5,
+        max_step: float = 2.0,
+    ):
+        self.k = k
+        self.h = h
+        self.half_life_days = half_life_days
+        self.slope_half_life_days = slope_half_life_days
+        self.slope_z = slope_z
+        self.min_decline = min_decline
+        self.min_history = min_history
+        self.day_sd = day_sd
+        self.sd_floor = sd_floor
+        self.max_step = max_step
+        self.baseline = DecayedMoments(half_life_days * DAY_MS)
+        self.cusum = 0.0
+        self.run_n = 0  # responses since the CUSUM left zero
+        self.run_shortfall = 0.0  # their summed shortfall in rating points
+        # Decayed regression sums; times in days relative to the newest update (t_ms).
+        self.t_ms: int | None = None
+        self.sw = self.st = self.sx = self.stt = self.stx = 0.0
+
+    def update(self, x: float, t_ms: int, expected: float | None = None) -> None:
+        """Learn one rating; ``expected`` (if given) is the seasonal reference to compare with."""
+        x = float(x)
+        base = self.baseline
+        if base.w >= self.min_history:
+            reference = base.mean if expected is None else float(expected)
+            sd = max(math.sqrt(base.var), self.sd_floor)
+            step = min((reference - x) / sd, self.max_step) - self.k
+            self.cusum += step
+            if self.cusum <= 0.0:
+                self.cusum, self.run_n, self.run_shortfall = 0.0, 0, 0.0
+            else:
+                self.run_n += 1
+                self.run_shortfall += reference - x
+        base.update(x, t_ms)
+        self._regress(x, t_ms)
+
+    def _regress(self, x: float, t_ms: int) -> None:
+        if self.t_ms is None:
+            self.t_ms = t_ms
+        t = (t_ms - self.t_ms) / DAY_MS
+        if t > 0:  # move the origin to now, then fade
+            d = t
+            self.stt += -2 * d * self.st + d * d * self.sw
+            self.stx -= d * self.sx
+            self.st -= d * self.sw
+            f = 2.0 ** (-d / self.slope_half_life_days)
+            self.sw *= f
+            self.st *= f
+            self.sx *= f
+            self.stt *= f
+            self.stx *= f
+            self.t_ms = t_ms
+            t = 0.0
+        w = 2.0 ** (t / self.slope_half_life_days)  # t <= 0: a late response weighs less
+        self.sw += w
+        self.st += w * t
+        self.sx += w * x
+        self.stt += w * t * t
+        self.stx += w * t * x
+
+    def slope(self) -> tuple[float, float]:
+        """Slope in rating points per day and its standard error (0, inf while undetermined)."""
+        sw = self.sw
+        if sw < 3:
+            return 0.0, math.inf
+        ctt = self.stt - self.st * self.st / sw
+        if ctt <= 1e-9:
+            return 0.0, math.inf
+        slope = (self.stx - self.st * self.sx / sw) / ctt
+        sd = max(math.sqrt(self.baseline.var), self.sd_floor)
+        # Responses are not independent within a day: add a day-level term (rate = sw / span days).
+        span = self.slope_half_life_days / math.log(2)
+        per_day = sw / span
+        var = sd * sd / ctt + self.day_sd**2 * per_day / ctt
+        return slope, math.sqrt(var)
+
+    def evidence(self) -> dict[str, float]:
+        slope, se = self.slope()
+        span = self.slope_half_life_days / math.log(2)
+        return {
+            "level": self.baseline.mean,
+            "n_history": self.baseline.w,
+            "cusum": self.cusum,
+            "threshold": self.h,
+            "n": float(self.run_n),
+            "drop": self.run_shortfall / self.run_n if self.run_n else 0.0,
+            "slope": slope,
+            "slope_se": se,
+            "slope_z": slope / se if se < math.inf else 0.0,
+            "decline": -slope * span,
+        }
+
+    @property
+    def step_alarm(self) -> bool:
+        return self.cusum >= self.h
+
+    @property
+    def slope_alarm(self) -> bool:
+        if self.slope_z <= 0 or self.baseline.w < self.min_history:
+            return False
+        slope, se = self.slope()
+        span = self.slope_half_life_days / math.log(2)
+        return se < math.inf and slope / se <= -self.slope_z and -slope * span >= self.min_decline
+
+    @property
+    def alarm(self) -> bool:
+        return self.step_alarm or self.slope_alarm

@@ -1,0 +1,95 @@
+"""One (site, attribute) series watched by all three per-series detectors at once.
+
+:class:`AttributeWatch` feeds each rating to the :class:`SeasonalExpectation` first, then to the
+:class:`DownwardTrend` with the expected value as its reference (so seasonality is not a trend),
+and to the :class:`PeerComparison`. ``evidence`` gathers their numbers under one flat dict and
+``triggers`` names the detectors in alarm. The peer verdict needs the series' :class:`PeerGroup`,
+which the caller (the operator that owns the keys) passes in.
+
+>>> from detectors.watch import AttributeWatch
+>>> import random
+>>> rng, hour = random.Random(5), 3_600_000
+>>> watch = AttributeWatch()
+>>> for i in range(24 * 21):
+...     watch.update(rng.gauss(4.0, 0.9), i * hour)
+>>> watch.triggers()
+[]
+>>> for i in range(24 * 21, 24 * 24):
+...     watch.update(rng.gauss(3.0, 0.9), i * hour)
+>>> watch.triggers()
+['trend', 'expectation']
+>>> e = watch.evidence()
+>>> round(e["baseline"], 1), round(e["level"], 1), e["z"] < -4
+(3.8, 3.0, True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detectors.expectation import SeasonalExpectation
+from detectors.peer import PeerComparison, PeerGroup
+from detectors.trend import DownwardTrend
+
+__all__ = ["AttributeWatch"]
+
+
+class AttributeWatch:
+    """Trend, expectation and peer detectors of one series (built from keyword dicts)."""
+
+    def __init__(self, trend: dict[str, Any] | None = None, expectation: dict[str, Any] | None = None,
+                 peer: dict[str, Any] | None = None):
+        self.expectation = SeasonalExpectation(**(expectation or {}))
+        self.trend = DownwardTrend(**(trend or {}))
+        self.peer = PeerComparison(**(peer or {}))
+        self.t_ms = 0
+        self.count = 0
+
+    def update(self, x: float, t_ms: int) -> None:
+        expected = self.expectation.update(x, t_ms)
+        self.trend.update(x, t_ms, expected if self.expectation.level.w >= self.trend.min_history else None)
+        self.peer.update(x, t_ms)
+        self.count += 1
+        if t_ms > self.t_ms:
+            self.t_ms = t_ms
+
+    def compare(self, group: PeerGroup | None, member: str = "") -> None:
+        """Refresh the peer verdict against ``group``."""
+        self.peer.evidence(group, member)
+
+    def triggers(self) -> list[str]:
+        out = []
+        if self.trend.alarm:
+            out.append("trend")
+        if self.expectation.alarm:
+            out.append("expectation")
+        if self.peer.alarm:
+            out.append("peer")
+        return out
+
+    def evidence(self) -> dict[str, float]:
+        """Flat numbers: level (recent), baseline (expected), z, n, slope, cusum, peer median..."""
+        ex = self.expectation.evidence()
+        tr = self.trend.evidence()
+        pe = self.peer.evidence()
+        out = {
+            "level": ex["level"],
+            "baseline": ex["expected"],
+            "z": ex["z"],
+            "n": ex["n"],
+            "std_err": ex["std_err"],
+            "n_history": ex["n_history"],
+            "cusum": tr["cusum"],
+            "cusum_threshold": tr["threshold"],
+            "drop": tr["drop"],
+            "slope": tr["slope"],
+            "slope_z": tr["slope_z"],
+            "peer_level": pe["level"],
+            "peer_n": pe["n"],
+        }
+        for key in ("peer_median", "peer_spread", "n_peers", "gap"):
+            if key in pe:
+                out[key] = pe[key]
+        if "z" in pe:
+            out["peer_z"] = pe["z"]
+        return out

@@ -1,0 +1,196 @@
+"""One contract, every detector: pickle round-trip, bounded state, determinism, no aliasing, budget.
+
+Each case says how to build a detector, how to feed it update *i* from a seeded random stream,
+and which numbers it outputs; the checks below drive all of them the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+import random
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+
+from detectors import (
+    AttributeWatch,
+    DecayedMoments,
+    DownwardTrend,
+    KeyDriverImportance,
+    PeerComparison,
+    PeerGroup,
+    SeasonalExpectation,
+)
+
+MINUTE = 60_000
+ATTRS = ("waiting_time", "cleanliness", "staff_friendliness", "store_layout")
+SERIES_BUDGET_BYTES = 8 * 1024
+
+
+def _rating(rng: random.Random) -> float:
+    return float(min(5, max(1, round(rng.gauss(3.9, 0.95)))))
+
+
+def _feed_series(det, i: int, rng: random.Random) -> None:
+    det.update(_rating(rng), i * 7 * MINUTE)
+
+
+def _feed_moments(det, i: int, rng: random.Random) -> None:
+    late = rng.random() < 0.01  # a late response now and then
+    det.update(_rating(rng), (i - 30 * late) * 7 * MINUTE)
+
+
+def _feed_watch(det: AttributeWatch, i: int, rng: random.Random) -> None:
+    det.update(_rating(rng), i * 7 * MINUTE)
+    if i % 50 == 0:
+        group = PeerGroup(min_peers=3, min_n=5)
+        for j in range(4):
+            group.update(f"p{j}", 3.9 + 0.05 * j, 40.0, 0.9)
+        det.compare(group, "me")
+
+
+def _response(i: int, rng: random.Random) -> tuple[dict[str, float], float]:
+    x = {a: _rating(rng) for a in ATTRS if rng.random() < 0.85}
+    y = float(min(10, max(0, round(6 + 1.2 * (x.get("waiting_time", 3.9) - 3.9) + rng.gauss(2, 1.5)))))
+    return x, y
+
+
+def _feed_importance(det: KeyDriverImportance, i: int, rng: random.Random) -> None:
+    x, y = _response(i, rng)
+    det.learn_one(x, y, i * MINUTE)
+
+
+def _feed_group(det: PeerGroup, i: int, rng: random.Random) -> None:
+    det.update(f"site-{i % 12}", 3.5 + rng.random(), 10 + 50 * rng.random(), 0.9)
+
+
+def _compare_group(det: PeerGroup) -> dict[str, Any]:
+    return det.compare("site-0", 3.4, 40.0, 0.9) or {}
+
+
+def _peer_outputs(det: PeerComparison) -> dict[str, Any]:
+    group = PeerGroup(min_peers=3, min_n=5)
+    for j in range(4):
+        group.update(f"p{j}", 4.2 + 0.05 * j, 40.0, 0.9)
+    return {**det.evidence(group, "me"), "alarm": det.alarm}
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable[[], Any]
+    feed: Callable[[Any, int, random.Random], None]
+    outputs: Callable[[Any], Any]
+    per_series: bool = True  # held once per (site, attribute): the 8 KB budget applies
+
+
+CASES = [
+    Case("DecayedMoments", lambda: DecayedMoments(86_400_000), _feed_moments,
+         lambda d: (d.get(), d.var, d.n_eff, d.weight, d.std_err)),
+    Case("SeasonalExpectation", lambda: SeasonalExpectation(utc_offset_hours=1), _feed_series,
+         lambda d: ({**d.evidence(), "expected_now": d.expected(d.t_ms or 0)}, d.alarm)),
+    Case("DownwardTrend", DownwardTrend, _feed_series, lambda d: (d.evidence(), d.alarm)),
+    Case("PeerComparison", PeerComparison, _feed_series, _peer_outputs),
+    Case("AttributeWatch", AttributeWatch, _feed_watch, lambda d: (d.evidence(), d.triggers())),
+    Case("KeyDriverImportance", KeyDriverImportance, _feed_importance, lambda d: d.evidence(), False),
+    Case("PeerGroup", PeerGroup, _feed_group, _compare_group, False),
+]
+
+
+def _run(case: Case, n: int, seed: int = 0, det=None, start: int = 0):
+    det = case.build() if det is None else det
+    rng = random.Random(seed)
+    for i in range(start, start + n):
+        case.feed(det, i, rng)
+    return det
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that treats nan == nan (outputs are floats)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@pytest.fixture(params=CASES, ids=lambda c: c.name)
+def case(request) -> Case:
+    return request.param
+
+
+def test_pickle_round_trip_gives_identical_outputs(case: Case):
+    det = _run(case, 3_000)
+    clone = pickle.loads(pickle.dumps(det))
+    assert _same(case.outputs(clone), case.outputs(det))
+    _run(case, 500, seed=1, det=det, start=3_000)
+    _run(case, 500, seed=1, det=clone, start=3_000)
+    assert _same(case.outputs(clone), case.outputs(det))
+
+
+def test_deterministic_for_a_seed(case: Case):
+    assert _same(case.outputs(_run(case, 2_000, seed=7)), case.outputs(_run(case, 2_000, seed=7)))
+
+
+def test_state_does_not_grow(case: Case):
+    det = _run(case, 10_000)
+    at_10k = len(pickle.dumps(det))
+    _run(case, 90_000, seed=1, det=det, start=10_000)
+    at_100k = len(pickle.dumps(det))
+    assert at_100k <= at_10k * 1.02 + 64, (at_10k, at_100k)
+    if case.per_series:
+        assert at_100k <= SERIES_BUDGET_BYTES
+
+
+def test_input_is_not_aliased():
+    """Mutating what was passed in after the update changes nothing."""
+    kda_a, kda_b = KeyDriverImportance(), KeyDriverImportance()
+    rng = random.Random(3)
+    for i in range(300):
+        x, y = _response(i, rng)
+        kept = copy.deepcopy(x)
+        kda_a.learn_one(x, y, i * MINUTE)
+        kda_b.learn_one(kept, y, i * MINUTE)
+        x.clear()
+        x["cleanliness"] = 1.0
+    assert _same(kda_a.evidence(), kda_b.evidence())
+
+    group_a, group_b = PeerGroup(min_peers=2, min_n=1), PeerGroup(min_peers=2, min_n=1)
+    for j, values in enumerate([[4.0, 30.0, 0.9], [4.2, 30.0, 0.9], [3.8, 30.0, 0.9]]):
+        group_a.update(f"s{j}", *values)
+        group_b.update(f"s{j}", *list(values))
+        values[0] = 1.0
+    assert _same(group_a.compare("x", 3.0, 30, 0.9), group_b.compare("x", 3.0, 30, 0.9))
+
+    watch_a, watch_b = AttributeWatch(), AttributeWatch()
+    params = {"k": 0.3}
+    watch_c = AttributeWatch(trend=params)
+    params["k"] = 5.0  # configuration dicts are not kept either
+    assert watch_c.trend.k == 0.3
+    for i in range(500):
+        value = [float(3 + i % 3)]
+        watch_a.update(value[0], i * MINUTE)
+        watch_b.update(float(3 + i % 3), i * MINUTE)
+        value[0] = 0.0
+    assert _same(watch_a.evidence(), watch_b.evidence())
+
+
+def test_few_responses_are_no_evidence():
+    """A site with 3 bad responses today, after a normal history, raises no alarm anywhere."""
+    rng = random.Random(11)
+    watch = AttributeWatch()
+    for i in range(24 * 28):
+        watch.update(_rating(rng), i * 3_600_000)
+    for i in range(3):
+        watch.update(1.0, (24 * 28 + i) * 3_600_000)
+    group = PeerGroup(min_peers=3, min_n=5)
+    for j in range(5):
+        group.update(f"p{j}", 3.75 + 0.05 * j, 60.0, 0.9)  # peers at the site's usual level
+    watch.compare(group, "me")
+    assert watch.triggers() == []
+    assert watch.trend.cusum < watch.trend.h / 2
