@@ -97,15 +97,55 @@ def run(
     seed: Optional[int] = typer.Option(None, help="Simulator seed (default: simulation.seed)."),
     workers: int = typer.Option(1, min=1, help="bytewax workers (threads) in this process."),
     recovery_dir: Optional[Path] = typer.Option(
-        None, help="Enable bytewax recovery with its state in this directory (created if missing)."
+        None, help="Enable bytewax recovery with its state in this directory (created and initialised if empty)."
     ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    brokers: Optional[str] = typer.Option(
+        None, help="Kafka bootstrap servers HOST:PORT[,...] (default: kafka.brokers). With any source,"
+        " alerts and dead letters are then also published to Kafka."
+    ),
+    topic: Optional[str] = typer.Option(None, help="Kafka feedback topic (default: kafka.feedback_topic)."),
+    to_end: bool = typer.Option(
+        False, "--to-end", help="Kafka: stop once the topic is read to its end (else follow forever)."
+    ),
+    from_end: bool = typer.Option(
+        False, "--from-end", help="Kafka: start at the end of the topic, not its beginning (ignored on resume)."
+    ),
+    wall_clock: Optional[bool] = typer.Option(
+        None, "--wall-clock/--event-time",
+        help="Close windows by the wall clock too (default: on when following Kafka, off otherwise).",
+    ),
+    epoch_interval: Optional[float] = typer.Option(
+        None, min=0.01, help="Seconds between bytewax snapshots (recovery); default 10."
+    ),
 ) -> None:
     """Run the flow: simulator (default) → decode → hot alerts + windows → chDB, console, JSONL.
 
-    Example: `boucle run --days 7 --workers 2`
+    With `--source kafka` it reads the feedback topic and publishes alerts to `boucle.alerts`
+    and dead letters to `boucle.dlq`.
+
+    Example: `boucle run --days 7 --workers 2` ·
+    `boucle run --source kafka --brokers localhost:9092 --recovery-dir var/recovery`
     """
     settings = _settings()
+    settings = _with_kafka(settings, brokers=brokers, feedback_topic=topic)
+    if source == "kafka":
+        from sources.kafka_source import KafkaFeedbackSource
+
+        kafka = settings.kafka
+        console.print(
+            f"Reading {kafka.feedback_topic} from {kafka.brokers}"
+            + (" to its end" if to_end else " (following; Ctrl-C to stop)")
+            + f" → alerts {kafka.alerts_topic}, dead letters {kafka.dlq_topic}"
+        )
+        _ensure_kafka_topics(settings)
+        src = KafkaFeedbackSource(kafka, tail=not to_end, from_end=from_end)
+        _run(
+            settings, src, None, workers, recovery_dir, progress,
+            kafka=True, bounded=to_end, wall_clock=(not to_end) if wall_clock is None else wall_clock,
+            epoch_interval=epoch_interval,
+        )
+        return
     if source == "simulator":
         from sources.simulator import SimulatorSource
 
@@ -117,7 +157,34 @@ def run(
         )
     else:
         src, total = _file_source(Path(source))
-    _run(settings, src, total, workers, recovery_dir, progress)
+    _run(
+        settings, src, total, workers, recovery_dir, progress,
+        kafka=brokers is not None, wall_clock=wall_clock, epoch_interval=epoch_interval,
+    )
+
+
+def _with_kafka(settings: Settings, **changes) -> Settings:
+    """``settings`` with the given ``kafka`` keys replaced (None leaves a key as configured)."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return settings
+    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update=changes)})
+
+
+def _ensure_kafka_topics(settings: Settings, partitions: int = 6) -> None:
+    """Create the feedback, alert and dead-letter topics if missing (warn if the broker refuses)."""
+    from sinks.kafka import ensure_topics
+    from sources.kafka_source import client_config
+
+    kafka = settings.kafka
+    wanted = {kafka.feedback_topic: partitions, kafka.alerts_topic: partitions, kafka.dlq_topic: 1}
+    try:
+        created = ensure_topics(client_config(kafka), {t: n for t, n in wanted.items() if t})
+    except Exception as exc:  # noqa: BLE001 - the broker may still auto-create them
+        err.print(f"[yellow]could not check or create topics[/] ({exc}); relying on the broker")
+        return
+    if created:
+        console.print(f"created topics: {', '.join(created)}")
 
 
 @app.command()
@@ -148,12 +215,22 @@ def _file_source(path: Path):
     return JsonlFileSource(path), total
 
 
-def _run(settings, src, total, workers, recovery_dir, progress) -> None:
-    from flows.run import RunOptions, default_outputs, run_flow, warehouse_counts
+def _run(
+    settings, src, total, workers, recovery_dir, progress, *,
+    kafka: bool = False, bounded: bool = True, wall_clock: Optional[bool] = None,
+    epoch_interval: Optional[float] = None,
+) -> None:
+    from datetime import timedelta
+
+    from flows.run import RunOptions, default_outputs, kafka_outputs, run_flow, warehouse_counts
     from flows.summary import print_summary
 
-    options = RunOptions(workers=workers, recovery_dir=recovery_dir, progress=progress, total=total)
-    outputs = default_outputs(settings, console)
+    options = RunOptions(
+        workers=workers, recovery_dir=recovery_dir, progress=progress, total=total, bounded=bounded,
+        wall_clock=wall_clock,
+        epoch_interval=None if epoch_interval is None else timedelta(seconds=epoch_interval),
+    )
+    outputs = kafka_outputs(settings, console) if kafka else default_outputs(settings, console)
     stats = run_flow(settings, src, options, console=console, outputs=outputs)
     for sink in outputs.alerts:
         if hasattr(sink, "print_summary"):
@@ -168,31 +245,118 @@ def _run(settings, src, total, workers, recovery_dir, progress) -> None:
 
 @app.command()
 def simulate(
-    out: Path = typer.Option(..., "--out", "-o", help="Write the events here (JSONL, one per line)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the events here (JSONL, one per line)."),
     labels: Optional[Path] = typer.Option(None, help="Write the ground truth (incidents, malformed, late) here."),
     days: Optional[float] = typer.Option(None, help="Simulated days (default: simulation.days)."),
     seed: Optional[int] = typer.Option(None, help="Seed (default: simulation.seed)."),
+    brokers: Optional[str] = typer.Option(
+        None, help="Produce to Kafka at HOST:PORT[,...] instead of (or as well as) a file; `-` = kafka.brokers."
+    ),
+    topic: Optional[str] = typer.Option(None, help="Kafka topic (default: kafka.feedback_topic)."),
+    rate: Optional[float] = typer.Option(None, min=0.001, help="Kafka: send N events per second (default: as fast as possible)."),
+    realtime: bool = typer.Option(
+        False, "--realtime", help="Kafka: simulate from now on and send each event when it happens."
+    ),
+    partitions: int = typer.Option(6, min=1, help="Kafka: partitions of the topic if it has to be created."),
 ) -> None:
-    """Write synthetic feedback (with labelled incidents and malformed events) to a JSONL file.
+    """Write synthetic feedback (with labelled incidents and malformed events) to a JSONL file or Kafka.
 
-    Example: `boucle simulate --out var/feedback.jsonl --labels var/labels.jsonl --days 7`
+    Example: `boucle simulate --out var/feedback.jsonl --labels var/labels.jsonl --days 7` ·
+    `boucle simulate --brokers localhost:9092 --days 3 --rate 50`
     """
     from rich.progress import track
 
     settings = _settings()
-    simulator = _simulator(settings, seed, days)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out is None and brokers is None:
+        err.print("give --out FILE and/or --brokers HOST:PORT")
+        raise typer.Exit(2)
+    start = None
+    if realtime:
+        from datetime import datetime, timezone
+
+        start = datetime.now(timezone.utc)
+    simulator = _simulator(settings, seed, days, start=start)
     total = simulator.count()
-    with out.open("wb") as f:
-        for message in track(simulator.messages(), total=total, description="simulating", console=console):
-            f.write(message.value + b"\n")
-    console.print(f"{total:,} events → {out}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("wb") as f:
+            for message in track(simulator.messages(), total=total, description="simulating", console=console):
+                f.write(message.value + b"\n")
+        console.print(f"{total:,} events → {out}")
+    if brokers is not None:
+        _simulate_to_kafka(
+            _with_kafka(settings, brokers=None if brokers == "-" else brokers, feedback_topic=topic),
+            simulator, total, rate, realtime, partitions,
+        )
     if labels:
         labels.parent.mkdir(parents=True, exist_ok=True)
         with labels.open("wb") as f:
             for label in simulator.labels():
                 f.write(orjson.dumps(label) + b"\n")
         console.print(f"ground truth → {labels}")
+
+
+def _simulate_to_kafka(settings: Settings, simulator, total: int, rate, realtime: bool, partitions: int) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sinks.kafka import ensure_topics, produce_messages, producer_config
+    from sources.kafka_source import client_config
+
+    kafka = settings.kafka
+    try:
+        ensure_topics(client_config(kafka), {kafka.feedback_topic: partitions})
+    except Exception as exc:  # noqa: BLE001 - the broker may still auto-create it
+        err.print(f"[yellow]could not check or create {kafka.feedback_topic}[/] ({exc})")
+    pace = f"{rate:g}/s" if rate else ("in real time" if realtime else "as fast as possible")
+    console.print(f"{total:,} events → {kafka.feedback_topic} at {kafka.brokers} ({pace})")
+    config = producer_config(
+        kafka.broker_list(), kafka.librdkafka, **{"linger.ms": "50", "batch.num.messages": "10000"}
+    )
+    columns = [TextColumn("[bold]producing[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("produce", total=total)
+        sent = produce_messages(
+            simulator.messages(), config, kafka.feedback_topic, rate=rate, realtime=realtime,
+            on_sent=lambda n: bar.advance(task, n),
+        )
+    console.print(f"{sent:,} events sent to {kafka.feedback_topic}")
+
+
+alerts_app = typer.Typer(help="Subscribe to the alert topic.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("tail")
+def alerts_tail(
+    brokers: Optional[str] = typer.Option(None, help="Kafka bootstrap servers (default: kafka.brokers)."),
+    topic: Optional[str] = typer.Option(None, help="Alert topic (default: kafka.alerts_topic)."),
+    region: list[str] = typer.Option([], help="Only this region (repeatable)."),
+    kind: list[str] = typer.Option([], help="Only this kind: hot, attribute, ... (repeatable)."),
+    min_severity: Optional[str] = typer.Option(None, help="Only this severity or above: low, medium, high, critical."),
+    from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at the oldest alert (default: new ones only)."),
+    to_end: bool = typer.Option(False, "--to-end", help="Stop at the end of the topic instead of following."),
+    json_out: bool = typer.Option(False, "--json", help="Print each alert as its raw JSON value, one per line."),
+) -> None:
+    """Print alerts as they arrive (assigns every partition: no consumer group, instant start).
+
+    Example: `boucle alerts tail --brokers localhost:9092 --region ile-de-france --kind hot`
+    """
+    from flows.alerts_tail import AlertFilter, tail_alerts
+    from flows.settings import SEVERITY_RANK
+
+    settings = _with_kafka(_settings(), brokers=brokers)
+    if min_severity is not None and min_severity not in SEVERITY_RANK:
+        err.print(f"--min-severity must be one of {', '.join(SEVERITY_RANK)}")
+        raise typer.Exit(2)
+    try:
+        tail_alerts(
+            settings.kafka, topic=topic, keep=AlertFilter(region, kind, min_severity),
+            from_beginning=from_beginning, to_end=to_end, as_json=json_out,
+            console=None if json_out else Console(highlight=False),
+        )
+    except RuntimeError as exc:
+        err.print(f"[bold red]kafka error[/] {exc}")
+        raise typer.Exit(1) from None
 
 
 @db_app.command("init")

@@ -31,7 +31,7 @@ from operators.hot_alerts import HotAlertBuilder, hot_alerts
 from operators.windows import WindowSpec, event_time_windows
 from sinks.batch import TableBatch
 
-__all__ = ["FlowOutputs", "build_flow", "window_spec"]
+__all__ = ["DeadLetter", "FlowOutputs", "build_flow", "window_spec"]
 
 
 @dataclass
@@ -54,16 +54,39 @@ def window_spec(settings: Settings, wall_clock: bool | None = None) -> WindowSpe
     )
 
 
+class DeadLetter(dict):
+    """A dead-letter item: a plain JSON-ready dict ``{origin, partition, offset, reason_code, reason,
+    raw}`` (``raw`` as text) that also carries the original message bytes and key as the attributes
+    ``value`` and ``key``, for sinks that must forward them untouched (the Kafka DLQ).
+
+    >>> d = DeadLetter({"raw": "{"}, value=b"{", key=b"store-0001")
+    >>> d == {"raw": "{"}, d.value, d.key
+    (True, b'{', b'store-0001')
+    """
+
+    def __init__(self, fields: dict[str, Any], value: bytes, key: bytes | None = None) -> None:
+        super().__init__(fields)
+        self.value = value
+        self.key = key
+
+    def __reduce__(self):
+        return (DeadLetter, (dict(self), self.value, self.key))
+
+
 def _dead_letter_dicts(batch: DecodedBatch) -> list[dict[str, Any]]:
     return [
-        {
-            "origin": d.message.origin,
-            "partition": d.message.partition,
-            "offset": d.message.offset,
-            "reason_code": d.reason_code,
-            "reason": d.reason,
-            "raw": d.message.value.decode("utf-8", "backslashreplace"),
-        }
+        DeadLetter(
+            {
+                "origin": d.message.origin,
+                "partition": d.message.partition,
+                "offset": d.message.offset,
+                "reason_code": d.reason_code,
+                "reason": d.reason,
+                "raw": d.message.value.decode("utf-8", "backslashreplace"),
+            },
+            d.message.value,
+            d.message.key,
+        )
         for d in batch.rejected
     ]
 

@@ -1,4 +1,13 @@
-"""Run the feedback flow with its outputs, a progress bar and a summary at the end."""
+"""Run the feedback flow with its outputs, a progress bar and a summary at the end.
+
+Recovery (``RunOptions.recovery_dir``): bytewax keeps, per epoch, the input offsets and the state
+of every stateful step in SQLite partitions under that directory; an empty directory is
+initialised automatically (the equivalent of ``python -m bytewax.recovery DIR N``). A restart
+with the same directory resumes from the last committed epoch: what came after it is read and
+processed again, so outputs are at-least-once. They stay exactly-once *in effect*: alerts carry
+deterministic ids (the same evidence gives the same ``alert_id``) and warehouse tables are
+ReplacingMergeTrees keyed by natural keys, with insert deduplication for retried blocks.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +15,11 @@ import gc
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from bytewax.inputs import Source
-from bytewax.recovery import RecoveryConfig
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 from rich.console import Console
@@ -24,7 +34,15 @@ from sinks.clickhouse.sink import ClickHouseSink
 from sinks.console import ConsoleAlertSink
 from sinks.jsonl import JsonlSink
 
-__all__ = ["RunOptions", "default_outputs", "run_flow", "throughput_gc", "warehouse_counts"]
+__all__ = [
+    "RunOptions",
+    "default_outputs",
+    "kafka_outputs",
+    "prepare_recovery_dir",
+    "run_flow",
+    "throughput_gc",
+    "warehouse_counts",
+]
 
 TABLES = ("feedback", "attribute_scores", "alerts", "dead_letters")
 
@@ -37,6 +55,15 @@ class RunOptions:
     total: int | None = None  # expected messages, for the progress bar
     bounded: bool = True  # the input ends: compact the warehouse at the end
     wall_clock: bool | None = None
+    epoch_interval: timedelta | None = None  # bytewax's default (10 s) when None
+
+
+def prepare_recovery_dir(path: Path, partitions: int = 1) -> RecoveryConfig:
+    """The recovery config for ``path``, creating and initialising it when empty or missing."""
+    path.mkdir(parents=True, exist_ok=True)
+    if not any(path.iterdir()):
+        init_db_dir(path, max(1, partitions))
+    return RecoveryConfig(str(path))
 
 
 @contextmanager
@@ -66,6 +93,19 @@ def default_outputs(settings: Settings, console: Console) -> FlowOutputs:
     )
 
 
+def kafka_outputs(settings: Settings, console: Console) -> FlowOutputs:
+    """The default outputs plus alerts and dead letters published to Kafka (``settings.kafka``)."""
+    from sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink
+
+    kafka = settings.kafka
+    outputs = default_outputs(settings, console)
+    outputs.alerts.append(
+        KafkaAlertSink(kafka.broker_list(), kafka.alerts_topic, kafka.alerts_topic_template, kafka.librdkafka)
+    )
+    outputs.dead_letters.append(KafkaDeadLetterSink(kafka.broker_list(), kafka.dlq_topic, kafka.librdkafka))
+    return outputs
+
+
 def run_flow(
     settings: Settings,
     source: Source,
@@ -79,15 +119,19 @@ def run_flow(
     flow = build_flow(settings, source, outputs, stats, wall_clock=options.wall_clock)
     recovery = None
     if options.recovery_dir is not None:
-        options.recovery_dir.mkdir(parents=True, exist_ok=True)
-        recovery = RecoveryConfig(str(options.recovery_dir))
+        recovery = prepare_recovery_dir(options.recovery_dir, options.workers)
 
     def execute() -> None:
         with throughput_gc():
             if options.workers == 1:
-                run_main(flow, recovery_config=recovery)
+                run_main(flow, epoch_interval=options.epoch_interval, recovery_config=recovery)
             else:
-                cli_main(flow, workers_per_process=options.workers, recovery_config=recovery)
+                cli_main(
+                    flow,
+                    workers_per_process=options.workers,
+                    epoch_interval=options.epoch_interval,
+                    recovery_config=recovery,
+                )
 
     if options.progress:
         _with_progress(execute, stats, options.total, console)

@@ -8,3 +8,14 @@ from flows.config import REPO_CONFIG, load_settings
 @pytest.fixture(scope="session")
 def settings():
     return load_settings(REPO_CONFIG)
+
+
+# ---- Kafka (issue #3): a real Kafka-protocol broker for the whole session ----
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory):
+    """A running broker (Tansu on a free port, or ``$BOUCLE_TEST_KAFKA``); yields its bootstrap."""
+    from kafka_broker import start_broker
+
+    broker = start_broker(tmp_path_factory.mktemp("kafka"))
+    yield broker
+    broker.stop()

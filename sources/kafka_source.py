@@ -1,0 +1,124 @@
+"""Feedback from Kafka: bytewax's Kafka connector, emitting :class:`RawMessage` batches.
+
+:class:`KafkaFeedbackSource` is :class:`bytewax.connectors.kafka.KafkaSource` (partitions assigned
+explicitly with ``assign()``: no consumer group, no rebalance, no group-join delay) whose
+partitions hand the flow :class:`RawMessage` objects (``origin`` = topic, ``partition``, ``offset``,
+``key`` = site id, ``received_ms`` = wall clock at consumption) instead of connector messages.
+
+Partitions → workers. Every partition of every input topic is one bytewax input partition
+(named ``"{partition}-{topic}"``). bytewax spreads these over all workers of all processes
+(``boucle run --workers N``): each partition is read by exactly one worker, a worker may read
+several, and workers beyond the partition count read nothing (but still share the keyed work
+downstream, which is exchanged by site id). So the feedback topic's partition count caps the
+parallelism of reading; 6-12 partitions suit a few workers. Keying by site id keeps one site's
+events in order within a partition.
+
+Offsets. Without recovery a run starts from the beginning of each partition (``--from-end`` to
+skip history). With ``--recovery-dir`` the offset of the next message of every partition is in
+each epoch's snapshot and a restart resumes from the last committed epoch: messages after it are
+read again (at-least-once). Nothing is committed to Kafka: the consumer group id is unused.
+
+``tail=False`` (``boucle run --to-end``) stops each partition at the end it finds
+(``enable.partition.eof``), so a run over a topic is bounded.
+
+>>> from flows.settings import Kafka
+>>> config = client_config(Kafka(brokers="k1:9092,k2:9092", librdkafka={"security.protocol": "SSL"}))
+>>> config["bootstrap.servers"], config["security.protocol"]
+('k1:9092,k2:9092', 'SSL')
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
+
+from bytewax.connectors.kafka import KafkaSource, KafkaSourceMessage, _list_parts
+from bytewax.inputs import StatefulSourcePartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+from confluent_kafka.admin import AdminClient
+
+from flows.settings import Kafka
+from sources.message import RawMessage
+
+__all__ = ["KafkaFeedbackSource", "client_config", "consumer_tuning"]
+
+# Fetch as soon as one message is there: Apache Kafka answers at once, but some brokers (Tansu)
+# hold a fetch for the whole fetch.wait.max.ms (500 ms by default) when little data is pending.
+consumer_tuning: dict[str, str] = {"fetch.wait.max.ms": "20", "fetch.min.bytes": "1"}
+
+
+def client_config(kafka: Kafka, **extra: Any) -> dict[str, Any]:
+    """librdkafka settings for a client of ``kafka``: servers, the user's pass-through, ``extra``.
+
+    The user's ``kafka.librdkafka`` wins over ``extra`` (it is the documented way to tune).
+    """
+    return {"bootstrap.servers": ",".join(kafka.broker_list()), **extra, **kafka.librdkafka}
+
+
+class _RawPartition(StatefulSourcePartition[RawMessage, Optional[int]]):
+    """Wraps the connector's partition: same offsets and snapshots, items converted."""
+
+    def __init__(self, inner: StatefulSourcePartition, idle_ms: int) -> None:
+        self._inner = inner
+        self._idle = timedelta(milliseconds=idle_ms)
+        self._awake: datetime | None = None
+
+    def next_batch(self) -> list[RawMessage]:
+        batch = self._inner.next_batch()  # raises StopIteration at the end when not tailing
+        now_ms = int(time.time() * 1000)
+        out = []
+        for m in batch:
+            if not isinstance(m, KafkaSourceMessage):  # a KafkaError (raise_on_errors=False)
+                continue
+            out.append(RawMessage(m.value or b"", m.topic or "", m.partition or 0, m.offset or 0, m.key, now_ms))
+        # An idle partition sleeps a little instead of spinning on a 1 ms poll.
+        self._awake = None if out else datetime.now(timezone.utc) + self._idle
+        return out
+
+    def next_awake(self) -> Optional[datetime]:
+        return self._awake
+
+    def snapshot(self) -> Optional[int]:
+        return self._inner.snapshot()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class KafkaFeedbackSource(KafkaSource):
+    """Read the feedback topic(s) of ``kafka`` as :class:`RawMessage` batches.
+
+    ``tail=False`` stops at the end of every partition; ``from_end`` starts new partitions (no
+    resume state) at their end instead of their beginning; ``idle_ms`` is how long an idle
+    partition waits before polling again (bounds the added latency when traffic resumes).
+    """
+
+    def __init__(
+        self,
+        kafka: Kafka,
+        topics: list[str] | None = None,
+        *,
+        tail: bool = True,
+        from_end: bool = False,
+        batch_size: int = 2000,
+        idle_ms: int = 5,
+    ) -> None:
+        add_config = {k: v for k, v in client_config(kafka, **consumer_tuning).items() if k != "bootstrap.servers"}
+        super().__init__(
+            kafka.broker_list(),
+            topics or [kafka.feedback_topic],
+            tail=tail,
+            starting_offset=OFFSET_END if from_end else OFFSET_BEGINNING,
+            add_config=add_config,
+            batch_size=batch_size,
+        )
+        self.kafka = kafka
+        self.idle_ms = idle_ms
+
+    def list_parts(self) -> list[str]:
+        """Every partition of every topic (the admin client gets no consumer-only settings)."""
+        return list(_list_parts(AdminClient(client_config(self.kafka)), self._topics))
+
+    def build_part(self, step_id: str, for_part: str, resume_state: Optional[int]) -> _RawPartition:
+        return _RawPartition(super().build_part(step_id, for_part, resume_state), self.idle_ms)
