@@ -11,9 +11,10 @@ from sinks.clickhouse.client import client_lock
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-__all__ = ["QueryError", "TABLES", "optimize_final", "run_query"]
+__all__ = ["QueryError", "ROLLUPS", "TABLES", "optimize_final", "run_query"]
 
 TABLES = ("feedback", "attribute_scores", "alerts", "dead_letters")
+ROLLUPS = ("site_attribute_daily", "region_daily")  # filled by materialized views
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -37,7 +38,7 @@ def run_query(client: Client, sql: str) -> tuple[tuple[str, ...], list[tuple[Any
     return tuple(result.column_names), list(result.result_rows)
 
 
-def optimize_final(client: Client, database: str, tables: Iterable[str] = TABLES) -> None:
+def optimize_final(client: Client, database: str, tables: Iterable[str] = TABLES + ROLLUPS) -> None:
     """``OPTIMIZE TABLE ... FINAL`` each table, so replayed rows are collapsed and ``count()`` is
     exact without ``FINAL``. Synchronous; it rewrites every part, so call it at the end of a
     bounded run, not on a live one.

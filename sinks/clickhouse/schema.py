@@ -1,50 +1,270 @@
-"""The warehouse DDL (``schema.sql``) and the column types the writer converts to.
+"""The warehouse schema as versioned migrations, the BI dimensions, and the column types the writer uses.
 
-``init_schema`` is idempotent: every statement is ``CREATE ... IF NOT EXISTS``, so a second run
-changes nothing. It runs when a sink is built or a command needs the tables, never at import.
+Migrations are the files ``vNNNN_<name>.sql`` next to this module, applied in order by
+:func:`migrate` (``boucle db init`` / ``boucle db migrate``, and when a sink starts). Each applied
+version is recorded in ``schema_migrations``; a version already recorded is skipped, so a second
+run changes nothing. Never edit an applied migration: add the next file. Every statement is also
+idempotent on its own (``IF NOT EXISTS``, ``CREATE OR REPLACE VIEW``), so a half-applied migration
+(a crash in the middle) is simply applied again.
+
+>>> [m.name for m in migrations()]
+['tables', 'dimensions', 'rollups', 'views']
+>>> [s.split("(")[0].strip() for s in schema_statements("boucle")][:2]
+['CREATE DATABASE IF NOT EXISTS boucle', 'CREATE TABLE IF NOT EXISTS boucle.feedback']
+
+Nothing connects or runs DDL at import time.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 import threading
+from dataclasses import dataclass
+from datetime import timedelta
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sinks.clickhouse.client import client_lock
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-__all__ = ["init_schema", "schema_statements", "table_columns"]
+    from flows.settings import Settings
+
+__all__ = [
+    "Migration",
+    "RETENTION_COLUMNS",
+    "apply_retention",
+    "applied_migrations",
+    "init_schema",
+    "migrate",
+    "migrations",
+    "schema_statements",
+    "sync_dimensions",
+    "table_columns",
+    "ttl_expression",
+]
+
+logger = logging.getLogger(__name__)
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COMMENT_LINE = re.compile(r"^\s*--.*$", re.MULTILINE)
 _STATEMENT_END = re.compile(r";\s*$", re.MULTILINE)
+_MIGRATION_FILE = re.compile(r"^v(\d{4})_([a-z0-9_]+)\.sql$")
+
+# Tables whose rows expire after warehouse.retention, and the time column the TTL counts from.
+RETENTION_COLUMNS = {
+    "feedback": "occurred_at",
+    "attribute_scores": "window_start",
+    "alerts": "event_time",
+    "dead_letters": "received_at",
+    "site_attribute_daily": "day",
+    "region_daily": "day",
+}
 
 _columns_cache: dict[tuple[int, str, str], tuple[tuple[str, str], ...]] = {}
 _cache_lock = threading.Lock()
 
 
-def schema_statements(database: str) -> list[str]:
-    """The statements of ``schema.sql`` for ``database``, comments stripped.
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    text: str  # the file, ``{db}`` not yet replaced
 
-    >>> [s.split("(")[0].strip() for s in schema_statements("boucle")][:2]
-    ['CREATE DATABASE IF NOT EXISTS boucle', 'CREATE TABLE IF NOT EXISTS boucle.feedback']
-    """
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    def statements(self, database: str) -> list[str]:
+        _check_identifier(database)
+        text = _COMMENT_LINE.sub("", self.text).replace("{db}", database)
+        return [stmt.strip() for stmt in _STATEMENT_END.split(text) if stmt.strip()]
+
+
+def migrations() -> list[Migration]:
+    """Every migration shipped with the package, in version order."""
+    found = []
+    for entry in resources.files("sinks.clickhouse").iterdir():
+        match = _MIGRATION_FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two migrations share a version: {versions}")
+    return found
+
+
+def schema_statements(database: str) -> list[str]:
+    """The statements of every migration for ``database``, comments stripped."""
+    return [stmt for m in migrations() for stmt in m.statements(database)]
+
+
+def _check_identifier(database: str) -> None:
     if not _IDENTIFIER.match(database):
         raise ValueError(f"warehouse.database must be a plain identifier, got {database!r}")
-    text = resources.files("sinks.clickhouse").joinpath("schema.sql").read_text(encoding="utf-8")
-    text = _COMMENT_LINE.sub("", text).replace("{db}", database)
-    return [stmt.strip() for stmt in _STATEMENT_END.split(text) if stmt.strip()]
 
 
-def init_schema(client: Client, database: str) -> None:
-    """Create the database and its tables if missing, then make it the client's default database."""
+def applied_migrations(client: Client, database: str) -> dict[int, tuple[str, str]]:
+    """``{version: (name, checksum)}`` recorded in ``database.schema_migrations`` ({} if none)."""
+    _check_identifier(database)
     with client_lock(client):
-        for statement in schema_statements(database):
-            client.command(statement)
+        exists = client.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'schema_migrations'",
+            parameters={"db": database},
+        ).result_rows[0][0]
+        if not exists:
+            return {}
+        rows = client.query(
+            f"SELECT version, name, checksum FROM `{database}`.schema_migrations FINAL ORDER BY version"
+        ).result_rows
+    return {int(v): (name, checksum) for v, name, checksum in rows}
+
+
+def migrate(client: Client, database: str) -> list[str]:
+    """Apply the migrations not yet recorded in ``database``; returns their ``vNNNN_name``."""
+    _check_identifier(database)
+    done: list[str] = []
+    with client_lock(client):
+        client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+        client.command(
+            f"CREATE TABLE IF NOT EXISTS `{database}`.schema_migrations"
+            " (version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC'))"
+            " ENGINE = ReplacingMergeTree ORDER BY version"
+        )
+        applied = applied_migrations(client, database)
+        for migration in migrations():
+            label = f"v{migration.version:04d}_{migration.name}"
+            if migration.version in applied:
+                if applied[migration.version][1] != migration.checksum:
+                    logger.warning("migration %s changed after it was applied to %s; not re-applied",
+                                   label, database)
+                continue
+            for statement in migration.statements(database):
+                client.command(statement)
+            client.command(
+                f"INSERT INTO `{database}`.schema_migrations VALUES"
+                " ({v:UInt32}, {n:String}, {c:String}, now64(3, 'UTC'))",
+                parameters={"v": migration.version, "n": migration.name, "c": migration.checksum},
+            )
+            done.append(label)
         client.database = database
+    _forget_columns(client, database)
+    return done
+
+
+def ttl_expression(column: str, column_type: str, retention: timedelta) -> str:
+    """The TTL clause that drops rows ``retention`` after ``column``.
+
+    >>> ttl_expression("occurred_at", "DateTime64(3, 'UTC')", timedelta(days=400))
+    'toDateTime(occurred_at) + toIntervalDay(400)'
+    >>> ttl_expression("day", "Date", timedelta(hours=36))
+    'toDateTime(day) + toIntervalSecond(129600)'
+    """
+    seconds = int(retention.total_seconds())
+    interval = f"toIntervalDay({seconds // 86400})" if seconds % 86400 == 0 else f"toIntervalSecond({seconds})"
+    return f"toDateTime({column}) + {interval}"
+
+
+def apply_retention(client: Client, database: str, retention: timedelta | None) -> list[str]:
+    """Make the TTL of every table in :data:`RETENTION_COLUMNS` match ``retention`` (None: keep
+    rows forever). Only tables whose TTL differs are altered; returns their names.
+
+    Existing parts are not rewritten at once (``materialize_ttl_after_modify = 0``): expired rows
+    go at the next merges. Rows are dropped by whole months' partitions when a month has expired.
+    """
+    _check_identifier(database)
+    changed = []
+    with client_lock(client):
+        rows = client.query(
+            "SELECT name, engine_full FROM system.tables WHERE database = {db:String}", parameters={"db": database}
+        ).result_rows
+        engines = dict(rows)
+        for table, column in RETENTION_COLUMNS.items():
+            if table not in engines:
+                continue
+            has_ttl = " TTL " in f" {engines[table]} "
+            if retention is None:
+                if has_ttl:
+                    client.command(f"ALTER TABLE `{database}`.`{table}` REMOVE TTL")
+                    changed.append(table)
+                continue
+            types = dict(table_columns(client, database, table))
+            expression = ttl_expression(column, types[column], retention)
+            if has_ttl and _ttl_of(engines[table]) == expression:
+                continue
+            client.command(
+                f"ALTER TABLE `{database}`.`{table}` MODIFY TTL {expression}",
+                settings={"materialize_ttl_after_modify": 0},
+            )
+            changed.append(table)
+    return changed
+
+
+def _ttl_of(engine_full: str) -> str:
+    match = re.search(r"\bTTL (.*?)(?: SETTINGS |$)", engine_full)
+    return match[1].strip() if match else ""
+
+
+def sync_dimensions(client: Client, database: str, settings: Settings) -> int:
+    """Upsert ``sites`` (entity registry) and ``questions`` (catalogue) from ``settings``.
+
+    Only rows that are new or changed are inserted, so a second call inserts nothing. Returns the
+    number of rows inserted.
+    """
+    from sinks.clickhouse.writer import INSERT_SETTINGS
+
+    _check_identifier(database)
+    region_names = {r.id: r.name or r.id for r in settings.regions}
+    sites = [
+        (s.id, s.name or s.id, s.region, region_names.get(s.region, s.region), s.country, s.kind, s.language)
+        for s in settings.sites
+    ]
+    scores = set(settings.scores)
+    questions = [
+        (name, int(name in scores), m.label_fr or name, m.label_en or name, m.min, m.max, m.bottom_max, m.top_min)
+        for name, m in settings.questions().items()
+    ]
+    inserted = 0
+    for table, columns, rows in (
+        ("sites", ("site_id", "name", "region", "region_name", "country", "kind", "language"), sites),
+        ("questions", ("attribute", "is_score", "label_fr", "label_en", "min", "max", "bottom_max", "top_min"),
+         questions),
+    ):
+        with client_lock(client):
+            current = set(
+                tuple(row)
+                for row in client.query(f"SELECT {', '.join(columns)} FROM `{database}`.`{table}` FINAL").result_rows
+            )
+            missing = [row for row in rows if tuple(row) not in current]
+            if missing:
+                client.insert(table, missing, column_names=list(columns), database=database,
+                              settings=dict(INSERT_SETTINGS))
+        inserted += len(missing)
+    return inserted
+
+
+def init_schema(
+    client: Client,
+    database: str,
+    *,
+    retention: timedelta | None = None,
+    settings: Settings | None = None,
+) -> list[str]:
+    """Apply pending migrations, set the retention TTL, and sync the dimensions from ``settings``
+    (when given); make ``database`` the client's default. Idempotent. Returns applied migrations.
+    """
+    applied = migrate(client, database)
+    apply_retention(client, database, retention)
+    if settings is not None:
+        sync_dimensions(client, database, settings)
+    return applied
+
+
+def _forget_columns(client: Any, database: str) -> None:
     with _cache_lock:
         for key in [k for k in _columns_cache if k[0] == id(client) and k[1] == database]:
             del _columns_cache[key]

@@ -5,8 +5,9 @@ into one insert, and nothing is held back for a later call. bytewax output is at
 buffer kept across calls would be lost on a crash after bytewax considered it delivered; batch
 upstream instead (``op.collect`` up to ``warehouse.batch_rows`` / ``flush_interval``).
 
-All workers of the process share one client (see :mod:`sinks.clickhouse.client`); the schema is
-created (idempotently) when the first partition is built.
+All workers of the process share one client (see :mod:`sinks.clickhouse.client`); when the first
+partition is built, pending migrations are applied, the retention TTL is set and, given the
+settings, the ``sites`` and ``questions`` dimensions are synced from the config (all idempotent).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sinks.clickhouse.schema import init_schema
 from sinks.clickhouse.writer import TableWriter
 
 if TYPE_CHECKING:
-    from flows.settings import Warehouse
+    from flows.settings import Settings, Warehouse
 
 __all__ = ["ClickHouseSink", "merge_batches"]
 
@@ -62,8 +63,11 @@ class ClickHouseSink(DynamicSink[TableBatch]):
     counts again; the tables collapse it).
     """
 
-    def __init__(self, warehouse: Warehouse, *, max_retry_seconds: float = 300.0):
+    def __init__(
+        self, warehouse: Warehouse, *, max_retry_seconds: float = 300.0, settings: Settings | None = None
+    ):
         self.warehouse = warehouse
+        self.settings = settings  # the entity registry and catalogue for the dimension tables
         self.max_retry_seconds = max_retry_seconds
         self.rows_written: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -73,7 +77,9 @@ class ClickHouseSink(DynamicSink[TableBatch]):
         client = connect(self.warehouse, max_retry_seconds=self.max_retry_seconds)
         with self._lock:
             if not self._schema_ready:
-                init_schema(client, self.warehouse.database)
+                init_schema(
+                    client, self.warehouse.database, retention=self.warehouse.retention, settings=self.settings
+                )
                 self._schema_ready = True
         writer = TableWriter(client, self.warehouse.database, max_retry_seconds=self.max_retry_seconds)
         return _Partition(self, writer)

@@ -1,4 +1,5 @@
--- Boucle warehouse, foundation schema. `{db}` is replaced by warehouse.database.
+-- Migration 0001: the fact tables the flow writes. `{db}` is replaced by warehouse.database.
+-- Never edit an applied migration: add a new file (see schema.py).
 -- Every table is a ReplacingMergeTree whose ORDER BY is the row's natural key, so a replayed batch
 -- (bytewax output is at-least-once) collapses onto the rows it repeats; the insert deduplication
 -- window also drops byte-identical retried blocks before they are stored.
