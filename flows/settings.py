@@ -31,6 +31,7 @@ __all__ = [
     "Condition",
     "HotAlerts",
     "HotRule",
+    "Kafka",
     "Metric",
     "Region",
     "Settings",
@@ -249,6 +250,47 @@ class Simulation(_Strict):
         return start.astimezone(timezone.utc)
 
 
+class Kafka(_Strict):
+    """Kafka topics and client settings (``boucle run --source kafka``, ``simulate``, ``alerts tail``).
+
+    ``librdkafka`` passes straight to every consumer, producer and admin client (SASL/SSL and the
+    like). Keys may use ``_`` for ``.`` so the environment can set them one by one:
+    ``BOUCLE_KAFKA__LIBRDKAFKA__SECURITY_PROTOCOL=SASL_SSL`` gives ``security.protocol``.
+
+    >>> Kafka(librdkafka={"SASL_MECHANISM": "PLAIN"}).librdkafka
+    {'sasl.mechanism': 'PLAIN'}
+    >>> Kafka(alerts_topic_template="boucle.alerts.{region}").alerts_topic_template.format(region="north")
+    'boucle.alerts.north'
+    """
+
+    brokers: str = "localhost:9092"  # host:port[,host:port...]
+    feedback_topic: str = "boucle.feedback"
+    alerts_topic: str = "boucle.alerts"
+    dlq_topic: str = "boucle.dlq"
+    # Optional: also publish each alert to e.g. "boucle.alerts.{region}" (fields: region, kind, severity).
+    alerts_topic_template: str = ""
+    librdkafka: dict[str, str] = {}
+
+    @field_validator("librdkafka", mode="before")
+    @classmethod
+    def _dotted(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k).lower().replace("_", "."): str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("alerts_topic_template")
+    @classmethod
+    def _known_fields(cls, template: str) -> str:
+        try:
+            template.format(region="r", kind="k", severity="s")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{region}}, {{kind}} and {{severity}} may appear, got {template!r} ({exc})")
+        return template
+
+    def broker_list(self) -> list[str]:
+        return [b.strip() for b in self.brokers.split(",") if b.strip()]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BOUCLE_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -263,6 +305,7 @@ class Settings(BaseSettings):
     warehouse: Warehouse = Warehouse()
     outputs: Outputs = Outputs()
     simulation: Simulation = Simulation()
+    kafka: Kafka = Kafka()
 
     @classmethod
     def settings_customise_sources(
