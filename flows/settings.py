@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 __all__ = [
     "Attribute",
+    "AttributeAlerts",
     "Condition",
     "HotAlerts",
     "HotRule",
@@ -291,6 +292,32 @@ class Kafka(_Strict):
         return [b.strip() for b in self.brokers.split(",") if b.strip()]
 
 
+class AttributeAlerts(_Strict):
+    """Attribute alerts (the outer loop): detectors per (site, attribute), fusion, lifecycle.
+
+    ``trend``, ``expectation`` and ``peer`` pass keyword arguments to
+    :class:`detectors.DownwardTrend`, :class:`detectors.SeasonalExpectation` and
+    :class:`detectors.PeerComparison`. An alert fires when one of ``alone`` is among the triggers,
+    or when at least ``min_triggers`` triggers hold together.
+    """
+
+    enabled: bool = True
+    alone: list[Literal["trend", "expectation", "peer"]] = ["trend", "expectation"]
+    min_triggers: int = Field(2, ge=1)
+    trend: dict[str, float] = {}
+    expectation: dict[str, float] = {}
+    peer: dict[str, float] = {}
+    peer_min_sites: int = Field(4, ge=2)  # peers with enough responses needed for a comparison
+    importance_target: str = "nps"
+    importance_half_life: PositiveDuration = timedelta(days=30)
+    regional_share: float = Field(0.5, gt=0, le=1)  # share of a region's sites down together
+    regional_min_sites: int = Field(3, ge=2)
+    regional_z: float = 2.0  # a site counts as down when its expectation z <= -regional_z
+    resolve_after: PositiveDuration = timedelta(hours=24)
+    resolve_z: float = 1.0  # back to normal: expectation z > -resolve_z and no trigger
+    severity_levels: list[float] = [0.25, 0.5, 0.9]  # effect x importance x confidence -> medium/high/critical
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BOUCLE_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -305,6 +332,7 @@ class Settings(BaseSettings):
     warehouse: Warehouse = Warehouse()
     outputs: Outputs = Outputs()
     simulation: Simulation = Simulation()
+    attribute_alerts: AttributeAlerts = AttributeAlerts()
     kafka: Kafka = Kafka()
 
     @classmethod
