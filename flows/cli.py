@@ -362,13 +362,61 @@ def alerts_tail(
 @db_app.command("init")
 @_fail_on_warehouse_errors
 def db_init() -> None:
-    """Create the database and tables (idempotent)."""
+    """Create the database, tables and views (idempotent): the same as `boucle db migrate`."""
+    _db_migrate()
+
+
+@db_app.command("migrate")
+@_fail_on_warehouse_errors
+def db_migrate() -> None:
+    """Apply pending schema migrations, set the retention TTL and sync the sites and questions
+    tables from the config. Running it again changes nothing.
+
+    Example: `BOUCLE_WAREHOUSE__URL=http://localhost:8123 boucle db migrate`
+    """
+    _db_migrate()
+
+
+def _db_migrate() -> None:
     from sinks.clickhouse.client import connect
-    from sinks.clickhouse.schema import init_schema
+    from sinks.clickhouse.schema import applied_migrations, init_schema
 
     settings = _settings()
-    init_schema(connect(settings.warehouse), settings.warehouse.database)
-    console.print(f"schema ready in {settings.warehouse.url or settings.warehouse.path}")
+    warehouse = settings.warehouse
+    client = connect(warehouse)
+    applied = init_schema(client, warehouse.database, retention=warehouse.retention, settings=settings)
+    recorded = applied_migrations(client, warehouse.database)
+    where = f"{warehouse.url or warehouse.path} (database {warehouse.database})"
+    if applied:
+        console.print(f"applied {', '.join(applied)} to {where}")
+    console.print(
+        f"schema at version {max(recorded, default=0)} in {where}; "
+        f"retention {warehouse.retention or 'unlimited'}; {len(settings.sites)} sites synced"
+    )
+
+
+@app.command()
+@_fail_on_warehouse_errors
+def report(
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write (self-contained)."),
+    region: Optional[str] = typer.Option(None, help="Only this region (id from the config); default: all."),
+    period: str = typer.Option("30d", help="Comparison period, in days: 7d, 30d, 90d or any other."),
+    lang: str = typer.Option("en", help="Language of titles and labels: en or fr."),
+) -> None:
+    """Write one HTML file (opens offline) with NPS over time, peer heatmap, progress leaderboard,
+    alerts timeline and attribute importance.
+
+    Example: `boucle report --out var/report.html --region ile-de-france --period 30d`
+    """
+    from flows.report import ReportError, write_report
+
+    settings = _settings()
+    try:
+        written = write_report(settings, out, region=region, period=period, lang=lang)
+    except ReportError as exc:
+        err.print(f"[bold red]report[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"report → {written}")
 
 
 class Format(str, Enum):
