@@ -1,0 +1,140 @@
+"""``boucle report`` on a synthetic warehouse (real embedded chDB): one offline HTML file whose five
+sections each embed a plotly figure with data.
+
+chDB serves one data path per process: this module opens its own and closes it (``close_all``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from datetime import date, datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from flows.report import SECTIONS, ReportError, parse_period, write_report
+from flows.settings import Warehouse
+from operators.windows import SCORE_COLUMNS
+from sinks.batch import TableBatch
+from sinks.clickhouse.client import close_all, connect
+from sinks.clickhouse.schema import init_schema
+from sinks.clickhouse.writer import TableWriter
+
+DB = "report"
+START = date(2026, 10, 1)
+DAYS = 40
+
+
+def _ms(d: date, hour: int = 0) -> int:
+    return int(datetime(d.year, d.month, d.day, hour, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+@pytest.fixture(scope="module")
+def report_settings(settings, tmp_path_factory):
+    warehouse = Warehouse(path=str(tmp_path_factory.mktemp("report") / "wh"), database=DB)
+    settings = settings.model_copy(update={"warehouse": warehouse})
+    client = connect(warehouse)
+    init_schema(client, DB, settings=settings)
+    rng = random.Random(3)
+    questions = list(settings.questions())
+    scores, events, alerts = [], [], []
+    for i, site in enumerate(settings.sites):
+        level = rng.uniform(-0.6, 0.6)
+        for day in range(DAYS):
+            d = START + timedelta(days=day)
+            for q in questions:
+                metric = settings.metric(q)
+                n = rng.randint(5, 20)
+                mean = min(metric.max, max(metric.min, (metric.min + metric.max) * 0.6 + level + rng.gauss(0, 0.3)))
+                bottom = rng.randint(0, n // 4)
+                top = rng.randint(0, n - bottom)
+                scores.append((site.id, site.region, q, 86400, _ms(d), n, round(mean * n), bottom, top))
+            for k in range(2):
+                wait = rng.randint(1, 5)
+                nps = max(0, min(10, 2 * wait + rng.randint(-1, 1)))
+                event_id = f"{site.id}-{day}-{k}"
+                raw = orjson.dumps({"channel": "store", "journey_stage": "purchase", "scores": {"nps": nps},
+                                    "attributes": {"waiting_time": wait, "cleanliness": rng.randint(1, 5)}})
+                events.append({"raw": raw, "event_id": event_id, "occurred_at": _ms(d, 10), "received_at": _ms(d, 10),
+                               "site_id": site.id, "region": site.region, "comment": "", "customer_id": "",
+                               "consent_contact": 0, "late": 0, "origin": f"test:0:{event_id}"})
+        if i % 5 == 0:
+            for kind, severity in (("hot", "high"), ("attribute", "critical")):
+                alerts.append(orjson.dumps({
+                    "alert_id": f"{kind}-{site.id}", "kind": kind, "status": "open", "severity": severity,
+                    "site_id": site.id, "region": site.region, "attribute": "waiting_time", "triggers": ["peer"],
+                    "message": f"Temps d'attente en baisse à {site.name}", "event_time": "2026-11-02T10:00:00Z",
+                    "detected_at": "2026-11-02T10:00:05Z"}))
+    writer = TableWriter(client, DB)
+    writer.insert(TableBatch("attribute_scores", SCORE_COLUMNS, scores))
+    writer.insert(TableBatch.from_columns("feedback", {k: [e[k] for e in events] for k in events[0]}))
+    writer.insert(TableBatch.from_columns("alerts", {"payload": alerts}))
+    yield settings
+    close_all()
+
+
+def figures(page: str) -> dict[str, list[dict]]:
+    """``{div_id: traces}`` of every ``Plotly.newPlot`` call in ``page``."""
+    decoder = json.JSONDecoder()
+    found = {}
+    for match in re.finditer(r'Plotly\.newPlot\(\s*"([^"]+)",\s*', page):
+        found[match[1]], _ = decoder.raw_decode(page, match.end())
+    return found
+
+
+def has_data(trace: dict) -> bool:
+    def filled(value) -> bool:
+        if isinstance(value, dict):  # plotly's typed-array encoding {"dtype": ..., "bdata": ...}
+            return bool(value.get("bdata"))
+        return isinstance(value, list) and any(v is not None for v in (value if not value or not isinstance(value[0], list) else sum(value, [])))
+    return any(filled(trace.get(axis)) for axis in ("x", "y", "z"))
+
+
+def test_report_is_offline_and_every_section_has_data(report_settings, tmp_path):
+    out = write_report(report_settings, tmp_path / "sub" / "report.html", period="30d")
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and len(page) > 1_000_000  # plotly.js is inlined
+    assert not re.search(r'<script[^>]+src=|<link[^>]+href=|@import', page)  # nothing to fetch
+    plots = figures(page)
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+        traces = [t for div, ts in plots.items() if div.startswith(f"fig-{section}-") for t in ts]
+        assert traces and all(has_data(t) for t in traces), section
+    assert "Stand-in" in page  # no attribute_importance table yet: the corr() stand-in is labelled
+    assert "Paris Bercy" in page and "Île-de-France" in page  # site and region names, not ids
+    assert "period 11/10/2026 – 09/11/2026 (30 d) · 48 sites" in page
+    nps_regions = {t["name"] for t in plots["fig-nps-0"]}
+    assert len(nps_regions) == 6
+
+
+def test_report_for_one_region_in_french_with_a_new_period(report_settings, tmp_path):
+    out = write_report(report_settings, tmp_path / "r.html", region="belgium", period="2w", lang="fr")
+    page = out.read_text(encoding="utf-8")
+    assert "Classement des progrès" in page and "Temps d'attente" in page
+    plots = figures(page)
+    heatmap = plots["fig-peers-0"][0]
+    assert all("(" not in label for label in heatmap["y"])  # one region: plain site names
+    assert {t["name"] for t in plots["fig-nps-0"]} == {"Belgique"}
+    client = connect(report_settings.warehouse)
+    assert 14 in {r[0] for r in client.query(f"SELECT period_days FROM {DB}.periods").result_rows}
+
+
+def test_report_uses_the_importance_table_when_it_has_rows(report_settings, tmp_path):
+    client = connect(report_settings.warehouse)
+    client.command(f"CREATE TABLE IF NOT EXISTS {DB}.attribute_importance (region String, attribute String,"
+                   " weight Float64, updated_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree ORDER BY (region, attribute)")
+    client.command(f"INSERT INTO {DB}.attribute_importance VALUES ('belgium', 'waiting_time', 0.7, now64())")
+    try:
+        page = write_report(report_settings, tmp_path / "i.html", region="belgium").read_text(encoding="utf-8")
+    finally:
+        client.command(f"DROP TABLE {DB}.attribute_importance")
+    assert "Weights from the importance detector" in page and "Stand-in" not in page
+
+
+def test_report_errors_are_clear(report_settings, tmp_path):
+    with pytest.raises(ReportError, match="no site of region 'atlantis'"):
+        write_report(report_settings, tmp_path / "x.html", region="atlantis")
+    with pytest.raises(ReportError, match="whole days"):
+        parse_period("36h")
