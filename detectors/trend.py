@@ -11,7 +11,8 @@ Two complementary statistics on the rating stream:
 - a time-decayed **least-squares slope** (rating points per day) with its standard error, which
   counts responses *and* a between-day variance: a slow decline the CUSUM allowance would absorb.
   It alarms when ``slope / se <= -slope_z`` and the decline over the window exceeds
-  ``min_decline``. (``slope_z = 0`` turns it off.)
+  ``min_decline``, once ``slope_min_days`` of history exist (``slope_z = 0`` turns it off). With
+  an ``expected`` value, the slope is fitted to the rating less its seasonal effect.
 
 >>> from detectors.trend import DownwardTrend
 >>> import random
@@ -22,7 +23,7 @@ Two complementary statistics on the rating stream:
 >>> det.alarm, round(det.evidence()["level"], 1)
 (False, 4.0)
 >>> for i in range(24 * 14, 24 * 16):
-...     det.update(rng.gauss(3.2, 0.9), i * hour)
+...     det.update(rng.gauss(3.0, 0.9), i * hour)
 >>> e = det.evidence()
 >>> det.alarm, e["cusum"] >= e["threshold"], 0.5 < e["drop"] < 1.2
 (True, True, True)
@@ -44,8 +45,8 @@ class DownwardTrend:
 
     def __init__(
         self,
-        k: float = 0.25,
-        h: float = 14.0,
+        k: float = 0.4,
+        h: float = 16.0,
         half_life_days: float = 21.0,
         slope_half_life_days: float = 7.0,
         slope_z: float = 4.0,
@@ -54,6 +55,7 @@ class DownwardTrend:
         day_sd: float = 0.08,
         sd_floor: float = 0.5,
         max_step: float = 2.0,
+        slope_min_days: float = 7.0,
     ):
         self.k = k
         self.h = h
@@ -65,6 +67,8 @@ class DownwardTrend:
         self.day_sd = day_sd
         self.sd_floor = sd_floor
         self.max_step = max_step
+        self.slope_min_days = slope_min_days
+        self.first_ms: int | None = None
         self.baseline = DecayedMoments(half_life_days * DAY_MS)
         self.cusum = 0.0
         self.run_n = 0  # responses since the CUSUM left zero
@@ -87,8 +91,12 @@ class DownwardTrend:
             else:
                 self.run_n += 1
                 self.run_shortfall += reference - x
+        # The slope sees the rating without its seasonal effect (expected - long-run level).
+        seasonal = float(expected) - base.mean if expected is not None and base.w > 0 else 0.0
         base.update(x, t_ms)
-        self._regress(x, t_ms)
+        self._regress(x - seasonal, t_ms)
+        if self.first_ms is None or t_ms < self.first_ms:
+            self.first_ms = t_ms
 
     def _regress(self, x: float, t_ms: int) -> None:
         if self.t_ms is None:
@@ -152,7 +160,9 @@ class DownwardTrend:
 
     @property
     def slope_alarm(self) -> bool:
-        if self.slope_z <= 0 or self.baseline.w < self.min_history:
+        if self.slope_z <= 0 or self.baseline.w < self.min_history or self.first_ms is None:
+            return False
+        if (self.t_ms or 0) - self.first_ms < self.slope_min_days * DAY_MS:
             return False
         slope, se = self.slope()
         span = self.slope_half_life_days / math.log(2)
