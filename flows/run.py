@@ -87,7 +87,7 @@ def throughput_gc():
 def default_outputs(settings: Settings, console: Console) -> FlowOutputs:
     out = settings.outputs
     return FlowOutputs(
-        warehouse=ClickHouseSink(settings.warehouse),
+        warehouse=ClickHouseSink(settings.warehouse, settings=settings),  # syncs sites/questions
         alerts=[ConsoleAlertSink(out.console, console), JsonlSink(out.alerts_jsonl)],
         dead_letters=[JsonlSink(out.dead_letters_jsonl)],
     )
