@@ -295,10 +295,12 @@ class Kafka(_Strict):
 class AttributeAlerts(_Strict):
     """Attribute alerts (the outer loop): detectors per (site, attribute), fusion, lifecycle.
 
-    ``trend``, ``expectation`` and ``peer`` pass keyword arguments to
-    :class:`detectors.DownwardTrend`, :class:`detectors.SeasonalExpectation` and
-    :class:`detectors.PeerComparison`. An alert fires when one of ``alone`` is among the triggers,
-    or when at least ``min_triggers`` triggers hold together.
+    ``trend``, ``decline``, ``expectation`` and ``peer`` pass keyword arguments to
+    :class:`detectors.DownwardTrend`, :class:`detectors.GradualDecline`,
+    :class:`detectors.SeasonalExpectation` and :class:`detectors.PeerComparison`. An alert fires
+    when one of ``alone`` is among the triggers, or when at least ``min_triggers`` triggers hold
+    together. A site alert on an attribute that is also dropping at other sites of the region waits
+    ``regional_hold`` of event time, so that a regional incident can claim it.
     """
 
     enabled: bool = True
@@ -307,12 +309,14 @@ class AttributeAlerts(_Strict):
     trend: dict[str, float] = {}
     expectation: dict[str, float] = {}
     peer: dict[str, float] = {}
+    decline: dict[str, float] = {}
     peer_min_sites: int = Field(4, ge=2)  # peers with enough responses needed for a comparison
     importance_target: str = "nps"
     importance_half_life: PositiveDuration = timedelta(days=30)
     regional_share: float = Field(0.5, gt=0, le=1)  # share of a region's sites down together
     regional_min_sites: int = Field(3, ge=2)
     regional_z: float = 2.0  # a site counts as down when its expectation z <= -regional_z
+    regional_hold: timedelta = timedelta(hours=3)  # wait before a site alert while its region moves too
     resolve_after: PositiveDuration = timedelta(hours=24)
     resolve_z: float = 1.0  # back to normal: expectation z > -resolve_z and no trigger
     severity_levels: list[float] = [0.25, 0.5, 0.9]  # effect x importance x confidence -> medium/high/critical
