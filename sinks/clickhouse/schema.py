@@ -8,7 +8,7 @@ idempotent on its own (``IF NOT EXISTS``, ``CREATE OR REPLACE VIEW``), so a half
 (a crash in the middle) is simply applied again.
 
 >>> [m.name for m in migrations()]
-['tables', 'dimensions', 'rollups', 'views']
+['tables', 'dimensions', 'rollups', 'views', 'cases']
 >>> [s.split("(")[0].strip() for s in schema_statements("boucle")][:2]
 ['CREATE DATABASE IF NOT EXISTS boucle', 'CREATE TABLE IF NOT EXISTS boucle.feedback']
 
@@ -62,6 +62,9 @@ RETENTION_COLUMNS = {
     "dead_letters": "received_at",
     "site_attribute_daily": "day",
     "region_daily": "day",
+    "cases": "opened_at",
+    "invitations": "sent_at",
+    "comment_themes": "window_start",
 }
 
 _columns_cache: dict[tuple[int, str, str], tuple[tuple[str, str], ...]] = {}

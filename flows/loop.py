@@ -1,0 +1,224 @@
+"""The closing of the loop, as extra branches of the feedback dataflow (issue #6).
+
+```
+decoded ─ ticks (event time, one per shard) ──────────────┐
+hot alerts ─ by shard ─┬─ [frontline simulator] ─ case events + ticks ─┐
+case-events topic ─────┼────────────────────── decode ─────────────────┴─ case tracker ─┬─ cases rows
+                       └───────────────────────────────────────────────────────────────┤ case_sla alerts
+                                                                                       └ unknown alerts → DLQ
+decoded ─ [invitation simulator] / invitations topic ─ invitations rows
+by site ─ comment themes ─ comment_themes rows, theme_surge alerts
+```
+Hot alerts and their case events meet on a shard key (a hash of the alert id), so a shard's state
+is small and the work spreads over workers. The shards' clock is the feedback stream's event time:
+each decoded batch sends its latest ``occurred_at`` to every shard. In simulation the frontline
+simulator forwards each tick *after* the case events it released for it, so the tracker never
+judges an SLA before seeing the actions taken in time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
+
+from flows.settings import Settings
+from operators.cases import CaseEvent, CaseTracker, case_rows, decode_case_event, shard_of, track_cases
+from operators.decode import DeadLetter, DecodedBatch
+from operators.invitations import Invitation, decode_invitation, invitation_rows
+from operators.themes import SurgeRule, ThemeDetector, comment_themes
+from sinks.batch import TableBatch
+from sources.simulator.frontline import FrontlineSimulator, InvitationSimulator
+
+__all__ = ["LoopConfig", "LoopSources", "LoopStreams", "add_loop"]
+
+
+@dataclass
+class LoopConfig:
+    sla: timedelta = timedelta(hours=24)
+    sla_grace: timedelta = timedelta(0)
+    unknown_grace: timedelta = timedelta(hours=1)
+    shards: int = 8
+    theme_window: timedelta = timedelta(days=1)
+    theme_lateness: timedelta = timedelta(hours=2)
+    surge: SurgeRule = field(default_factory=SurgeRule)
+    lexicons: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    themes: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "LoopConfig":
+        cases, themes = getattr(settings, "cases", None), getattr(settings, "themes", None)
+        config = cls(theme_lateness=settings.windows.allowed_lateness)
+        if cases is not None:
+            config.sla, config.sla_grace = cases.sla, cases.sla_grace
+            config.unknown_grace, config.shards = cases.unknown_grace, cases.shards
+        if themes is not None:
+            config.themes, config.theme_window, config.lexicons = themes.enabled, themes.window, themes.lexicons
+            config.surge = SurgeRule(themes.min_count, themes.min_jump, themes.ratio, themes.min_windows)
+        return config
+
+
+@dataclass
+class LoopSources:
+    """Where case events and invitations come from: topics (sources of :class:`RawMessage`), or
+    ``simulate`` (the frontline reacts to the flow's own hot alerts; invitations derive from the
+    responses), seeded by ``seed``."""
+
+    case_events: Source | None = None
+    invitations: Source | None = None
+    simulate: bool = False
+    seed: int = 42
+
+
+@dataclass
+class LoopStreams:
+    alerts: Stream  # case_sla and theme_surge alerts (dicts)
+    tables: Stream  # TableBatch: cases, invitations, comment_themes
+    dead: Stream  # DecodedBatch with rejected items only (case events, invitations)
+
+
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
+
+
+class _FrontlineLogic(StatefulBatchLogic):
+    def __init__(self, seed: int, snapshot: FrontlineSimulator | None) -> None:
+        self.sim = snapshot if snapshot is not None else FrontlineSimulator(seed)
+
+    def on_batch(self, values):
+        out = []
+        for kind, item in values:
+            if kind == "alert":
+                self.sim.on_alert(item)
+            else:
+                out += [("msg", m) for m in self.sim.release(item)]
+                out.append(("tick", item))
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> FrontlineSimulator:
+        return self.sim
+
+
+def _route_case_item(kv: tuple[str, tuple[str, Any]]) -> list[tuple[str, tuple[str, Any]]]:
+    shard, (kind, item) = kv
+    if kind != "msg":
+        return [kv]
+    decoded = decode_case_event(item)
+    if isinstance(decoded, CaseEvent):
+        return [(shard, ("event", decoded))]
+    return [(shard, ("dead", decoded))]
+
+
+def add_loop(
+    flow: Dataflow,
+    settings: Settings,
+    decoded: Stream[DecodedBatch],
+    by_site: Stream,
+    hot: Stream[dict[str, Any]],
+    sources: LoopSources,
+    config: LoopConfig | None = None,
+) -> LoopStreams:
+    config = config or LoopConfig.from_settings(settings)
+    sites = settings.site_map()
+    region_of = {s.id: s.region for s in sites.values()}
+    shards = max(1, config.shards)
+    names = [f"cases-{i}" for i in range(shards)]
+
+    def ticks(batch: DecodedBatch):
+        if not batch.accepted:
+            return []
+        latest = max(e.ts_ms for e in batch.accepted)
+        return [(name, ("tick", latest)) for name in names]
+
+    tick_stream = op.flat_map("loop_ticks", decoded, ticks)
+    hot_keyed = op.filter_map(
+        "loop_hot",
+        hot,
+        lambda a: (shard_of(a["alert_id"], shards), ("alert", a)) if a.get("kind") == "hot" else None,
+    )
+    tracker_inputs = [hot_keyed]
+    dead_parts: list[Stream] = []
+    if sources.simulate:
+        seed = sources.seed
+        front = op.stateful_batch(
+            "frontline_sim", op.merge("frontline_in", hot_keyed, tick_stream), lambda s: _FrontlineLogic(seed, s)
+        )
+        routed = op.flat_map("frontline_decode", front, _route_case_item)
+    else:
+        routed = tick_stream
+    if sources.case_events is not None:
+        raw = op.input("case_events_in", flow, sources.case_events)
+        keyed_raw = op.map("case_events_key", raw, lambda m: (_shard_of_raw(m, shards), ("msg", m)))
+        routed = op.merge("case_events_merge", routed, op.flat_map("case_events_decode", keyed_raw, _route_case_item))
+    tracker_inputs.append(op.filter("case_items", routed, lambda kv: kv[1][0] != "dead"))
+    dead_parts.append(op.filter_map("case_dead", routed, lambda kv: kv[1][1] if kv[1][0] == "dead" else None))
+
+    sla_ms, grace_ms, unknown_ms = _ms(config.sla), _ms(config.sla_grace), _ms(config.unknown_grace)
+    tracked = track_cases(
+        "cases",
+        op.merge("cases_in", *tracker_inputs),
+        lambda: CaseTracker(sites, sla_ms=sla_ms, sla_grace_ms=grace_ms, unknown_grace_ms=unknown_ms),
+    )
+    alerts = [op.filter_map("case_alerts", tracked, lambda t: t[1] if t[0] == "alert" else None)]
+    tables = [op.flat_map_batch("case_rows", tracked, lambda items: case_rows(r for k, r in items if k == "case"))]
+    dead_parts.append(op.filter_map("case_unknown", tracked, lambda t: t[1] if t[0] == "dead" else None))
+
+    if sources.simulate:
+        invite = InvitationSimulator(sources.seed)
+
+        def simulated(batches: list[DecodedBatch]) -> list[TableBatch]:
+            invitations = [
+                inv
+                for batch in batches
+                for e in batch.accepted
+                for inv in invite.for_response(e.event_id, e.ts_ms, e.site_id, e.channel,
+                                               str(e.customer.get("id") or ""), e.customer.get("consent_contact") is True)
+            ]  # fmt: skip
+            return invitation_rows(invitations, region_of)
+
+        tables.append(op.flat_map_batch("invitations_sim", decoded, simulated))
+    if sources.invitations is not None:
+        known = frozenset(sites)
+        raw_inv = op.input("invitations_in", flow, sources.invitations)
+        inv = op.map("invitations_decode", raw_inv, lambda m: decode_invitation(m, known))
+        tables.append(op.flat_map_batch(
+            "invitation_rows", inv, lambda items: invitation_rows([i for i in items if isinstance(i, Invitation)], region_of)
+        ))  # fmt: skip
+        dead_parts.append(op.filter("invitations_dead", inv, lambda i: isinstance(i, DeadLetter)))
+
+    if config.themes:
+        themed = comment_themes(
+            "themes", by_site, sites, ThemeDetector(config.lexicons), _ms(config.theme_window),
+            _ms(config.theme_lateness), config.surge,
+        )  # fmt: skip
+        tables.append(op.flat_map_batch("theme_rows", themed, lambda items: _theme_rows([r for k, r in items if k == "row"])))
+        alerts.append(op.filter_map("theme_alerts", themed, lambda t: t[1] if t[0] == "alert" else None))
+
+    dead = op.flat_map_batch(
+        "loop_dead", op.merge("loop_dead_in", *dead_parts), lambda items: [DecodedBatch([], list(items), 0)]
+    )
+    return LoopStreams(
+        alerts=op.merge("loop_alerts", *alerts), tables=op.merge("loop_tables", *tables), dead=dead
+    )
+
+
+def _theme_rows(rows: list[tuple]) -> list[TableBatch]:
+    from operators.themes import THEME_COLUMNS
+
+    return [TableBatch("comment_themes", THEME_COLUMNS, rows)] if rows else []
+
+
+def _shard_of_raw(message, shards: int) -> str:
+    """The shard of a raw case event: by its alert id when readable (else any shard: it is dead anyway)."""
+    import orjson
+
+    try:
+        aid = orjson.loads(message.value).get("alert_id")
+    except Exception:  # noqa: BLE001 - decoded (and dead-lettered) downstream
+        aid = None
+    return shard_of(aid if isinstance(aid, str) else "", shards)

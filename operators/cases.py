@@ -1,0 +1,391 @@
+"""Case tracking: what the frontline did about each hot alert, its SLA, and the rows KPIs come from.
+
+Frontline tools publish case events (``boucle.case-events``)::
+
+    {"alert_id": "…", "action": "contacted|resolved|escalated|note", "at": "2026-10-02T09:12:00Z",
+     "by": "frontline-store-0001", "first_contact": true, "root_cause": "waiting_time"}
+
+A case opens with its hot alert (``opened`` = the response's event time, ``due`` = opened + SLA).
+Its state is a pure function of the *set* of its events (sorted by ``at``), so events may arrive in
+any order, twice, or before their alert: the result is the same. An event whose alert is still
+unknown waits ``unknown_grace`` of event time (the alert may be on its way), then is dead-lettered
+with ``reason_code = "unknown_alert"``; so are the ones still waiting when the input ends.
+
+The clock is event time: ``("tick", ts_ms)`` items (the feedback stream's progress) advance it.
+When it passes ``due + sla_grace`` and no action (contacted, resolved, escalated; a note is not an
+action) happened at or before ``due``, the case is *untreated* and one ``case_sla`` alert goes to
+the site's manager (``Site.manager``), with ``event_time = due``. A contact that comes later still
+counts as a contact, never as treated within the SLA.
+
+>>> tracker = CaseTracker({"s1": Site(id="s1", region="r", manager="boss@x")}, sla_ms=HOUR)
+>>> out = tracker.on_alert({"alert_id": "a1", "kind": "hot", "site_id": "s1", "region": "r",
+...                         "severity": "high", "event_time": "2026-10-01T10:00:00.000Z"})
+>>> [kind for kind, _ in out], tracker.cases["a1"].status
+(['case'], 'open')
+>>> out = tracker.on_tick(parse_time("2026-10-01T11:30:00Z"))
+>>> [(kind, item["kind"] if kind == "alert" else "") for kind, item in out]
+[('alert', 'case_sla'), ('case', '')]
+>>> out[0][1]["owner"], out[0][1]["event_time"], tracker.cases["a1"].untreated
+('boss@x', '2026-10-01T11:00:00.000Z', True)
+"""
+
+from __future__ import annotations
+
+import heapq
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+
+import bytewax.operators as op
+import orjson
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
+
+from flows.settings import Site
+from operators.alerts import alert_id, iso_ms, new_alert
+from operators.decode import DeadLetter
+from sources.message import RawMessage
+
+__all__ = [
+    "ACTIONS",
+    "CASE_COLUMNS",
+    "Case",
+    "CaseEvent",
+    "CaseTracker",
+    "case_rows",
+    "decode_case_event",
+    "parse_time",
+    "shard_of",
+    "track_cases",
+]
+
+HOUR = 3_600_000
+ACTIONS = ("contacted", "resolved", "escalated", "note")
+_TREATMENT = frozenset(("contacted", "resolved", "escalated"))  # a note is not an action
+_CONTACT = frozenset(("contacted", "resolved"))
+_ACTION_ORDER = {a: i for i, a in enumerate(ACTIONS)}
+
+CASE_COLUMNS = (
+    "alert_id", "site_id", "region", "severity", "opened_at", "due_at", "status",
+    "first_action_at", "first_contact_at", "resolved_at", "escalated_at",
+    "contacted", "resolved", "escalated", "fcr", "sla_decided", "untreated", "sla_alerted",
+    "contacts", "notes", "root_cause", "last_by", "events", "version",
+)  # fmt: skip
+
+
+def parse_time(text: str) -> int:
+    """An ISO 8601 time with a zone in epoch milliseconds.
+
+    >>> parse_time("2026-10-01T10:00:00Z"), parse_time("2026-10-01T12:00:00+02:00")
+    (1790848800000, 1790848800000)
+    """
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone (use Z or +HH:MM)")
+    return round(moment.timestamp() * 1000)
+
+
+def shard_of(key: str, shards: int) -> str:
+    """The state key a hot alert and its case events share.
+
+    >>> shard_of("6f1c2f4e-0000", 8) == shard_of("6f1c2f4e-0000", 8)
+    True
+    """
+    return f"cases-{zlib.crc32(key.encode()) % shards}"
+
+
+@dataclass(frozen=True, slots=True)
+class CaseEvent:
+    alert_id: str
+    action: str
+    at_ms: int
+    by: str = ""
+    first_contact: bool = False
+    root_cause: str = ""
+    message: RawMessage | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> tuple:
+        """Identity of the event: a redelivered event is applied once."""
+        return (self.at_ms, _ACTION_ORDER[self.action], self.by, self.first_contact, self.root_cause)
+
+
+class _Invalid(ValueError):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def decode_case_event(message: RawMessage) -> CaseEvent | DeadLetter:
+    """A :class:`CaseEvent`, or a :class:`DeadLetter` saying why not.
+
+    >>> m = RawMessage(b'{"alert_id": "a1", "action": "called", "at": "2026-10-01T10:00:00Z"}', "t", 0, 0)
+    >>> decode_case_event(m).reason
+    "action 'called' is not one of contacted, resolved, escalated, note"
+    >>> e = decode_case_event(RawMessage(b'{"alert_id": "a1", "action": "note", "at": "2026-10-01T10:00:00Z"}', "t", 0, 1))
+    >>> e.action, e.at_ms, e.first_contact
+    ('note', 1790848800000, False)
+    """
+    try:
+        return _decode(message)
+    except _Invalid as exc:
+        return DeadLetter(message, exc.code, exc.reason)
+
+
+def _decode(message: RawMessage) -> CaseEvent:
+    try:
+        event = orjson.loads(message.value)
+    except orjson.JSONDecodeError as exc:
+        raise _Invalid("invalid_json", f"not valid JSON: {exc}") from None
+    if type(event) is not dict:
+        raise _Invalid("not_an_object", f"expected a JSON object, got {type(event).__name__}")
+    for name in ("alert_id", "action", "at"):
+        value = event.get(name)
+        if value is None or value == "":
+            raise _Invalid("missing_field", f"{name} is missing")
+        if type(value) is not str:
+            raise _Invalid("bad_type", f"{name} must be a string, got {type(value).__name__}")
+    action = event["action"]
+    if action not in _ACTION_ORDER:
+        raise _Invalid("unknown_action", f"action {action!r} is not one of {', '.join(ACTIONS)}")
+    try:
+        at_ms = parse_time(event["at"])
+    except ValueError as exc:
+        raise _Invalid("bad_timestamp", f"at {event['at']!r}: {exc}") from None
+    first_contact = event.get("first_contact", False)
+    if type(first_contact) is not bool:
+        raise _Invalid("bad_type", "first_contact must be true or false")
+    by, root_cause = event.get("by") or "", event.get("root_cause") or ""
+    if type(by) is not str or type(root_cause) is not str:
+        raise _Invalid("bad_type", "by and root_cause must be strings")
+    return CaseEvent(event["alert_id"], action, at_ms, by, first_contact, root_cause, message)
+
+
+@dataclass(slots=True)
+class Case:
+    """One hot alert's case; every derived field is recomputed from ``events`` (order-free)."""
+
+    alert_id: str
+    site_id: str
+    region: str
+    severity: str
+    opened_ms: int
+    due_ms: int
+    events: dict[tuple, CaseEvent] = field(default_factory=dict)
+    sla_decided: bool = False
+    sla_alerted: bool = False
+    # derived
+    status: str = "open"
+    first_action_ms: int = 0
+    first_contact_ms: int = 0
+    resolved_ms: int = 0
+    escalated_ms: int = 0
+    fcr: bool = False
+    contacts: int = 0
+    notes: int = 0
+    root_cause: str = ""
+    last_by: str = ""
+
+    def add(self, event: CaseEvent) -> bool:
+        """Apply ``event``; False when it was already applied."""
+        if event.key in self.events:
+            return False
+        self.events[event.key] = event
+        self._derive()
+        return True
+
+    def _derive(self) -> None:
+        ordered = [self.events[k] for k in sorted(self.events)]
+        first = lambda actions: next((e.at_ms for e in ordered if e.action in actions), 0)  # noqa: E731
+        self.first_action_ms = first(_TREATMENT)
+        self.first_contact_ms = first(_CONTACT)
+        self.resolved_ms = first(("resolved",))
+        self.escalated_ms = first(("escalated",))
+        self.fcr = any(e.action == "resolved" and e.first_contact for e in ordered)
+        self.contacts = sum(1 for e in ordered if e.action == "contacted") or (1 if self.first_contact_ms else 0)
+        self.notes = sum(1 for e in ordered if e.action == "note")
+        self.root_cause = next((e.root_cause for e in reversed(ordered) if e.root_cause), "")
+        self.last_by = next((e.by for e in reversed(ordered) if e.by), "")
+        self.status = ("resolved" if self.resolved_ms else "escalated" if self.escalated_ms
+                       else "contacted" if self.first_contact_ms else "open")  # fmt: skip
+
+    @property
+    def treated_in_time(self) -> bool:
+        return bool(self.first_action_ms) and self.first_action_ms <= self.due_ms
+
+    @property
+    def untreated(self) -> bool:
+        return self.sla_decided and not self.treated_in_time
+
+    @property
+    def version(self) -> int:
+        return (len(self.events) << 2) | (int(self.sla_decided) << 1) | int(self.sla_alerted)
+
+    def row(self) -> tuple:
+        return (
+            self.alert_id, self.site_id, self.region, self.severity, self.opened_ms, self.due_ms, self.status,
+            self.first_action_ms, self.first_contact_ms, self.resolved_ms, self.escalated_ms,
+            int(bool(self.first_contact_ms)), int(bool(self.resolved_ms)), int(bool(self.escalated_ms)),
+            int(self.fcr), int(self.sla_decided), int(self.untreated), int(self.sla_alerted),
+            self.contacts, self.notes, self.root_cause, self.last_by, len(self.events), self.version,
+        )  # fmt: skip
+
+
+_SLA_TEXT = {
+    "fr": "Alerte client sans action depuis {hours:g} h à {site} : personne n'a rappelé le client (alerte {short}).",
+    "en": "Customer alert left untreated for {hours:g} h at {site}: nobody called the customer back (alert {short}).",
+}
+
+Out = tuple[str, Any]  # ("case", row) | ("alert", dict) | ("dead", DeadLetter)
+
+
+class CaseTracker:
+    """The cases of one shard: hot alerts open them, case events update them, ticks run the SLA."""
+
+    def __init__(
+        self,
+        sites: dict[str, Site],
+        *,
+        sla_ms: int = 24 * HOUR,
+        sla_grace_ms: int = 0,
+        unknown_grace_ms: int = HOUR,
+        keep_ms: int = 45 * 24 * HOUR,
+    ) -> None:
+        self.sites = sites
+        self.sla_ms, self.sla_grace_ms = sla_ms, sla_grace_ms
+        self.unknown_grace_ms, self.keep_ms = unknown_grace_ms, keep_ms
+        self.cases: dict[str, Case] = {}
+        self.pending: dict[str, list[CaseEvent]] = {}  # events whose alert is not known (yet)
+        self.due: list[tuple[int, str]] = []  # heap of (due_ms, alert_id) not yet decided
+        self.clock = 0
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def on_alert(self, alert: dict[str, Any]) -> list[Out]:
+        if alert.get("kind") != "hot" or alert.get("status", "open") != "open":
+            return []
+        aid = alert["alert_id"]
+        if aid in self.cases:
+            return []  # a replayed alert
+        opened = parse_time(alert["event_time"])
+        case = Case(aid, alert["site_id"], alert.get("region", ""), alert.get("severity", ""), opened,
+                    opened + self.sla_ms)
+        self.cases[aid] = case
+        for event in self.pending.pop(aid, ()):
+            case.add(event)
+        heapq.heappush(self.due, (case.due_ms, aid))
+        out: list[Out] = [("case", case.row())]
+        if self.clock:
+            out += self._expire()
+        return out
+
+    def on_event(self, event: CaseEvent) -> list[Out]:
+        case = self.cases.get(event.alert_id)
+        if case is None:
+            self.pending.setdefault(event.alert_id, []).append(event)
+            return []
+        return [("case", case.row())] if case.add(event) else []
+
+    def on_tick(self, ts_ms: int) -> list[Out]:
+        if ts_ms <= self.clock:
+            return []
+        self.clock = ts_ms
+        return self._expire()
+
+    def on_eof(self) -> list[Out]:
+        out = [("dead", _unknown(e, "no hot alert with this id by the end of the input"))
+               for events in self.pending.values() for e in events]  # fmt: skip
+        self.pending.clear()
+        return out
+
+    # -- time -----------------------------------------------------------------------------------
+    def _expire(self) -> list[Out]:
+        out: list[Out] = []
+        clock = self.clock
+        while self.due and self.due[0][0] + self.sla_grace_ms < clock:
+            _, aid = heapq.heappop(self.due)
+            case = self.cases.get(aid)
+            if case is None or case.sla_decided:
+                continue
+            case.sla_decided = True
+            if not case.treated_in_time:
+                case.sla_alerted = True
+                out.append(("alert", self._sla_alert(case)))
+            out.append(("case", case.row()))
+        waited = [aid for aid, events in self.pending.items()
+                  if min(e.at_ms for e in events) + self.unknown_grace_ms < clock]  # fmt: skip
+        for aid in waited:
+            for e in self.pending.pop(aid):
+                out.append(("dead", _unknown(e, f"no hot alert with this id within {self.unknown_grace_ms // 60000} min"
+                                                " of event time after the case event")))
+        if len(self.cases) > 4096:
+            old = [a for a, c in self.cases.items() if c.sla_decided and c.opened_ms + self.keep_ms < clock]
+            for aid in old:
+                del self.cases[aid]
+        return out
+
+    def _sla_alert(self, case: Case) -> dict[str, Any]:
+        site = self.sites.get(case.site_id) or Site(id=case.site_id, region=case.region)
+        hours = self.sla_ms / HOUR
+        return new_alert(
+            id=alert_id("case_sla", case.alert_id),
+            kind="case_sla",
+            severity="critical" if case.severity == "critical" else "high",
+            site_id=case.site_id,
+            region=case.region or site.region,
+            triggers=["sla"],
+            evidence={"hot_alert_id": case.alert_id, "opened_at": iso_ms(case.opened_ms),
+                      "due_at": iso_ms(case.due_ms), "sla_hours": hours, "hot_severity": case.severity},
+            message=_SLA_TEXT.get(site.language, _SLA_TEXT["en"]).format(
+                hours=hours, site=site.name or site.id, short=case.alert_id[:8]),
+            event_ms=case.due_ms,
+            owner=site.manager,
+            team=site.team,
+        )  # fmt: skip
+
+
+def _unknown(event: CaseEvent, why: str) -> DeadLetter:
+    message = event.message or RawMessage(
+        orjson.dumps({"alert_id": event.alert_id, "action": event.action, "at": iso_ms(event.at_ms)}), "case-events", 0, 0
+    )
+    return DeadLetter(message, "unknown_alert", f"alert_id {event.alert_id!r}: {why}")
+
+
+def case_rows(items: Iterable[tuple]) -> list:
+    """The ``cases`` table batch for a list of case rows (imported lazily: sinks know no domain)."""
+    from sinks.batch import TableBatch
+
+    rows = list(items)
+    return [TableBatch("cases", CASE_COLUMNS, rows)] if rows else []
+
+
+class _TrackerLogic(StatefulBatchLogic):
+    def __init__(self, make: callable, snapshot: CaseTracker | None) -> None:
+        self.tracker: CaseTracker = snapshot if snapshot is not None else make()
+
+    def on_batch(self, values: list[tuple[str, Any]]):
+        out: list[Out] = []
+        tracker = self.tracker
+        for kind, item in values:
+            if kind == "tick":
+                out += tracker.on_tick(item)
+            elif kind == "alert":
+                out += tracker.on_alert(item)
+            else:  # "event": a CaseEvent
+                out += tracker.on_event(item)
+        return out, StatefulBatchLogic.RETAIN
+
+    def on_eof(self):
+        return self.tracker.on_eof(), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> CaseTracker:
+        return self.tracker
+
+
+@operator
+def track_cases(step_id: str, up: KeyedStream[tuple[str, Any]], make_tracker) -> Stream[tuple[str, Any]]:
+    """``(shard, ("tick"|"alert"|"event", item))`` in; ``("case", row)``, ``("alert", dict)`` and
+    ``("dead", DeadLetter)`` out. ``make_tracker()`` builds an empty :class:`CaseTracker`."""
+    tracked = op.stateful_batch("tracker", up, lambda snap: _TrackerLogic(make_tracker, snap))
+    return op.map("unkey", tracked, lambda kv: kv[1])
+
