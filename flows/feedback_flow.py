@@ -22,6 +22,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from flows.loop import LoopSources, add_loop
 from flows.rows import alert_rows, dead_letter_rows, feedback_rows, score_rows
 from flows.settings import Settings
 from flows.stats import RunStats
@@ -99,7 +100,9 @@ def build_flow(
     *,
     flow_id: str = "boucle",
     wall_clock: bool | None = None,
+    loop: LoopSources | None = None,
 ) -> Dataflow:
+    """``loop``: also close the loop (cases, SLA, invitations, comment themes; see :mod:`flows.loop`)."""
     spec = window_spec(settings, wall_clock)
     flow = Dataflow(flow_id)
     raw = op.input("input", flow, source)
@@ -107,6 +110,13 @@ def build_flow(
     by_site = op.flat_map("by_site", decoded, group_by_site)
     windowed = event_time_windows("windows", by_site, spec)
     alerts = op.map("alert_values", hot_alerts("hot", by_site, HotAlertBuilder(settings)), lambda kv: kv[1])
+    dead_batches, extra_tables = decoded, []
+    if loop is not None:
+        closing = add_loop(flow, settings, decoded, by_site, alerts, loop)
+        alerts = op.merge("all_alerts", alerts, closing.alerts)
+        dead_batches, extra_tables = op.merge("all_dead", decoded, closing.dead), [closing.tables]
+        if stats is not None:
+            op.inspect("count_loop_dead", closing.dead, stats.on_decoded)
     if stats is not None:
         op.inspect("count_decoded", decoded, stats.on_decoded)
         op.inspect("count_windowed", windowed, stats.on_windowed)
@@ -115,7 +125,7 @@ def build_flow(
     for i, sink in enumerate(outputs.alerts):
         op.output(f"alerts_out_{i}", alerts, sink)
     if outputs.dead_letters:
-        dead = op.flat_map("dead_letter_dicts", decoded, _dead_letter_dicts)
+        dead = op.flat_map("dead_letter_dicts", dead_batches, _dead_letter_dicts)
         for i, sink in enumerate(outputs.dead_letters):
             op.output(f"dead_letters_out_{i}", dead, sink)
 
@@ -123,10 +133,11 @@ def build_flow(
         region_of = spec.region_of
         tables = op.merge(
             "tables",
-            op.flat_map("dead_letter_rows", decoded, dead_letter_rows),
+            op.flat_map("dead_letter_rows", dead_batches, dead_letter_rows),
             op.flat_map("feedback_rows", windowed, lambda kv: feedback_rows(kv[1], region_of)),
             op.flat_map("score_rows", windowed, lambda kv: score_rows(kv[1])),
             op.flat_map_batch("alert_rows", alerts, alert_rows),
+            *extra_tables,
         )
         batches = batch_rows(
             "batch_rows", tables, settings.warehouse.batch_rows, settings.warehouse.flush_interval
