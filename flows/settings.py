@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 __all__ = [
     "Attribute",
     "AttributeAlerts",
+    "Cases",
     "Condition",
     "HotAlerts",
     "HotRule",
@@ -37,6 +38,7 @@ __all__ = [
     "Region",
     "Settings",
     "Site",
+    "Themes",
     "parse_duration",
 ]
 
@@ -268,6 +270,8 @@ class Kafka(_Strict):
     feedback_topic: str = "boucle.feedback"
     alerts_topic: str = "boucle.alerts"
     dlq_topic: str = "boucle.dlq"
+    case_events_topic: str = "boucle.case-events"
+    invitations_topic: str = "boucle.invitations"
     # Optional: also publish each alert to e.g. "boucle.alerts.{region}" (fields: region, kind, severity).
     alerts_topic_template: str = ""
     librdkafka: dict[str, str] = {}
@@ -322,6 +326,36 @@ class AttributeAlerts(_Strict):
     severity_levels: list[float] = [0.25, 0.5, 0.9]  # effect x importance x confidence -> medium/high/critical
 
 
+class Cases(_Strict):
+    """Case tracking of hot alerts (issue #6): SLA on event time, simulation of the frontline.
+
+    ``sla``: no action (contact, resolution, escalation) within this time of the response → the case
+    is untreated and a ``case_sla`` alert goes to the site's manager. ``sla_grace``: how much later
+    (event time) the decision waits for actions still in flight. ``unknown_grace``: how long a case
+    event waits for its hot alert before it is dead-lettered (``unknown_alert``).
+    """
+
+    enabled: bool = True
+    sla: PositiveDuration = timedelta(hours=24)
+    sla_grace: Duration = timedelta(0)
+    unknown_grace: Duration = timedelta(hours=1)
+    shards: int = Field(8, ge=1, le=1024)
+    non_respondent_after: PositiveDuration = timedelta(days=3)
+    simulate: bool = True  # simulator runs also simulate the frontline and the invitations
+
+
+class Themes(_Strict):
+    """Comment themes: ``lexicons`` replace or add themes (``{theme: {fr: [cue regex], en: [...]}}``)."""
+
+    enabled: bool = True
+    window: PositiveDuration = timedelta(days=1)
+    min_count: int = Field(5, ge=1)
+    min_jump: float = Field(0.15, ge=0, le=1)
+    ratio: float = Field(2.0, ge=1)
+    min_windows: int = Field(3, ge=1)
+    lexicons: dict[str, dict[Literal["fr", "en"], list[str]]] = {}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BOUCLE_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -338,6 +372,8 @@ class Settings(BaseSettings):
     simulation: Simulation = Simulation()
     attribute_alerts: AttributeAlerts = AttributeAlerts()
     kafka: Kafka = Kafka()
+    cases: Cases = Cases()
+    themes: Themes = Themes()
 
     @classmethod
     def settings_customise_sources(
