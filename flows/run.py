@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flows.feedback_flow import FlowOutputs, build_flow
+from flows.loop import LoopSources
 from flows.settings import Settings
 from flows.stats import RunStats
 from sinks.clickhouse.client import connect
@@ -44,7 +45,7 @@ __all__ = [
     "warehouse_counts",
 ]
 
-TABLES = ("feedback", "attribute_scores", "alerts", "dead_letters")
+TABLES = ("feedback", "attribute_scores", "alerts", "dead_letters", "cases", "invitations", "comment_themes")
 
 
 @dataclass
@@ -112,11 +113,12 @@ def run_flow(
     options: RunOptions,
     console: Console | None = None,
     outputs: FlowOutputs | None = None,
+    loop: LoopSources | None = None,
 ) -> RunStats:
     console = console or Console()
     stats = RunStats()
     outputs = outputs or default_outputs(settings, console)
-    flow = build_flow(settings, source, outputs, stats, wall_clock=options.wall_clock)
+    flow = build_flow(settings, source, outputs, stats, wall_clock=options.wall_clock, loop=loop)
     recovery = None
     if options.recovery_dir is not None:
         recovery = prepare_recovery_dir(options.recovery_dir, options.workers)
