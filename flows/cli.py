@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.cases_cli import cases_app
 from flows.config import ConfigError, load_settings
 from flows.settings import Settings
 
@@ -140,10 +141,18 @@ def run(
         )
         _ensure_kafka_topics(settings)
         src = KafkaFeedbackSource(kafka, tail=not to_end, from_end=from_end)
+        loop = None
+        if settings.cases.enabled:
+            from flows.loop import LoopSources
+
+            loop = LoopSources(
+                case_events=KafkaFeedbackSource(kafka, [kafka.case_events_topic], tail=not to_end, from_end=from_end),
+                invitations=KafkaFeedbackSource(kafka, [kafka.invitations_topic], tail=not to_end, from_end=from_end),
+            )
         _run(
             settings, src, None, workers, recovery_dir, progress,
             kafka=True, bounded=to_end, wall_clock=(not to_end) if wall_clock is None else wall_clock,
-            epoch_interval=epoch_interval,
+            epoch_interval=epoch_interval, loop=loop,
         )
         return
     if source == "simulator":
@@ -155,12 +164,23 @@ def run(
             f"Simulating {simulator.days:g} days of feedback for {len(settings.sites)} sites"
             f" (seed {simulator.seed}) → {total:,} messages"
         )
+        loop = _loop(settings, simulate=settings.cases.simulate, seed=simulator.seed)
     else:
         src, total = _file_source(Path(source))
+        loop = _loop(settings)
     _run(
         settings, src, total, workers, recovery_dir, progress,
-        kafka=brokers is not None, wall_clock=wall_clock, epoch_interval=epoch_interval,
+        kafka=brokers is not None, wall_clock=wall_clock, epoch_interval=epoch_interval, loop=loop,
     )
+
+
+def _loop(settings: Settings, **kwargs):
+    """The loop branches (cases, themes; simulated frontline and invitations) unless cases.enabled is off."""
+    if not settings.cases.enabled:
+        return None
+    from flows.loop import LoopSources
+
+    return LoopSources(**kwargs)
 
 
 def _with_kafka(settings: Settings, **changes) -> Settings:
@@ -177,7 +197,8 @@ def _ensure_kafka_topics(settings: Settings, partitions: int = 6) -> None:
     from sources.kafka_source import client_config
 
     kafka = settings.kafka
-    wanted = {kafka.feedback_topic: partitions, kafka.alerts_topic: partitions, kafka.dlq_topic: 1}
+    wanted = {kafka.feedback_topic: partitions, kafka.alerts_topic: partitions, kafka.dlq_topic: 1,
+              kafka.case_events_topic: partitions, kafka.invitations_topic: partitions}
     try:
         created = ensure_topics(client_config(kafka), {t: n for t, n in wanted.items() if t})
     except Exception as exc:  # noqa: BLE001 - the broker may still auto-create them
@@ -201,7 +222,7 @@ def replay(
     """
     settings = _settings()
     src, total = _file_source(file)
-    _run(settings, src, total, workers, recovery_dir, progress)
+    _run(settings, src, total, workers, recovery_dir, progress, loop=_loop(settings))
 
 
 def _file_source(path: Path):
@@ -218,7 +239,7 @@ def _file_source(path: Path):
 def _run(
     settings, src, total, workers, recovery_dir, progress, *,
     kafka: bool = False, bounded: bool = True, wall_clock: Optional[bool] = None,
-    epoch_interval: Optional[float] = None,
+    epoch_interval: Optional[float] = None, loop=None,
 ) -> None:
     from datetime import timedelta
 
@@ -231,11 +252,15 @@ def _run(
         epoch_interval=None if epoch_interval is None else timedelta(seconds=epoch_interval),
     )
     outputs = kafka_outputs(settings, console) if kafka else default_outputs(settings, console)
-    stats = run_flow(settings, src, options, console=console, outputs=outputs)
+    stats = run_flow(settings, src, options, console=console, outputs=outputs, loop=loop)
     for sink in outputs.alerts:
         if hasattr(sink, "print_summary"):
             sink.print_summary()
     print_summary(console, stats, settings, warehouse_counts(settings))
+    if loop is not None:
+        from flows.cases_cli import print_loop_summary
+
+        print_loop_summary(console, settings)
     out = settings.outputs
     console.print(
         f"Alerts: {out.alerts_jsonl} · dead letters: {out.dead_letters_jsonl} · warehouse: "
@@ -324,6 +349,7 @@ def _simulate_to_kafka(settings: Settings, simulator, total: int, rate, realtime
 
 alerts_app = typer.Typer(help="Subscribe to the alert topic.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(cases_app, name="cases")
 
 
 @alerts_app.command("tail")

@@ -1,0 +1,231 @@
+"""``boucle cases …``: the loop's KPIs per site, non-respondents, promoters to thank, comment search.
+
+Everything reads the warehouse views of migration v0005 (``v_case_kpis``, ``v_invitations``,
+``v_promoters``, ``comment_themes``); :func:`print_loop_summary` is also the loop part of the
+end-of-run summary.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.settings import Settings, parse_duration
+
+__all__ = ["cases_app", "loop_totals", "print_loop_summary", "site_kpis", "top_themes"]
+
+cases_app = typer.Typer(help="Closing the loop: case KPIs, non-respondents, promoters, comment search.",
+                        no_args_is_help=True)
+
+
+def _client(settings: Settings):
+    from sinks.clickhouse.client import connect
+
+    return connect(settings.warehouse)
+
+
+def _dicts(result) -> list[dict[str, Any]]:
+    return [dict(zip(result.column_names, row)) for row in result.result_rows]
+
+
+def site_kpis(client, db: str, region: str | None = None) -> list[dict[str, Any]]:
+    """One dict per site: the columns of ``v_case_kpis``."""
+    where = "WHERE region = {region:String}" if region else ""
+    return _dicts(client.query(f"SELECT * FROM `{db}`.v_case_kpis {where} ORDER BY region, site_id",
+                               parameters={"region": region or ""}))
+
+
+def loop_totals(client, db: str, region: str | None = None, after_days: float = 3.0) -> dict[str, Any]:
+    """Network (or region) totals: case KPIs over all cases, response rate, non-respondents, promoters."""
+    where = "WHERE region = {region:String}" if region else ""
+    params = {"region": region or "", "after": after_days}
+    names = ("cases", "contacted", "fcr", "decided", "untreated", "escalated", "resolved", "sla_alerts",
+             "hours_mean", "hours_median")
+    row = client.query(
+        f"""SELECT count(), countIf(contacted = 1), countIf(fcr = 1), countIf(sla_decided = 1),
+                   countIf(untreated = 1), countIf(escalated = 1), countIf(resolved = 1), countIf(sla_alerted = 1),
+                   avgIf(dateDiff('second', opened_at, first_contact_at) / 3600, contacted = 1),
+                   medianIf(dateDiff('second', opened_at, first_contact_at) / 3600, contacted = 1)
+            FROM `{db}`.cases FINAL {where}""", parameters=params).result_rows[0]
+    cases = dict(zip(names, row))
+    invitations = _dicts(client.query(
+        f"""SELECT count() AS invitations, countIf(responded) AS responses,
+                   countIf(NOT responded AND days_waiting >= {{after:Float64}}) AS non_respondents,
+                   countIf(NOT responded AND days_waiting >= {{after:Float64}} AND consent_contact = 1)
+                       AS non_respondents_consenting
+            FROM `{db}`.v_invitations {where}""", parameters=params))[0]
+    promoters = client.query(f"SELECT count() FROM `{db}`.v_promoters {where}", parameters=params).result_rows[0][0]
+    out = {**cases, **invitations, "promoters_consenting": promoters}
+    out["contacted_share"] = _ratio(out["contacted"], out["cases"])
+    out["fcr_rate"] = _ratio(out["fcr"], out["contacted"])
+    out["untreated_rate"] = _ratio(out["untreated"], out["decided"])
+    out["escalation_rate"] = _ratio(out["escalated"], out["cases"])
+    out["response_rate"] = _ratio(out["responses"], out["invitations"])
+    return out
+
+
+def top_themes(client, db: str, k: int = 5, region: str | None = None) -> list[tuple[str, int, float]]:
+    """``[(theme, comments with it, share of all comments)]``, most frequent first."""
+    where = "AND region = {region:String}" if region else ""
+    params = {"region": region or "", "k": k}
+    total = client.query(f"SELECT countIf(comment != '') FROM `{db}`.feedback WHERE 1 {where}",
+                         parameters=params).result_rows[0][0]
+    rows = client.query(
+        f"SELECT theme, sum(n) AS n FROM `{db}`.comment_themes FINAL WHERE 1 {where}"
+        " GROUP BY theme ORDER BY n DESC, theme LIMIT {k:UInt32}", parameters=params).result_rows
+    return [(theme, int(n), n / total if total else math.nan) for theme, n in rows]
+
+
+def _ratio(a, b) -> float:
+    return a / b if b else math.nan
+
+
+def _pct(x) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"
+
+
+def _hours(x) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1f} h"
+
+
+def print_loop_summary(console: Console, settings: Settings, region: str | None = None) -> None:
+    """The loop part of a run summary: FCR, untreated rate, response rate, top comment themes."""
+    client, db = _client(settings), settings.warehouse.database
+    after = settings.cases.non_respondent_after.total_seconds() / 86400
+    t = loop_totals(client, db, region, after)
+    table = Table(title="Closing the loop", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("hot alerts with a case", f"{t['cases']:,}")
+    table.add_row("contacted", f"{t['contacted']:,} ({_pct(t['contacted_share'])})")
+    table.add_row("time to first contact (mean / median)", f"{_hours(t['hours_mean'])} / {_hours(t['hours_median'])}")
+    table.add_row("FCR rate (resolved at first contact / contacted)", _pct(t["fcr_rate"]))
+    sla = settings.cases.sla.total_seconds() / 3600
+    table.add_row(f"untreated rate (no action within {sla:g} h)", f"{_pct(t['untreated_rate'])} of {t['decided']:,} due")
+    table.add_row("escalations", f"{t['escalated']:,} ({_pct(t['escalation_rate'])})")
+    table.add_row("case_sla alerts (to site managers)", f"{t['sla_alerts']:,}")
+    table.add_row("invitations → responses", f"{t['invitations']:,} → {t['responses']:,}")
+    table.add_row("response rate", _pct(t["response_rate"]))
+    table.add_row(f"non-respondents after {after:g} d (consenting)",
+                  f"{t['non_respondents']:,} ({t['non_respondents_consenting']:,})")
+    table.add_row("promoters to thank (consenting)", f"{t['promoters_consenting']:,}")
+    console.print(table)
+    themes = top_themes(client, db, 5, region)
+    if themes:
+        top = Table(title="Top comment themes (complaints)", title_justify="left")
+        top.add_column("theme")
+        top.add_column("comments", justify="right")
+        top.add_column("share of comments", justify="right")
+        for theme, n, share in themes:
+            top.add_row(theme, f"{n:,}", _pct(share))
+        console.print(top)
+
+
+def _cli():
+    from flows import cli
+
+    return cli
+
+
+@cases_app.command("summary")
+def summary(region: Optional[str] = typer.Option(None, help="Only this region (id from the config).")) -> None:
+    """The loop's KPIs per site: contacted share, time to first contact, FCR, untreated, escalations.
+
+    Example: `boucle cases summary --region ile-de-france`
+    """
+    cli = _cli()
+    settings = cli._settings()
+    if region and region not in {r.id for r in settings.regions}:
+        cli.err.print(f"unknown region {region!r}; one of {', '.join(r.id for r in settings.regions)}")
+        raise typer.Exit(2)
+    client, db = _client(settings), settings.warehouse.database
+    table = Table(title=f"Cases per site{f' ({region})' if region else ''}", title_justify="left")
+    for name in ("site", "name", "region", "cases", "contacted", "1st contact", "FCR", "untreated", "escalated",
+                 "pending"):
+        table.add_column(name, justify="left" if name in ("site", "name", "region") else "right")
+    for r in site_kpis(client, db, region):
+        table.add_row(r["site_id"], r["site_name"], r["region"], f"{r['cases']:,}", _pct(r["contacted_share"]),
+                      _hours(r["median_hours_to_first_contact"]), _pct(r["fcr_rate"]), _pct(r["untreated_rate"]),
+                      _pct(r["escalation_rate"]), f"{r['pending_cases']:,}")  # fmt: skip
+    cli.console.print(table)
+    print_loop_summary(cli.console, settings, region)
+
+
+@cases_app.command("non-respondents")
+def non_respondents(
+    after: str = typer.Option(None, help="Unanswered for at least this long (default: cases.non_respondent_after)."),
+    site: Optional[str] = typer.Option(None, help="Only this site."),
+    all_customers: bool = typer.Option(False, "--all", help="Also customers who did not consent to be contacted."),
+    limit: int = typer.Option(20, min=1, help="At most this many rows."),
+) -> None:
+    """Invitations still unanswered after N days: customers to contact (consenting ones by default).
+
+    Example: `boucle cases non-respondents --after 5d --site store-0001`
+    """
+    cli = _cli()
+    settings = cli._settings()
+    days = parse_duration(after or settings.cases.non_respondent_after).total_seconds() / 86400
+    conditions = ["NOT responded", "days_waiting >= {after:Float64}"]
+    if site:
+        conditions.append("site_id = {site:String}")
+    if not all_customers:
+        conditions.append("consent_contact = 1")
+    client, db = _client(settings), settings.warehouse.database
+    result = client.query(
+        f"SELECT invitation_id, sent_at, site_id, channel, customer_id, consent_contact, round(days_waiting, 1) AS days"
+        f" FROM `{db}`.v_invitations WHERE {' AND '.join(conditions)} ORDER BY sent_at LIMIT {{limit:UInt32}}",
+        parameters={"after": days, "site": site or "", "limit": limit},
+    )
+    table = Table(*result.column_names, title=f"Non-respondents after {days:g} days", title_justify="left")
+    for row in result.result_rows:
+        table.add_row(*(str(v) for v in row))
+    cli.console.print(table)
+
+
+@cases_app.command("promoters")
+def promoters(
+    site: Optional[str] = typer.Option(None, help="Only this site."),
+    limit: int = typer.Option(20, min=1, help="At most this many rows."),
+) -> None:
+    """Promoters (NPS 9-10) who consented to be contacted: thank them, ask for a referral."""
+    cli = _cli()
+    settings = cli._settings()
+    client, db = _client(settings), settings.warehouse.database
+    result = client.query(
+        f"SELECT occurred_at, site_id, customer_id, nps, comment FROM `{db}`.v_promoters"
+        f" {'WHERE site_id = {site:String}' if site else ''} ORDER BY occurred_at DESC LIMIT {{limit:UInt32}}",
+        parameters={"site": site or "", "limit": limit},
+    )
+    table = Table(*result.column_names, title="Promoters to thank (consenting)", title_justify="left")
+    for row in result.result_rows:
+        table.add_row(*(str(v) for v in row))
+    cli.console.print(table)
+
+
+@cases_app.command("search")
+def search(
+    word: str = typer.Argument(..., help="One word (token) to find in comments, any case."),
+    site: Optional[str] = typer.Option(None, help="Only this site."),
+    limit: int = typer.Option(20, min=1, help="At most this many rows."),
+) -> None:
+    """Find comments containing a word (uses the comment token index; comments are PII-masked).
+
+    Example: `boucle cases search attente --site store-0001`
+    """
+    cli = _cli()
+    settings = cli._settings()
+    client, db = _client(settings), settings.warehouse.database
+    result = client.query(
+        f"SELECT occurred_at, site_id, scores['nps'] AS nps, comment FROM `{db}`.feedback"
+        f" WHERE hasToken(lower(comment), lower({{word:String}})) {'AND site_id = {site:String}' if site else ''}"
+        " ORDER BY occurred_at DESC LIMIT {limit:UInt32}",
+        parameters={"word": word, "site": site or "", "limit": limit},
+    )
+    table = Table(*result.column_names, title=f"Comments with {word!r}", title_justify="left")
+    for row in result.result_rows:
+        table.add_row(*(str(v) for v in row))
+    cli.console.print(table)
