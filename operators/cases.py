@@ -14,8 +14,9 @@ with ``reason_code = "unknown_alert"``; so are the ones still waiting when the i
 The clock is event time: ``("tick", ts_ms)`` items (the feedback stream's progress) advance it.
 When it passes ``due + sla_grace`` and no action (contacted, resolved, escalated; a note is not an
 action) happened at or before ``due``, the case is *untreated* and one ``case_sla`` alert goes to
-the site's manager (``Site.manager``), with ``event_time = due``. A contact that comes later still
-counts as a contact, never as treated within the SLA.
+the site's manager (``Site.manager``), with ``event_time = due``. A contact made after ``due`` counts
+as a contact, never as treated within the SLA; an action made in time but *delivered* after the
+decision corrects the case row (``untreated`` follows event time), the alert already sent stays.
 
 >>> tracker = CaseTracker({"s1": Site(id="s1", region="r", manager="boss@x")}, sla_ms=HOUR)
 >>> out = tracker.on_alert({"alert_id": "a1", "kind": "hot", "site_id": "s1", "region": "r",

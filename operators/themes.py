@@ -2,7 +2,7 @@
 
 A theme is a complaint (an irritant), found by cue phrases from a lexicon (configurable: the
 ``[themes.lexicons]`` keys replace or add themes). A cue is *negated*, hence not counted, when a
-negation word stands among the three words before it in the same clause ("pas trop long", "not too
+negation word stands among the four words before it in the same clause ("pas trop long", "not too
 long", "aucune attente", "no queue"); cues that carry their own negation ("pas aimable", "not
 available") ignore the French "ne … pas" around them.
 
@@ -126,7 +126,7 @@ class ThemeDetector:
 
 def _negated(before: str, negators: set[str]) -> bool:
     clause = _CLAUSE_END.split(before.lower())[-1]
-    words = _WORD.findall(clause)[-3:]
+    words = _WORD.findall(clause)[-4:]
     return any(w in negators for w in words)
 
 

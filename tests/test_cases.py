@@ -1,0 +1,171 @@
+"""Case tracking: transitions, out-of-order and repeated events, unknown alerts, SLA on event time."""
+
+from __future__ import annotations
+
+import itertools
+
+import orjson
+import pytest
+
+from flows.settings import Site
+from operators.cases import CASE_COLUMNS, CaseEvent, CaseTracker, decode_case_event, parse_time
+from operators.decode import DeadLetter
+from sources.message import RawMessage
+
+H = 3_600_000
+T0 = parse_time("2026-10-01T10:00:00Z")
+SITES = {"s1": Site(id="s1", name="Lyon", region="north", manager="boss@x", language="fr"),
+         "s2": Site(id="s2", region="north", manager="boss2@x", language="en")}
+COL = {name: i for i, name in enumerate(CASE_COLUMNS)}
+
+
+def hot(aid: str, site: str = "s1", at: int = T0) -> dict:
+    from operators.alerts import iso_ms
+
+    return {"alert_id": aid, "kind": "hot", "status": "open", "site_id": site, "region": "north",
+            "severity": "high", "event_time": iso_ms(at)}
+
+
+def ev(aid: str, action: str, at: int, first: bool = False, cause: str = "", by: str = "t1") -> CaseEvent:
+    return CaseEvent(aid, action, at, by, first, cause)
+
+
+def tracker(**kw) -> CaseTracker:
+    return CaseTracker(SITES, sla_ms=kw.pop("sla_ms", 24 * H), **kw)
+
+
+def last_row(out, aid):
+    rows = [item for kind, item in out if kind == "case" and item[0] == aid]
+    return dict(zip(CASE_COLUMNS, rows[-1])) if rows else None
+
+
+def test_transitions_open_contacted_resolved_at_first_contact():
+    t = tracker()
+    assert last_row(t.on_alert(hot("a")), "a")["status"] == "open"
+    row = last_row(t.on_event(ev("a", "contacted", T0 + 2 * H, True)), "a")
+    assert (row["status"], row["contacted"], row["first_contact_at"], row["fcr"]) == ("contacted", 1, T0 + 2 * H, 0)
+    row = last_row(t.on_event(ev("a", "resolved", T0 + 2 * H + 600_000, True, "waiting_time")), "a")
+    assert (row["status"], row["resolved"], row["fcr"], row["root_cause"]) == ("resolved", 1, 1, "waiting_time")
+    row = last_row(t.on_event(ev("a", "note", T0 + 3 * H)), "a")
+    assert (row["notes"], row["status"], row["events"]) == (1, "resolved", 3)
+
+
+def test_escalation_then_later_resolution_is_not_fcr():
+    t = tracker()
+    t.on_alert(hot("a"))
+    for e in (ev("a", "contacted", T0 + H, True), ev("a", "escalated", T0 + 2 * H), ev("a", "resolved", T0 + 50 * H)):
+        out = t.on_event(e)
+    row = last_row(out, "a")
+    assert (row["status"], row["escalated"], row["fcr"], row["escalated_at"]) == ("resolved", 1, 0, T0 + 2 * H)
+
+
+def test_any_order_and_repeats_give_the_same_state():
+    events = [ev("a", "contacted", T0 + H, True), ev("a", "resolved", T0 + H + 60_000, True, "price"),
+              ev("a", "note", T0 + 30 * 60_000), ev("a", "contacted", T0 + 5 * H)]
+    finals = set()
+    for order in itertools.permutations(events):
+        t = tracker()
+        t.on_alert(hot("a"))
+        for e in order + order[:2]:  # redelivered events are applied once
+            t.on_event(e)
+        finals.add(t.cases["a"].row())
+    assert len(finals) == 1
+    row = dict(zip(CASE_COLUMNS, finals.pop()))
+    assert (row["first_contact_at"], row["contacts"], row["fcr"], row["events"]) == (T0 + H, 2, 1, 4)
+
+
+def test_case_events_before_their_alert_wait_for_it():
+    t = tracker()
+    assert t.on_event(ev("a", "contacted", T0 + H, True)) == []
+    assert t.on_tick(T0 + H + 10 * 60_000) == []  # within unknown_grace: still waiting
+    row = last_row(t.on_alert(hot("a")), "a")
+    assert (row["status"], row["first_contact_at"]) == ("contacted", T0 + H)
+    assert t.pending == {}
+
+
+def test_events_for_unknown_alerts_are_dead_lettered_with_a_reason():
+    t = tracker(unknown_grace_ms=H)
+    msg = RawMessage(orjson.dumps({"alert_id": "nope", "action": "note", "at": "2026-10-01T11:00:00Z"}), "ce", 0, 7)
+    t.on_event(decode_case_event(msg))
+    t.on_event(ev("other", "contacted", T0 + 30 * H))
+    out = t.on_tick(T0 + 2 * H + 1)
+    dead = [item for kind, item in out if kind == "dead"]
+    assert len(dead) == 1 and isinstance(dead[0], DeadLetter)
+    assert (dead[0].reason_code, dead[0].message.position) == ("unknown_alert", "ce:0:7")
+    assert "'nope'" in dead[0].reason
+    at_end = t.on_eof()  # still unknown when the input ends
+    assert [(k, d.reason_code, d.message.value.startswith(b'{"alert_id":"other"')) for k, d in at_end] == [
+        ("dead", "unknown_alert", True)]
+
+
+def test_sla_alert_fires_once_on_event_time_to_the_site_manager():
+    t = tracker(sla_ms=24 * H, sla_grace_ms=H)
+    t.on_alert(hot("late", "s1"))
+    t.on_alert(hot("ok", "s2"))
+    t.on_event(ev("ok", "contacted", T0 + 23 * H, True))
+    assert t.on_tick(T0 + 24 * H) == []  # due, but the grace has not passed
+    assert t.on_tick(T0 + 25 * H) == []  # due + grace is not yet *passed*
+    out = t.on_tick(T0 + 25 * H + 1)
+    alerts = [item for kind, item in out if kind == "alert"]
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert (alert["kind"], alert["site_id"], alert["owner"], alert["event_time"]) == (
+        "case_sla", "s1", "boss@x", "2026-10-02T10:00:00.000Z")
+    assert alert["evidence"]["hot_alert_id"] == "late" and "Lyon" in alert["message"]
+    assert last_row(out, "late")["untreated"] == 1 and last_row(out, "ok")["untreated"] == 0
+    assert t.on_tick(T0 + 60 * H) == []  # once only
+    # A contact after the deadline is recorded but the case stays untreated within the SLA.
+    row = last_row(t.on_event(ev("late", "contacted", T0 + 30 * H, True)), "late")
+    assert (row["contacted"], row["untreated"], row["sla_alerted"]) == (1, 1, 1)
+
+
+def test_alert_already_overdue_when_it_arrives_is_decided_at_once():
+    t = tracker(sla_ms=24 * H)
+    t.on_tick(T0 + 48 * H)
+    out = t.on_alert(hot("old"))
+    assert [item["kind"] for kind, item in out if kind == "alert"] == ["case_sla"]
+
+
+def test_replayed_alerts_and_other_kinds_open_no_case():
+    t = tracker()
+    t.on_alert(hot("a"))
+    assert t.on_alert(hot("a")) == []
+    assert t.on_alert({**hot("b"), "kind": "case_sla"}) == []
+    assert list(t.cases) == ["a"]
+
+
+@pytest.mark.parametrize(
+    "value, code",
+    [
+        (b"{", "invalid_json"),
+        (b"[1]", "not_an_object"),
+        (b'{"action": "note", "at": "2026-10-01T10:00:00Z"}', "missing_field"),
+        (b'{"alert_id": 3, "action": "note", "at": "2026-10-01T10:00:00Z"}', "bad_type"),
+        (b'{"alert_id": "a", "action": "phoned", "at": "2026-10-01T10:00:00Z"}', "unknown_action"),
+        (b'{"alert_id": "a", "action": "note", "at": "2026-10-01T10:00:00"}', "bad_timestamp"),
+        (b'{"alert_id": "a", "action": "note", "at": "2026-10-01T10:00:00Z", "first_contact": "yes"}', "bad_type"),
+    ],
+)
+def test_malformed_case_events_are_dead_letters(value, code):
+    out = decode_case_event(RawMessage(value, "ce", 0, 0))
+    assert isinstance(out, DeadLetter) and out.reason_code == code and out.reason
+
+
+def test_frontline_simulator_is_deterministic_and_releases_on_event_time():
+    from sources.simulator.frontline import FrontlineSimulator
+
+    alerts = [hot(f"a{i}", at=T0 + i * 60_000) for i in range(300)]
+    sim = FrontlineSimulator(seed=3)
+    for a in alerts:
+        sim.on_alert(a)
+    first = sim.release(T0 + 6 * H)
+    assert first and all(m.received_ms <= T0 + 6 * H for m in first)
+    rest = sim.release(T0 + 30 * 24 * H)
+    bodies = [orjson.loads(m.value) for m in first + rest]
+    again = FrontlineSimulator(seed=3)
+    for a in alerts:
+        again.on_alert(a)
+    assert [m.value for m in again.release(T0 + 30 * 24 * H)] == [m.value for m in first + rest]
+    planned = {b["alert_id"] for b in bodies}
+    assert 0.75 < len(planned & {a["alert_id"] for a in alerts}) / len(alerts) < 1  # some never treated
+    assert {b["action"] for b in bodies} == {"contacted", "resolved", "escalated", "note"}
