@@ -20,7 +20,7 @@ from typing import Any
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
-from bytewax.outputs import Sink
+from bytewax.outputs import FixedPartitionedSink, Sink
 
 from flows.loop import LoopSources, add_loop
 from flows.rows import alert_rows, dead_letter_rows, feedback_rows, score_rows
@@ -92,6 +92,15 @@ def _dead_letter_dicts(batch: DecodedBatch) -> list[dict[str, Any]]:
     ]
 
 
+def _for_sink(step_id: str, items, sink: Sink):
+    """Items as a sink takes them: fixed-partitioned sinks (Kafka) get ``(site_id, item)`` pairs."""
+    if isinstance(sink, FixedPartitionedSink):
+        return op.key_on(
+            step_id, items, lambda item: str(item.get("site_id") or "") if isinstance(item, dict) else ""
+        )
+    return items
+
+
 def build_flow(
     settings: Settings,
     source: Source,
@@ -123,11 +132,11 @@ def build_flow(
         op.inspect("count_alerts", alerts, stats.on_alert)
 
     for i, sink in enumerate(outputs.alerts):
-        op.output(f"alerts_out_{i}", alerts, sink)
+        op.output(f"alerts_out_{i}", _for_sink(f"alerts_key_{i}", alerts, sink), sink)
     if outputs.dead_letters:
         dead = op.flat_map("dead_letter_dicts", dead_batches, _dead_letter_dicts)
         for i, sink in enumerate(outputs.dead_letters):
-            op.output(f"dead_letters_out_{i}", dead, sink)
+            op.output(f"dead_letters_out_{i}", _for_sink(f"dead_letters_key_{i}", dead, sink), sink)
 
     if outputs.warehouse is not None:
         region_of = spec.region_of
@@ -142,5 +151,5 @@ def build_flow(
         batches = batch_rows(
             "batch_rows", tables, settings.warehouse.batch_rows, settings.warehouse.flush_interval
         )
-        op.output("warehouse", batches, outputs.warehouse)
+        op.output("warehouse", _for_sink("warehouse_key", batches, outputs.warehouse), outputs.warehouse)
     return flow

@@ -95,11 +95,18 @@ def default_outputs(settings: Settings, console: Console) -> FlowOutputs:
 
 
 def kafka_outputs(settings: Settings, console: Console) -> FlowOutputs:
-    """The default outputs plus alerts and dead letters published to Kafka (``settings.kafka``)."""
+    """The default outputs plus alerts and dead letters published to Kafka (``settings.kafka``).
+
+    The warehouse writes on a background thread (:class:`sinks.background.BackgroundSink`) so that
+    an insert never holds back the alerts of a live stream; epochs still wait for the inserts.
+    """
+    from sinks.background import BackgroundSink
     from sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink
 
     kafka = settings.kafka
     outputs = default_outputs(settings, console)
+    if outputs.warehouse is not None:
+        outputs.warehouse = BackgroundSink(outputs.warehouse)
     outputs.alerts.append(
         KafkaAlertSink(kafka.broker_list(), kafka.alerts_topic, kafka.alerts_topic_template, kafka.librdkafka)
     )

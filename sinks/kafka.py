@@ -14,23 +14,26 @@ original bytes as value, the original key, and headers ``reason_code``, ``reason
 ``partition`` and ``offset`` (where the message was read; ``topic`` is the source's origin, e.g.
 ``boucle.feedback`` or ``simulator``).
 
-Latency and delivery. Each worker has one producer (``linger.ms`` 2 by default). ``write_batch``
-hands the batch to librdkafka and then flushes: the call returns once the broker has acknowledged
-every record, so an alert leaves the process in the same activation that produced it and nothing
-is held back until the end of a bytewax epoch; it also means an epoch is only committed (with
-recovery) after its alerts are stored in Kafka. A record the broker refuses fails the flow (a crash
-followed by a resume re-sends it) rather than being dropped silently. Delivery is at-least-once:
-after a resume the same alerts (same deterministic ``alert_id``) may be published again.
+Latency and delivery. Both sinks are bytewax *fixed-partitioned* sinks with one partition (one
+producer, ``linger.ms`` 0: records queued while a request is in flight are batched anyway).
+``write_batch`` hands the batch to librdkafka and serves delivery reports without waiting, so an
+alert leaves in the activation that produced it (its latency is the broker's acknowledgement,
+not bytewax's 10 s epoch); ``snapshot()``, which bytewax calls at the end of every epoch before
+committing it, *flushes*: an epoch is never committed (with recovery) before its alerts and dead
+letters are acknowledged by the broker. A record the broker refuses fails the flow (a resume then
+re-sends it) rather than being dropped silently. Delivery is at-least-once: after a resume the
+same alerts (same deterministic ``alert_id``) may be published again. The flow keys the stream
+for these sinks itself (``flows.feedback_flow`` routes items to a fixed-partitioned sink as
+``(site_id, item)``).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Callable, Iterable
 
 import orjson
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -47,7 +50,7 @@ __all__ = [
 
 KafkaRecord = tuple  # (topic, key, value, headers)
 
-_PRODUCER_DEFAULTS = {"linger.ms": "2", "acks": "all"}
+_PRODUCER_DEFAULTS = {"linger.ms": "0", "acks": "all"}
 
 
 def producer_config(brokers: Iterable[str] | str, librdkafka: dict[str, str] | None = None, **extra: Any) -> dict:
@@ -110,18 +113,21 @@ def dead_letter_record(item: dict[str, Any], topic: str) -> KafkaRecord:
     return (topic, getattr(item, "key", None), bytes(value), headers)
 
 
-class _Partition(StatelessSinkPartition[dict]):
+class _Partition(StatefulSinkPartition[dict, None]):
     def __init__(self, config: dict, to_records: Callable[[dict], list[KafkaRecord]], flush_timeout: float):
         self._producer = Producer(config)
         self._to_records = to_records
         self._flush_timeout = flush_timeout
         self._errors: list[str] = []
-        self._lock = threading.Lock()
 
     def _on_delivery(self, err, msg) -> None:
         if err is not None:
-            with self._lock:
-                self._errors.append(f"{msg.topic()}: {err}")
+            self._errors.append(f"{msg.topic()}: {err}")
+
+    def _raise_errors(self) -> None:
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise KafkaException(f"{len(errors)} records refused by the broker, e.g. {errors[0]}")
 
     def write_batch(self, items: list[dict]) -> None:
         producer = self._producer
@@ -133,18 +139,24 @@ class _Partition(StatelessSinkPartition[dict]):
                         break
                     except BufferError:  # local queue full: let deliveries drain
                         producer.poll(0.05)
-        remaining = producer.flush(self._flush_timeout)
+        producer.poll(0)  # delivery reports; sending happens on librdkafka's own threads
+        self._raise_errors()
+
+    def flush(self) -> None:
+        remaining = self._producer.flush(self._flush_timeout)
         if remaining:
             raise KafkaException(f"{remaining} records not delivered within {self._flush_timeout}s")
-        if self._errors:
-            errors, self._errors = self._errors, []
-            raise KafkaException(f"{len(errors)} records refused by the broker, e.g. {errors[0]}")
+        self._raise_errors()
+
+    def snapshot(self) -> None:
+        self.flush()  # the epoch commits only once its records are acknowledged
+        return None
 
     def close(self) -> None:
-        self._producer.flush(self._flush_timeout)
+        self.flush()
 
 
-class _KafkaSink(DynamicSink[dict]):
+class _KafkaSink(FixedPartitionedSink[dict, None]):
     def __init__(self, brokers, librdkafka: dict[str, str] | None, flush_timeout: float, **extra: Any):
         self.config = producer_config(brokers, librdkafka, **extra)
         self.flush_timeout = flush_timeout
@@ -152,7 +164,10 @@ class _KafkaSink(DynamicSink[dict]):
     def _records(self, item: dict) -> list[KafkaRecord]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
+    def list_parts(self) -> list[str]:
+        return ["producer"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _Partition:
         return _Partition(dict(self.config), self._records, self.flush_timeout)
 
 
