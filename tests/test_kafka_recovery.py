@@ -52,7 +52,7 @@ def test_sigkill_mid_stream_then_resume_is_exactly_once_in_effect(kafka_broker, 
     # The reference: the same events through the flow in-process, no crash.
     reference: list[dict] = []
     run_main(build_flow(settings, SimulatorSource(simulator), FlowOutputs(alerts=[TestingSink(reference)])))
-    reference_alerts = {a["alert_id"]: _content(a) for a in reference}
+    reference_alerts = {a["alert_id"]: _content(a) for a in reference if a["kind"] == "hot"}
 
     topics = new_topics(kafka_broker)
     env = boucle_env(tmp_path, kafka_broker.bootstrap, topics)
@@ -86,26 +86,30 @@ def test_sigkill_mid_stream_then_resume_is_exactly_once_in_effect(kafka_broker, 
     boucle(*run_args[3:], "--to-end", env=env, timeout=120)
 
     # Alerts: every reference alert is there; repeats (at-least-once) carry the same content.
-    published: dict[str, set[bytes]] = {}
+    # (Hot alerts are compared with the reference; every kind must keep its content per id/status.)
+    published: dict[tuple, set[bytes]] = {}
     for msg in consume_all(kafka_broker.bootstrap, topics["alerts"]):
         alert = orjson.loads(msg.value())
-        published.setdefault(alert["alert_id"], set()).add(_content(alert))
+        published.setdefault((alert["alert_id"], alert["status"]), set()).add(_content(alert))
     changed = {i: c for i, c in published.items() if len(c) > 1}
     assert not changed, f"{len(changed)} alert ids published with different content"
-    assert set(published) == set(reference_alerts)
-    assert all(published[i] == {c} for i, c in reference_alerts.items())
+    hot = {i: c for (i, _), c in published.items() if orjson.loads(next(iter(c)))["kind"] == "hot"}
+    assert set(hot) == set(reference_alerts)
+    assert all(hot[i] == {c} for i, c in reference_alerts.items())
 
     # Warehouse: nothing lost, nothing doubled once deduplicated.
     accepted = len(messages) - malformed
     [row] = _query(
         "SELECT (SELECT count() FROM feedback FINAL) AS feedback,"
         " (SELECT uniqExact(site_id, occurred_at, event_id) FROM feedback) AS feedback_keys,"
-        " (SELECT count() FROM alerts FINAL) AS alerts,"
-        " (SELECT uniqExact(alert_id) FROM alerts) AS alert_ids,"
+        " (SELECT count() FROM alerts FINAL WHERE kind = 'hot') AS alerts,"
+        " (SELECT uniqExact(alert_id) FROM alerts WHERE kind = 'hot') AS alert_ids,"
+        " (SELECT count() FROM alerts FINAL) - (SELECT uniqExact(alert_id, status, event_time) FROM alerts)"
+        " AS duplicate_alert_rows,"
         " (SELECT count() FROM dead_letters FINAL) AS dead_letters",
         env,
     )
     assert row == {
         "feedback": accepted, "feedback_keys": accepted, "alerts": len(reference_alerts),
-        "alert_ids": len(reference_alerts), "dead_letters": malformed,
+        "alert_ids": len(reference_alerts), "duplicate_alert_rows": 0, "dead_letters": malformed,
     }
