@@ -1,11 +1,12 @@
 """The feedback dataflow: decode → per-site windows and hot alerts → warehouse, alert outputs.
 
 ```
-raw ─decode─┬─ dead letters ───────────────────────────────┐
-            └─ by site ─┬─ event-time windows ─ feedback rows ├─ batch per table ─ warehouse
-                        │                    └─ score rows ───┤
-                        └─ hot alerts ─┬─ alert rows ─────────┘
-                                       └─ alert outputs (console, JSONL, ...)
+raw ─decode─┬─ dead letters ──────────────────────────────────┐
+            └─ by site ─┬─ event-time windows ─ feedback rows ─┼─ batch per table ─ warehouse
+                        │                     └─ score rows ───┤
+                        ├─ hot alerts ──────┬─ (the loop: cases, SLA, themes; see flows.loop)
+                        └─ attribute alerts ┴─ alert rows ─────┘
+                                            └─ alert outputs (console, JSONL, Kafka)
 ```
 The unit that travels is a batch (of messages, then of one site's events): bytewax's per-item
 cost is paid per batch, which is what lets one worker keep up with tens of thousands of events
@@ -26,6 +27,7 @@ from flows.loop import LoopSources, add_loop
 from flows.rows import alert_rows, dead_letter_rows, feedback_rows, score_rows
 from flows.settings import Settings
 from flows.stats import RunStats
+from operators.attribute_alerts import AttributeAlertEngine, attribute_alerts
 from operators.batching import batch_rows
 from operators.decode import DecodedBatch, Decoder, decode_batches, group_by_site
 from operators.hot_alerts import HotAlertBuilder, hot_alerts
@@ -120,12 +122,17 @@ def build_flow(
     windowed = event_time_windows("windows", by_site, spec)
     alerts = op.map("alert_values", hot_alerts("hot", by_site, HotAlertBuilder(settings)), lambda kv: kv[1])
     dead_batches, extra_tables = decoded, []
+    if settings.attribute_alerts.enabled:
+        # After the hot alerts feed the loop: cases are opened for hot alerts only.
+        attribute = attribute_alerts("attribute", by_site, AttributeAlertEngine(settings))
     if loop is not None:
         closing = add_loop(flow, settings, decoded, by_site, alerts, loop)
         alerts = op.merge("all_alerts", alerts, closing.alerts)
         dead_batches, extra_tables = op.merge("all_dead", decoded, closing.dead), [closing.tables]
         if stats is not None:
             op.inspect("count_loop_dead", closing.dead, stats.on_decoded)
+    if settings.attribute_alerts.enabled:
+        alerts = op.merge("with_attribute_alerts", alerts, attribute)
     if stats is not None:
         op.inspect("count_decoded", decoded, stats.on_decoded)
         op.inspect("count_windowed", windowed, stats.on_windowed)
