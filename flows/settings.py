@@ -320,7 +320,7 @@ class AttributeAlerts(_Strict):
     regional_share: float = Field(0.5, gt=0, le=1)  # share of a region's sites down together
     regional_min_sites: int = Field(3, ge=2)
     regional_z: float = 2.0  # a site counts as down when its expectation z <= -regional_z
-    regional_hold: timedelta = timedelta(hours=3)  # wait before a site alert while its region moves too
+    regional_hold: Duration = timedelta(hours=4)  # wait before a site alert while its region moves too
     resolve_after: PositiveDuration = timedelta(hours=24)
     resolve_z: float = 1.0  # back to normal: expectation z > -resolve_z and no trigger
     severity_levels: list[float] = [0.25, 0.5, 0.9]  # effect x importance x confidence -> medium/high/critical
