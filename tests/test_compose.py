@@ -97,3 +97,29 @@ def test_grafana_has_the_clickhouse_datasource_provisioned(compose):
     env = _env(grafana)
     assert source["jsonData"]["username"] == "${CLICKHOUSE_USER}" and "CLICKHOUSE_USER" in env
     assert source["secureJsonData"]["password"] == "${CLICKHOUSE_PASSWORD}" and "CLICKHOUSE_PASSWORD" in env
+
+
+def test_grafana_loads_the_dashboard_on_the_provisioned_data_source(compose):
+    import json
+
+    grafana = compose["services"]["grafana"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"] if v.startswith("./")}
+    provider = yaml.safe_load((REPO / "deploy/grafana/provisioning/dashboards/boucle.yml").read_text())
+    dashboards_dir = provider["providers"][0]["options"]["path"]
+    assert (REPO / mounts[dashboards_dir] / "boucle.json").is_file()
+    source = yaml.safe_load((REPO / "deploy/grafana/provisioning/datasources/clickhouse.yml").read_text())
+    uid = source["datasources"][0]["uid"]
+    dashboard = json.loads((REPO / "deploy/grafana/dashboards/boucle.json").read_text())
+
+    def uids(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("datasource"), dict):
+                yield node["datasource"].get("uid")
+            for value in node.values():
+                yield from uids(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from uids(value)
+
+    used = set(uids(dashboard)) - {None}
+    assert used and used <= {uid, "${datasource}", "$datasource"}
