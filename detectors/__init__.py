@@ -2,6 +2,7 @@
 
 - :mod:`detectors.decayed` — time-decayed mean/variance with effective n (the building block);
 - :mod:`detectors.trend` — CUSUM below a reference and a decayed regression slope;
+- :mod:`detectors.decline` — a slow slide: hinge regression on daily means over two weeks;
 - :mod:`detectors.expectation` — level against the site's own seasonal history (z);
 - :mod:`detectors.peer` — robust comparison with the sites of a peer group;
 - :mod:`detectors.importance` — online key-driver analysis (normalised weights);
@@ -9,6 +10,7 @@
 """
 
 from detectors.decayed import DecayedMoments
+from detectors.decline import GradualDecline
 from detectors.expectation import SeasonalExpectation
 from detectors.importance import KeyDriverImportance
 from detectors.peer import PeerComparison, PeerGroup
@@ -19,6 +21,7 @@ __all__ = [
     "AttributeWatch",
     "DecayedMoments",
     "DownwardTrend",
+    "GradualDecline",
     "KeyDriverImportance",
     "PeerComparison",
     "PeerGroup",

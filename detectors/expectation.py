@@ -84,6 +84,10 @@ class SeasonalExpectation:
         w, s = self.cells[3 * cell], self.cells[3 * cell + 1]
         return s / (w + self.shrinkage) if w > 0 else 0.0
 
+    def effect(self, t_ms: int) -> float:
+        """The shrunk seasonal effect of ``t_ms``'s cell (rating points against the level)."""
+        return self._effect(self._cell(t_ms))
+
     def expected(self, t_ms: int) -> float:
         """The rating the site's history predicts at ``t_ms`` (level + shrunk cell effect)."""
         return self.level.mean + self._effect(self._cell(t_ms))

@@ -1,9 +1,10 @@
-"""One (site, attribute) series watched by all three per-series detectors at once.
+"""One (site, attribute) series watched by all the per-series detectors at once.
 
 :class:`AttributeWatch` feeds each rating to the :class:`SeasonalExpectation` first, then to the
 :class:`DownwardTrend` with the expected value as its reference (so seasonality is not a trend),
-and to the :class:`PeerComparison`. ``evidence`` gathers their numbers under one flat dict and
-``triggers`` names the detectors in alarm. The peer verdict needs the series' :class:`PeerGroup`,
+to the :class:`GradualDecline` without its seasonal effect, and to the :class:`PeerComparison`.
+``evidence`` gathers their numbers under one flat dict and ``triggers`` names the detectors in
+alarm (a gradual decline is a ``trend``). The peer verdict needs the series' :class:`PeerGroup`,
 which the caller (the operator that owns the keys) passes in.
 
 >>> from detectors.watch import AttributeWatch
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from detectors.decline import GradualDecline
 from detectors.expectation import SeasonalExpectation
 from detectors.peer import PeerComparison, PeerGroup
 from detectors.trend import DownwardTrend
@@ -35,19 +37,24 @@ __all__ = ["AttributeWatch"]
 
 
 class AttributeWatch:
-    """Trend, expectation and peer detectors of one series (built from keyword dicts)."""
+    """Trend, decline, expectation and peer detectors of one series (built from keyword dicts)."""
 
     def __init__(self, trend: dict[str, Any] | None = None, expectation: dict[str, Any] | None = None,
-                 peer: dict[str, Any] | None = None):
+                 peer: dict[str, Any] | None = None, decline: dict[str, Any] | None = None):
         self.expectation = SeasonalExpectation(**(expectation or {}))
         self.trend = DownwardTrend(**(trend or {}))
         self.peer = PeerComparison(**(peer or {}))
+        decline = dict(decline or {})
+        decline.setdefault("utc_offset_hours", self.expectation.utc_offset_hours)
+        self.decline = GradualDecline(**decline)
         self.t_ms = 0
         self.count = 0
 
     def update(self, x: float, t_ms: int) -> None:
+        seasonal = self.expectation.effect(t_ms)
         expected = self.expectation.update(x, t_ms)
         self.trend.update(x, t_ms, expected if self.expectation.level.w >= self.trend.min_history else None)
+        self.decline.update(x - seasonal, t_ms)
         self.peer.update(x, t_ms)
         self.count += 1
         if t_ms > self.t_ms:
@@ -57,9 +64,14 @@ class AttributeWatch:
         """Refresh the peer verdict against ``group``."""
         self.peer.evidence(group, member)
 
+    @property
+    def local_alarm(self) -> bool:
+        """A trigger that needs no peers: trend, gradual decline or expectation."""
+        return self.trend.alarm or self.decline.alarm or self.expectation.alarm
+
     def triggers(self) -> list[str]:
         out = []
-        if self.trend.alarm:
+        if self.trend.alarm or self.decline.alarm:
             out.append("trend")
         if self.expectation.alarm:
             out.append("expectation")
@@ -84,6 +96,9 @@ class AttributeWatch:
             "drop": tr["drop"],
             "slope": tr["slope"],
             "slope_z": tr["slope_z"],
+            "decline": self.decline.decline,
+            "decline_z": self.decline.z,
+            "decline_days": self.decline.onset_days,
             "peer_level": pe["level"],
             "peer_n": pe["n"],
         }

@@ -11,7 +11,9 @@ the responses' ratings for the key-driver analysis. The region step owns what ne
 sites: the peer groups, the importance of each attribute, the alert lifecycle, and the regional
 incident — when most sites of a region drop on one attribute together it opens *one*
 ``regional_incident`` and holds the site alerts for that attribute (a region-wide drop is not a
-peer problem of every site).
+peer problem of every site). While a few other sites of the region are already down on the
+attribute, a new site alert waits ``regional_hold`` of event time first, so that the regional
+incident, which needs a few sites, can claim the first ones too.
 
 Lifecycle per (site, attribute): ``open`` once; ``updated`` (same id) when the severity grows;
 ``resolved`` once the attribute has had no trigger and ``z > -resolve_z`` for ``resolve_after``
@@ -92,7 +94,7 @@ class SiteState:
                 was = touched.get(name)
                 watch.update(value, t)
                 first = was[0] if was else None
-                if first is None and (watch.trend.alarm or watch.expectation.alarm):
+                if first is None and watch.local_alarm:
                     first = t
                 touched[name] = (first, max(t, was[1]) if was else t)
             y = event.scores.get(target)
@@ -130,6 +132,7 @@ class RegionState:
         self.local: dict[str, dict[str, bool]] = {}  # attribute -> site -> local trigger
         self.open: dict[tuple[str, str], OpenAlert] = {}
         self.regional: dict[str, OpenAlert] = {}
+        self.pending: dict[tuple[str, str], int] = {}  # (site, attribute) -> first firing while the region stirs
 
     def add(self, engine: "AttributeAlertEngine", summary: SiteSummary, detected_ms: int) -> list[dict[str, Any]]:
         cfg = engine.cfg
@@ -165,7 +168,15 @@ class RegionState:
             fires = bool(set(triggers) & set(cfg.alone)) or len(triggers) >= cfg.min_triggers
             key = (site, attr)
             current = self.open.get(key)
+            if fires and not held and current is None and engine.hold_ms > 0 and self._region_stirring(
+                    engine, attr, site):
+                # Other sites of the region drop on this attribute too: wait, so a regional incident can claim it.
+                since = self.pending.setdefault(key, st.alarm_ms if st.alarm_ms is not None else st.t_ms)
+                held = st.t_ms - since < engine.hold_ms
+            if not fires or attr in self.regional:
+                self.pending.pop(key, None)
             if fires and not held:
+                self.pending.pop(key, None)
                 severity = engine.severity(evidence, importance * k)
                 event_ms = st.alarm_ms if st.alarm_ms is not None else st.t_ms
                 if current is None:
@@ -190,6 +201,16 @@ class RegionState:
                 else:
                     current.normal_since = None
         return out
+
+    def _region_stirring(self, engine: "AttributeAlertEngine", attr: str, site: str) -> bool:
+        """Another site of the region has a local trigger on this attribute, or ``regional_min_sites - 1``
+        others are below expectation (``z <= -regional_z``)."""
+        cfg = engine.cfg
+        zs, local = self.z.get(attr, {}), self.local.get(attr, {})
+        if any(on for s, on in local.items() if s != site):
+            return True
+        down = sum(1 for s, z in zs.items() if s != site and z <= -cfg.regional_z)
+        return down >= max(cfg.regional_min_sites - 1, 1)
 
     def _region_moving(self, engine: "AttributeAlertEngine", attr: str, site: str) -> bool:
         """Most other sites of the region are below expectation on this attribute too."""
@@ -257,19 +278,21 @@ class AttributeAlertEngine:
             langs = [s.language for s in settings.sites if s.region == region]
             self.region_language[region] = max(set(langs), key=langs.count)
         self.region_names = {r.id: r.name or r.id for r in settings.regions}
-        probe = AttributeWatch(dict(cfg.trend), dict(cfg.expectation), dict(cfg.peer))
+        probe = AttributeWatch(dict(cfg.trend), dict(cfg.expectation), dict(cfg.peer), dict(cfg.decline))
         self.min_history = probe.expectation.min_history
         self.peer_min_n = probe.peer.min_n
         self.peer_z = probe.peer.z_threshold
         self.peer_gap = probe.peer.min_gap
         self.z_threshold = probe.expectation.z_threshold
         self.resolve_after_ms = int(cfg.resolve_after.total_seconds() * 1000)
+        self.hold_ms = int(cfg.regional_hold.total_seconds() * 1000)
 
     def new_watch(self, site_id: str) -> AttributeWatch:
         site = self.sites.get(site_id)
         offset = UTC_OFFSET_HOURS.get(site.country.upper(), 0) if site else 0
         expectation = {"utc_offset_hours": offset, **self.cfg.expectation}
-        return AttributeWatch(dict(self.cfg.trend), expectation, dict(self.cfg.peer))
+        decline = {"utc_offset_hours": offset, **self.cfg.decline}
+        return AttributeWatch(dict(self.cfg.trend), expectation, dict(self.cfg.peer), decline)
 
     def severity(self, evidence: dict[str, float], relative_importance: float) -> str:
         effect = max(evidence.get("baseline", 0) - evidence.get("level", 0), evidence.get("drop", 0.0),

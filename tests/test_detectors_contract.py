@@ -19,6 +19,7 @@ from detectors import (
     AttributeWatch,
     DecayedMoments,
     DownwardTrend,
+    GradualDecline,
     KeyDriverImportance,
     PeerComparison,
     PeerGroup,
@@ -93,6 +94,7 @@ CASES = [
     Case("SeasonalExpectation", lambda: SeasonalExpectation(utc_offset_hours=1), _feed_series,
          lambda d: ({**d.evidence(), "expected_now": d.expected(d.t_ms or 0)}, d.alarm)),
     Case("DownwardTrend", DownwardTrend, _feed_series, lambda d: (d.evidence(), d.alarm)),
+    Case("GradualDecline", GradualDecline, _feed_moments, lambda d: (d.evidence(), d.alarm)),
     Case("PeerComparison", PeerComparison, _feed_series, _peer_outputs),
     Case("AttributeWatch", AttributeWatch, _feed_watch, lambda d: (d.evidence(), d.triggers())),
     Case("KeyDriverImportance", KeyDriverImportance, _feed_importance, lambda d: d.evidence(), False),
@@ -194,3 +196,20 @@ def test_few_responses_are_no_evidence():
     watch.compare(group, "me")
     assert watch.triggers() == []
     assert watch.trend.cusum < watch.trend.h / 2
+    assert watch.decline.z > -watch.decline.z_threshold
+
+
+def test_gradual_decline_is_seen_and_a_flat_series_is_not():
+    """0.8 point lost over 14 days at 48 responses a day: the decline detector alarms before the end."""
+    rng = random.Random(21)
+    flat, sliding = GradualDecline(), GradualDecline()
+    alarm_day = None
+    for i in range(24 * 26):
+        for j in range(2):
+            t = i * 3_600_000 + j * MINUTE
+            flat.update(rng.gauss(4.0, 0.9), t)
+            sliding.update(rng.gauss(4.0 - (0.8 * (i - 240) / 336 if i >= 240 else 0.0), 0.9), t)
+        assert not flat.alarm
+        if alarm_day is None and sliding.alarm:
+            alarm_day = i / 24
+    assert alarm_day is not None and 10 < alarm_day < 24
