@@ -123,13 +123,12 @@ def test_report_for_one_region_in_french_with_a_new_period(report_settings, tmp_
 
 def test_report_uses_the_importance_table_when_it_has_rows(report_settings, tmp_path):
     client = connect(report_settings.warehouse)
-    client.command(f"CREATE TABLE IF NOT EXISTS {DB}.attribute_importance (region String, attribute String,"
-                   " weight Float64, updated_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree ORDER BY (region, attribute)")
-    client.command(f"INSERT INTO {DB}.attribute_importance VALUES ('belgium', 'waiting_time', 0.7, now64())")
+    client.command(f"INSERT INTO {DB}.attribute_importance (region, attribute, day, target, weight, updated_at)"
+                   " VALUES ('belgium', 'waiting_time', today(), 'nps', 0.7, now64())")
     try:
         page = write_report(report_settings, tmp_path / "i.html", region="belgium").read_text(encoding="utf-8")
     finally:
-        client.command(f"DROP TABLE {DB}.attribute_importance")
+        client.command(f"TRUNCATE TABLE {DB}.attribute_importance")
     assert "Weights from the importance detector" in page and "Stand-in" not in page
 
 

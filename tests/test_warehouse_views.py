@@ -274,12 +274,12 @@ def test_migrations_twice_are_a_no_op(ch):
             " WHERE database = {db:String} ORDER BY name", parameters={"db": DB}).result_rows
 
     before, recorded = tables(), applied_migrations(ch, DB)
-    assert sorted(recorded) == [1, 2, 3, 4, 5]
+    assert sorted(recorded) == [1, 2, 3, 4, 5, 6]
     assert migrate(ch, DB) == []
     assert init_schema(ch, DB, settings=SETTINGS) == []
     assert sync_dimensions(ch, DB, SETTINGS) == 0
     assert tables() == before and applied_migrations(ch, DB) == recorded
-    assert ch.query(f"SELECT count() FROM {DB}.schema_migrations").result_rows[0][0] == 5
+    assert ch.query(f"SELECT count() FROM {DB}.schema_migrations").result_rows[0][0] == 6
     assert ch.query(f"SELECT count() FROM {DB}.sites").result_rows[0][0] == 6
     assert ch.query(f"SELECT groupArray(period_days) FROM {DB}.periods").result_rows[0][0] == [7, 30, 90]
 
