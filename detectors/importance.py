@@ -71,6 +71,16 @@ class KeyDriverImportance:
 
     def learn_one(self, x: dict[str, float], y: float, t_ms: int | None = None) -> None:
         """Learn one response: attribute ratings ``x`` (missing ones absent) and target ``y``."""
+        self.learn_many([(x, y)], t_ms)
+
+    def learn_many(self, responses: list[tuple[dict[str, float], float]], t_ms: int | None = None) -> None:
+        """Learn responses ``(x, y)`` of one event time at once: the same sums as ``learn_one`` on each.
+
+        Every pairwise sum receives the responses' terms one by one in their order (``np.add.at``
+        is unbuffered), so the result is exactly that of the loop, at a fraction of its cost.
+        """
+        if not responses:
+            return
         weight = 1.0
         if t_ms is not None:
             if self.t_ms is None:
@@ -82,22 +92,36 @@ class KeyDriverImportance:
                 self.t_ms = t_ms
             else:
                 weight = decay_factor(self.t_ms - t_ms, self.half_life_days * DAY_MS)
-        rows = [0]
-        values = [float(y)]
-        for name, value in x.items():
-            if value is None:
-                continue
-            i = self.index.get(name)
-            if i is None:
-                i = self._add(name)
-            rows.append(i)
-            values.append(float(value))
-        ix = np.ix_(rows, rows)
-        v = np.asarray(values)
-        self.w[ix] += weight
-        self.s[ix] += weight * v[:, None]
-        self.ss[ix] += weight * (v * v)[:, None]
-        self.sxy[ix] += weight * np.outer(v, v)
+        index = self.index
+        cells: list[int] = []  # response r, variable i -> r * stride + i (the target is variable 0)
+        values: list[float] = []
+        stride = 1 << 16
+        for r, (x, y) in enumerate(responses):
+            cells.append(r * stride)
+            values.append(float(y))
+            for name, value in x.items():
+                if value is None:
+                    continue
+                i = index.get(name)
+                if i is None:
+                    i = self._add(name)
+                cells.append(r * stride + i)
+                values.append(float(value))
+        size = len(self.names) + 1
+        answered = np.zeros((len(responses), size), dtype=bool)
+        v = np.zeros((len(responses), size))
+        flat = np.asarray(cells)
+        rows, columns = flat // stride, flat % stride
+        answered[rows, columns] = True
+        v[rows, columns] = values
+        # Every (response, i, j) both answered, response-major: each cell gets its terms in order.
+        r, i, j = np.nonzero(answered[:, :, None] & answered[:, None, :])
+        vi, vj = v[r, i], v[r, j]
+        pairs = (i, j)
+        np.add.at(self.w, pairs, weight)
+        np.add.at(self.s, pairs, weight * vi)
+        np.add.at(self.ss, pairs, weight * (vi * vi))
+        np.add.at(self.sxy, pairs, weight * (vi * vj))
 
     @property
     def n(self) -> float:
