@@ -53,27 +53,64 @@ class DecayedMoments(stats.base.Univariate):
 
     def update(self, x: float, t_ms: int | None = None, w: float = 1.0) -> None:
         x = float(x)
+        total, total2, m2 = self.w, self.w2, self.m2
         if t_ms is not None:
-            if self.t_ms is None:
+            last = self.t_ms
+            if last is None:
                 self.t_ms = t_ms
-            elif t_ms > self.t_ms:
-                f = decay_factor(t_ms - self.t_ms, self.half_life_ms)
-                self.w *= f
-                self.w2 *= f * f
-                self.m2 *= f
+            elif t_ms > last:
+                f = 2.0 ** (-(t_ms - last) / self.half_life_ms)  # decay_factor, inlined (hot)
+                total *= f
+                total2 *= f * f
+                m2 *= f
                 self.t_ms = t_ms
-            else:  # late: weigh it as old as it is
-                w *= decay_factor(self.t_ms - t_ms, self.half_life_ms)
+            elif t_ms < last:  # late: weigh it as old as it is
+                w *= 2.0 ** (-(last - t_ms) / self.half_life_ms)
         if w <= 0.0:
+            self.w, self.w2, self.m2 = total, total2, m2
             return
-        self.w += w
-        self.w2 += w * w
-        delta = x - self.mean
-        self.mean += w / self.w * delta
-        self.m2 += w * delta * (x - self.mean)
+        total += w
+        total2 += w * w
+        mean = self.mean
+        delta = x - mean
+        mean += w / total * delta
+        self.m2 = m2 + w * delta * (x - mean)
+        self.w, self.w2, self.mean = total, total2, mean
+
+    def update_many(self, xs: list[float], ts: list[int]) -> None:
+        """``update(x, t)`` for each pair in order (unit weights), with the state held in locals."""
+        half_life = self.half_life_ms
+        last, total, total2, mean, m2 = self.t_ms, self.w, self.w2, self.mean, self.m2
+        for x, t_ms in zip(xs, ts):
+            x = float(x)
+            w = 1.0
+            if last is None:
+                last = t_ms
+            elif t_ms > last:
+                f = 2.0 ** (-(t_ms - last) / half_life)
+                total *= f
+                total2 *= f * f
+                m2 *= f
+                last = t_ms
+            elif t_ms < last:
+                w = 2.0 ** (-(last - t_ms) / half_life)
+                if w <= 0.0:
+                    continue
+            total += w
+            total2 += w * w
+            delta = x - mean
+            mean += w / total * delta
+            m2 += w * delta * (x - mean)
+        self.t_ms, self.w, self.w2, self.mean, self.m2 = last, total, total2, mean, m2
 
     def get(self) -> float:
         return self.mean
+
+    def copy(self) -> "DecayedMoments":
+        """An independent copy of the statistic (state included; ``clone`` gives a fresh one)."""
+        new = object.__new__(DecayedMoments)
+        new.__dict__.update(self.__dict__)
+        return new
 
     @property
     def weight(self) -> float:

@@ -16,7 +16,10 @@ whole site has good and bad days), so a hypermarket's 150 responses a day cannot
 wobble significant. ``alarm`` needs ``z <= -z_threshold``, a fitted decline so far of at least
 ``min_decline`` rating points, ``min_n`` responses in the window and ``min_history`` in all.
 
-Suffix sums make one evaluation O(window) — about 20 µs — whatever the number of onsets.
+Suffix sums make one evaluation O(window) — about 20 µs — whatever the number of onsets. The fit
+is lazy: an evaluation point only keeps a copy of the bins (a fraction of a microsecond) and the
+fit runs when ``z``, ``decline``, ``alarm``... are read, so a caller that reads them once per
+batch pays one fit per batch, with the very numbers an eager fit would have given.
 
 >>> from detectors.decline import GradualDecline
 >>> import random
@@ -85,11 +88,8 @@ class GradualDecline:
         self.h_n = self.h_s = self.h_ss = self.h_days = 0.0
         self.t_ms: int | None = None
         self.next_eval_ms = 0
-        self.z = 0.0
-        self.decline = 0.0
-        self.onset_days = 0.0  # days since the fitted onset
-        self.n_window = 0.0
-        self.sd = sd_floor
+        self._fit = (sd_floor, 0.0, 0.0, 0.0, 0.0)  # sd, n_window, z, decline, onset_days
+        self._pending: tuple | None = None  # the state at the latest evaluation point, not fitted yet
 
     # -- learning ------------------------------------------------------------------------------
     def _day_of(self, t_ms: int) -> int:
@@ -121,13 +121,16 @@ class GradualDecline:
     def update(self, x: float, t_ms: int) -> None:
         """Learn one rating (already free of its seasonal effect if the caller has one)."""
         x = float(x)
-        day = self._day_of(t_ms)
-        if self.day is None:
-            self.day = self.first_day = day
-        elif day > self.day:
+        day = int((t_ms + self.utc_offset_hours * HOUR_MS) // DAY_MS)
+        today = self.day
+        if today is None:
+            self.day = self.first_day = today = day
+        elif day > today:
             self._advance(day)
-            self._evaluate()  # a day closed
-        if day <= self.day - self.window_days:  # very late: straight into the history
+            today = day
+            # A day closed: its evaluation is superseded by the one below (a new day is a new hour).
+            self._evaluate()
+        if day <= today - self.window_days:  # very late: straight into the history
             self.h_n += 1.0
             self.h_s += x
             self.h_ss += x * x
@@ -143,48 +146,107 @@ class GradualDecline:
             step = int(self.eval_every_hours * HOUR_MS)
             self.next_eval_ms = t_ms - t_ms % step + step if step > 0 else t_ms
 
+    def update_many(self, xs: list[float], ts: list[int]) -> None:
+        """:meth:`update` for each rating in order."""
+        update = self.update
+        for x, t_ms in zip(xs, ts):
+            update(x, t_ms)
+
     # -- the test ------------------------------------------------------------------------------
     def _evaluate(self) -> None:
-        bins, w, today = self.bins, self.window_days, self.day
+        """An evaluation point: remember the state; :meth:`_settle` fits it when a result is read."""
+        self._pending = (self.bins[:], self.day, self.h_n, self.h_s, self.h_ss, self.h_days)
+
+    def _settle(self) -> tuple[float, float, float, float, float]:
+        pending = self._pending
+        if pending is not None:
+            self._fit = self._hinge_fit(*pending)
+            self._pending = None
+        return self._fit
+
+    def copy(self) -> "GradualDecline":
+        """An independent copy (same state, same future outputs)."""
+        new = object.__new__(GradualDecline)
+        new.__dict__.update(self.__dict__)
+        new.bins = self.bins[:]  # a pending evaluation's copy of the bins is never written: shared
+        return new
+
+    def __getstate__(self) -> dict:
+        self._settle()
+        return self.__dict__
+
+    @property
+    def sd(self) -> float:
+        """Pooled within-day standard deviation at the latest evaluation (floored)."""
+        return self._settle()[0]
+
+    @property
+    def n_window(self) -> float:
+        """Responses in the window at the latest evaluation."""
+        return self._settle()[1]
+
+    @property
+    def z(self) -> float:
+        """Most negative z of the fitted fall (0 without enough data)."""
+        return self._settle()[2]
+
+    @property
+    def decline(self) -> float:
+        """Fitted decline so far (rating points) at the onset of that z."""
+        return self._settle()[3]
+
+    @property
+    def onset_days(self) -> float:
+        """Days since the fitted onset."""
+        return self._settle()[4]
+
+    def _hinge_fit(self, bins, today: int, h_n: float, h_s: float, h_ss: float, h_days: float
+                   ) -> tuple[float, float, float, float, float]:
+        """(sd, n_window, z, decline, onset_days) of the hinge regression on one state of the ring."""
+        w = self.window_days
         # Pooled within-day variance (days and history), floored.
-        n_all, ss_within, dof = self.h_n, 0.0, 0.0
-        if self.h_n > 1:
-            ss_within += self.h_ss - self.h_s * self.h_s / self.h_n
-            dof += self.h_n - max(self.h_days, 1.0)
-        for k in range(w):
-            n = bins[3 * k]
+        n_all, ss_within, dof = h_n, 0.0, 0.0
+        if h_n > 1:
+            ss_within += h_ss - h_s * h_s / h_n
+            dof += h_n - max(h_days, 1.0)
+        for k in range(0, 3 * w, 3):
+            n = bins[k]
             if n > 1:
-                ss_within += bins[3 * k + 2] - bins[3 * k + 1] ** 2 / n
+                ss_within += bins[k + 2] - bins[k + 1] ** 2 / n
                 dof += n - 1
             n_all += n
         var = max(ss_within / dof if dof > 0 else 0.0, self.sd_floor ** 2)
-        self.sd = math.sqrt(var)
-        self.n_window = n_all - self.h_n
-        self.z, self.decline, self.onset_days = 0.0, 0.0, 0.0
-        if n_all < self.min_history or self.n_window < self.min_n:
-            return
+        sd = math.sqrt(var)
+        n_window = n_all - h_n
+        if n_all < self.min_history or n_window < self.min_n:
+            return sd, n_window, 0.0, 0.0, 0.0
         day_var = self.day_sd ** 2
         oldest = max(today - w + 1, self.first_day)
-        # Totals over every point (the history block and days before the onset sit at g = 0).
-        tw = ty = 0.0
-        if self.h_n > 0:
-            wh = 1.0 / (var / self.h_n + day_var / max(self.h_days, 1.0))
-            tw, ty = wh, wh * self.h_s / self.h_n
+        # Daily means and weights, oldest first (days without responses left out).
+        days = []
         for j in range(oldest, today + 1):
             k = 3 * (j % w)
             n = bins[k]
             if n > 0:
-                wj = 1.0 / (var / n + day_var)
-                tw += wj
-                ty += wj * bins[k + 1] / n
+                days.append((j, 1.0 / (var / n + day_var), bins[k + 1] / n))
+        # Totals over every point (the history block and days before the onset sit at g = 0).
+        tw = ty = 0.0
+        if h_n > 0:
+            wh = 1.0 / (var / h_n + day_var / max(h_days, 1.0))
+            tw, ty = wh, wh * h_s / h_n
+        for _, wj, y in days:
+            tw += wj
+            ty += wj * y
         # Suffix sums from the newest day back: Σw, Σw·r, Σw·r², Σw·y, Σw·r·y over days after the onset
         # (r = day - today <= 0). Onset at the end of day j: g = r - r0 with r0 = j - today + 0.5.
         a0 = a1 = a2 = b0 = b1 = 0.0
         best = (0.0, 0.0, 0.0)
         last_onset = today - self.min_ramp_days
-        for j in range(today, oldest - 2 if self.h_n > 0 else oldest - 1, -1):
-            flat_days = max(j - oldest + 1, 0) + self.h_days
-            if j <= last_onset and a0 > 0 and flat_days >= self.min_flat_days:
+        min_flat_days = self.min_flat_days
+        sqrt = math.sqrt
+        d = len(days) - 1
+        for j in range(today, oldest - 2 if h_n > 0 else oldest - 1, -1):
+            if j <= last_onset and a0 > 0 and max(j - oldest + 1, 0) + h_days >= min_flat_days:
                 r0 = j - today + 0.5
                 sg = a1 - r0 * a0
                 sgg = a2 - 2 * r0 * a1 + r0 * r0 * a0
@@ -192,29 +254,27 @@ class GradualDecline:
                 denominator = sgg - sg * sg / tw
                 if denominator > 1e-12:
                     slope = (sgy - sg * ty / tw) / denominator
-                    z = slope * math.sqrt(denominator)
+                    z = slope * sqrt(denominator)
                     if z < best[0]:
                         best = (z, slope * r0, -r0)
-            if j < oldest:
-                break
-            k = 3 * (j % w)
-            n = bins[k]
-            if n > 0:
+            if d >= 0 and days[d][0] == j:
+                _, wj, y = days[d]
+                d -= 1
                 r = float(j - today)
-                wj = 1.0 / (var / n + day_var)
-                y = bins[k + 1] / n
                 a0 += wj
                 a1 += wj * r
                 a2 += wj * r * r
                 b0 += wj * y
                 b1 += wj * r * y
-        self.z, self.decline, self.onset_days = best
+        return (sd, n_window) + best
 
     # -- verdict -------------------------------------------------------------------------------
     def evidence(self) -> dict[str, float]:
-        return {"decline_z": self.z, "decline": self.decline, "decline_days": self.onset_days,
-                "decline_sd": self.sd, "decline_n": self.n_window}
+        sd, n_window, z, decline, onset_days = self._settle()
+        return {"decline_z": z, "decline": decline, "decline_days": onset_days, "decline_sd": sd,
+                "decline_n": n_window}
 
     @property
     def alarm(self) -> bool:
-        return self.z <= -self.z_threshold and self.decline >= self.min_decline
+        _, _, z, decline, _ = self._settle()
+        return z <= -self.z_threshold and decline >= self.min_decline

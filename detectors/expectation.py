@@ -94,26 +94,81 @@ class SeasonalExpectation:
 
     def update(self, x: float, t_ms: int) -> float:
         """Learn one rating; returns the expected value it was compared with."""
+        return self.learn(x, t_ms)[0]
+
+    def learn(self, x: float, t_ms: int) -> tuple[float, float]:
+        """:meth:`update`, returning (expected value, the cell's seasonal effect) before learning."""
         x = float(x)
         level = self.level
-        cell = self._cell(t_ms)
-        has_history = level.w >= self.min_history
-        expected = level.mean + self._effect(cell) if level.w > 0 else x
-        if has_history:
+        cells, i = self.cells, 3 * self._cell(t_ms)
+        weight, total, last = cells[i], cells[i + 1], cells[i + 2]
+        effect = total / (weight + self.shrinkage) if weight > 0 else 0.0
+        has_level = level.w > 0
+        mean = level.mean
+        expected = mean + effect if has_level else x
+        if level.w >= self.min_history:
             self.recent.update(x - expected, t_ms)
-        cells, i = self.cells, 3 * cell
-        if level.w > 0:
-            if cells[i + 2] and t_ms > cells[i + 2]:
-                f = decay_factor(t_ms - cells[i + 2], self._half_life_ms)
-                cells[i] *= f
-                cells[i + 1] *= f
-            cells[i] += 1.0
-            cells[i + 1] += x - level.mean
-            cells[i + 2] = max(cells[i + 2], float(t_ms))
+        if has_level:
+            if last and t_ms > last:
+                f = 2.0 ** (-(t_ms - last) / self._half_life_ms)  # decay_factor, inlined (hot)
+                weight *= f
+                total *= f
+            cells[i] = weight + 1.0
+            cells[i + 1] = total + (x - mean)
+            if t_ms > last:
+                cells[i + 2] = float(t_ms)
         level.update(x, t_ms)
         if self.t_ms is None or t_ms > self.t_ms:
             self.t_ms = t_ms
-        return expected
+        return expected, effect
+
+    def copy(self) -> "SeasonalExpectation":
+        """An independent copy (same state, same future outputs)."""
+        new = object.__new__(SeasonalExpectation)
+        new.__dict__.update(self.__dict__)
+        new.level, new.recent, new.cells = self.level.copy(), self.recent.copy(), self.cells[:]
+        return new
+
+    def learn_many(self, xs: list[float], ts: list[int]) -> tuple[list[float], list[float], list[float]]:
+        """:meth:`learn` for each rating in order: (expected values, seasonal effects, level weights after)."""
+        level, cells, shrinkage, min_history = self.level, self.cells, self.shrinkage, self.min_history
+        half_life, offset = self._half_life_ms, self.utc_offset_hours * HOUR_MS
+        per_day, block_ms = 24 // self.block_hours, self.block_hours * HOUR_MS
+        update_level = level.update
+        expecteds, effects, weights, residuals, residual_ts = [], [], [], [], []
+        newest = self.t_ms
+        for x, t_ms in zip(xs, ts):
+            x = float(x)
+            local = t_ms + offset
+            day = local // DAY_MS
+            i = 3 * int(((day + 3) % 7) * per_day + (local - day * DAY_MS) // block_ms)  # _cell
+            weight, total, last = cells[i], cells[i + 1], cells[i + 2]
+            effect = total / (weight + shrinkage) if weight > 0 else 0.0
+            has_level = level.w > 0
+            mean = level.mean
+            expected = mean + effect if has_level else x
+            if level.w >= min_history:
+                residuals.append(x - expected)
+                residual_ts.append(t_ms)
+            if has_level:
+                if last and t_ms > last:
+                    f = 2.0 ** (-(t_ms - last) / half_life)
+                    weight *= f
+                    total *= f
+                cells[i] = weight + 1.0
+                cells[i + 1] = total + (x - mean)
+                if t_ms > last:
+                    cells[i + 2] = float(t_ms)
+            update_level(x, t_ms)
+            if newest is None or t_ms > newest:
+                newest = t_ms
+            expecteds.append(expected)
+            effects.append(effect)
+            weights.append(level.w)
+        self.t_ms = newest
+        if residuals:
+            self.recent.update_many(residuals, residual_ts)  # nothing reads it in the loop: same sums
+        return expecteds, effects, weights
 
     @property
     def sd(self) -> float:

@@ -97,6 +97,16 @@ class PeerComparison:
     def update(self, x: float, t_ms: int) -> None:
         self.recent.update(x, t_ms)
 
+    def copy(self) -> "PeerComparison":
+        """An independent copy (same state, same future outputs; the latest comparison is shared, read-only)."""
+        new = object.__new__(PeerComparison)
+        new.__dict__.update(self.__dict__)
+        new.recent = self.recent.copy()
+        return new
+
+    def update_many(self, xs: list[float], ts: list[int]) -> None:
+        self.recent.update_many(xs, ts)
+
     def summary(self) -> tuple[float, float, float]:
         """(recent mean, effective n, sd): what the series publishes to its peer group."""
         r = self.recent

@@ -85,10 +85,11 @@ class DownwardTrend:
             reference = base.mean if expected is None else float(expected)
             sd = max(math.sqrt(base.var), self.sd_floor)
             step = min((reference - x) / sd, self.max_step) - self.k
-            self.cusum += step
-            if self.cusum <= 0.0:
+            cusum = self.cusum + step
+            if cusum <= 0.0:
                 self.cusum, self.run_n, self.run_shortfall = 0.0, 0, 0.0
             else:
+                self.cusum = cusum
                 self.run_n += 1
                 self.run_shortfall += reference - x
         # The slope sees the rating without its seasonal effect (expected - long-run level).
@@ -98,29 +99,95 @@ class DownwardTrend:
         if self.first_ms is None or t_ms < self.first_ms:
             self.first_ms = t_ms
 
+    def update_many(self, xs: list[float], ts: list[int], expected: list[float | None]) -> None:
+        """:meth:`update` for each rating in order, with the state held in locals."""
+        base = self.baseline
+        update_base = base.update
+        min_history, sd_floor, max_step, k = self.min_history, self.sd_floor, self.max_step, self.k
+        half_life = self.slope_half_life_days
+        cusum, run_n, run_shortfall, first_ms = self.cusum, self.run_n, self.run_shortfall, self.first_ms
+        origin, sw, st, sx, stt, stx = self.t_ms, self.sw, self.st, self.sx, self.stt, self.stx
+        sqrt = math.sqrt
+        for x, t_ms, e in zip(xs, ts, expected):
+            x = float(x)
+            if base.w >= min_history:
+                reference = base.mean if e is None else e
+                bw = base.w  # sd = max(sqrt(base.var), sd_floor), inlined
+                denominator = bw - base.w2 / bw if bw > 0 else 0.0
+                var = max(base.m2 / denominator, 0.0) if denominator > 1e-12 else 0.0
+                sd = max(sqrt(var), sd_floor)
+                cusum += min((reference - x) / sd, max_step) - k
+                if cusum <= 0.0:
+                    cusum, run_n, run_shortfall = 0.0, 0, 0.0
+                else:
+                    run_n += 1
+                    run_shortfall += reference - x
+            seasonal = e - base.mean if e is not None and base.w > 0 else 0.0
+            update_base(x, t_ms)
+            # _regress(x - seasonal, t_ms), inlined
+            y = x - seasonal
+            if origin is None:
+                origin = t_ms
+            t = (t_ms - origin) / DAY_MS
+            if t > 0:
+                d = t
+                stt += -2 * d * st + d * d * sw
+                stx -= d * sx
+                st -= d * sw
+                f = 2.0 ** (-d / half_life)
+                sw *= f
+                st *= f
+                sx *= f
+                stt *= f
+                stx *= f
+                origin = t_ms
+                t = 0.0
+                w = 1.0
+            else:
+                w = 2.0 ** (t / half_life)
+            sw += w
+            st += w * t
+            sx += w * y
+            stt += w * t * t
+            stx += w * t * y
+            if first_ms is None or t_ms < first_ms:
+                first_ms = t_ms
+        self.cusum, self.run_n, self.run_shortfall, self.first_ms = cusum, run_n, run_shortfall, first_ms
+        self.t_ms, self.sw, self.st, self.sx, self.stt, self.stx = origin, sw, st, sx, stt, stx
+
     def _regress(self, x: float, t_ms: int) -> None:
         if self.t_ms is None:
             self.t_ms = t_ms
+        sw, st, sx, stt, stx = self.sw, self.st, self.sx, self.stt, self.stx
         t = (t_ms - self.t_ms) / DAY_MS
         if t > 0:  # move the origin to now, then fade
             d = t
-            self.stt += -2 * d * self.st + d * d * self.sw
-            self.stx -= d * self.sx
-            self.st -= d * self.sw
+            stt += -2 * d * st + d * d * sw
+            stx -= d * sx
+            st -= d * sw
             f = 2.0 ** (-d / self.slope_half_life_days)
-            self.sw *= f
-            self.st *= f
-            self.sx *= f
-            self.stt *= f
-            self.stx *= f
+            sw *= f
+            st *= f
+            sx *= f
+            stt *= f
+            stx *= f
             self.t_ms = t_ms
             t = 0.0
-        w = 2.0 ** (t / self.slope_half_life_days)  # t <= 0: a late response weighs less
-        self.sw += w
-        self.st += w * t
-        self.sx += w * x
-        self.stt += w * t * t
-        self.stx += w * t * x
+            w = 1.0  # 2 ** 0
+        else:
+            w = 2.0 ** (t / self.slope_half_life_days)  # t <= 0: a late response weighs less
+        self.sw = sw + w
+        self.st = st + w * t
+        self.sx = sx + w * x
+        self.stt = stt + w * t * t
+        self.stx = stx + w * t * x
+
+    def copy(self) -> "DownwardTrend":
+        """An independent copy (same state, same future outputs)."""
+        new = object.__new__(DownwardTrend)
+        new.__dict__.update(self.__dict__)
+        new.baseline = self.baseline.copy()
+        return new
 
     def slope(self) -> tuple[float, float]:
         """Slope in rating points per day and its standard error (0, inf while undetermined)."""

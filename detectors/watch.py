@@ -51,14 +51,35 @@ class AttributeWatch:
         self.count = 0
 
     def update(self, x: float, t_ms: int) -> None:
-        seasonal = self.expectation.effect(t_ms)
-        expected = self.expectation.update(x, t_ms)
-        self.trend.update(x, t_ms, expected if self.expectation.level.w >= self.trend.min_history else None)
+        expectation, trend = self.expectation, self.trend
+        expected, seasonal = expectation.learn(x, t_ms)
+        trend.update(x, t_ms, expected if expectation.level.w >= trend.min_history else None)
         self.decline.update(x - seasonal, t_ms)
         self.peer.update(x, t_ms)
         self.count += 1
         if t_ms > self.t_ms:
             self.t_ms = t_ms
+
+    def update_many(self, xs: list[float], ts: list[int]) -> None:
+        """:meth:`update` for each (rating, ms) in order; each detector runs its loop in one go."""
+        if not xs:
+            return
+        trend = self.trend
+        expected, seasonal, level_w = self.expectation.learn_many(xs, ts)
+        min_history = trend.min_history
+        trend.update_many(xs, ts, [e if w >= min_history else None for e, w in zip(expected, level_w)])
+        self.decline.update_many([x - s for x, s in zip(xs, seasonal)], ts)
+        self.peer.update_many(xs, ts)
+        self.count += len(xs)
+        self.t_ms = max(self.t_ms, max(ts))
+
+    def copy(self) -> "AttributeWatch":
+        """An independent copy (same state, same future outputs)."""
+        new = object.__new__(AttributeWatch)
+        new.__dict__.update(self.__dict__)
+        new.expectation, new.trend = self.expectation.copy(), self.trend.copy()
+        new.peer, new.decline = self.peer.copy(), self.decline.copy()
+        return new
 
     def compare(self, group: PeerGroup | None, member: str = "") -> None:
         """Refresh the peer verdict against ``group``."""

@@ -82,32 +82,48 @@ class SiteState:
             return None
         site_id = self.site_id = events[0].site_id
         watches = self.watches
-        touched: dict[str, tuple[int | None, int]] = {}  # attribute -> (first alarm ms, latest ms)
+        # The series are independent: feed each its ratings of the batch in order, in one go.
+        points: dict[str, tuple[list[int], list[int]]] = {}  # attribute -> (ratings, ms) in arrival order
         responses = []
         target = engine.cfg.importance_target
         for event in events:
             t = event.ts_ms
-            for name, value in event.attributes.items():
-                watch = watches.get(name)
-                if watch is None:
-                    watch = watches[name] = engine.new_watch(site_id)
-                was = touched.get(name)
-                watch.update(value, t)
-                first = was[0] if was else None
-                if first is None and watch.local_alarm:
-                    first = t
-                touched[name] = (first, max(t, was[1]) if was else t)
+            attributes = event.attributes
+            for name, value in attributes.items():
+                series = points.get(name)
+                if series is None:
+                    points[name] = ([value], [t])
+                else:
+                    series[0].append(value)
+                    series[1].append(t)
             y = event.scores.get(target)
-            if y is not None and event.attributes:
-                responses.append((dict(event.attributes), float(y)))
+            if y is not None and attributes:
+                responses.append((dict(attributes), float(y)))
         series = {}
-        for name, (first, latest) in touched.items():
-            watch = watches[name]
+        for name, (values, times) in points.items():
+            watch = watches.get(name)
+            if watch is None:
+                watch = watches[name] = engine.new_watch(site_id)
+            before = watch.copy()
+            watch.update_many(values, times)
             mean, n, sd = watch.peer.summary()
             triggers = [t for t in watch.triggers() if t != "peer"]
-            series[name] = SeriesStatus(mean, n, sd, triggers, watch.evidence(), first if triggers else None, latest)
+            # Only a series in alarm after the batch needs the response that first raised it: replay the
+            # batch on the copy, checking after every response (the rare case; the answer is the same).
+            first = _first_alarm(before, values, times) if triggers else None
+            latest = max(times)
+            series[name] = SeriesStatus(mean, n, sd, triggers, watch.evidence(), first, latest)
         return SiteSummary(site_id, engine.region_of.get(site_id, ""), max(s.t_ms for s in series.values())
                            if series else events[-1].ts_ms, series, responses)
+
+
+def _first_alarm(watch: AttributeWatch, values: list[int], times: list[int]) -> int | None:
+    """Event time of the first rating of ``values`` after which ``watch`` has a local trigger."""
+    for value, t in zip(values, times):
+        watch.update(value, t)
+        if watch.local_alarm:
+            return t
+    return None
 
 
 @dataclass(slots=True)
@@ -138,8 +154,7 @@ class RegionState:
         cfg = engine.cfg
         self.region = region = summary.region
         site = summary.site_id
-        for x, y in summary.responses:
-            self.importance.learn_one(x, y, summary.t_ms)
+        self.importance.learn_many(summary.responses, summary.t_ms)
         weights = self.importance.weights()
         k = max(len(weights), 1)
         out: list[dict[str, Any]] = []
