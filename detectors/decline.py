@@ -147,10 +147,20 @@ class GradualDecline:
             self.next_eval_ms = t_ms - t_ms % step + step if step > 0 else t_ms
 
     def update_many(self, xs: list[float], ts: list[int]) -> None:
-        """:meth:`update` for each rating in order."""
+        """:meth:`update` for each rating in order (the common path with its state in locals)."""
+        bins, window, offset = self.bins, self.window_days, self.utc_offset_hours * HOUR_MS
         update = self.update
         for x, t_ms in zip(xs, ts):
-            update(x, t_ms)
+            day = int((t_ms + offset) // DAY_MS)
+            if day != self.day or t_ms >= self.next_eval_ms or t_ms < (self.t_ms or 0):
+                update(x, t_ms)  # a new day, an evaluation point, a late response: the full update
+                continue
+            x = float(x)
+            i = 3 * (day % window)
+            bins[i] += 1.0
+            bins[i + 1] += x
+            bins[i + 2] += x * x
+            self.t_ms = t_ms
 
     # -- the test ------------------------------------------------------------------------------
     def _evaluate(self) -> None:
