@@ -21,7 +21,7 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
-from detectors import AttributeWatch, DownwardTrend, PeerComparison, SeasonalExpectation
+from detectors import AttributeWatch, DownwardTrend, GradualDecline, PeerComparison, SeasonalExpectation
 
 BUDGET = 8 * 1024
 MINUTE = 60_000
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         "AttributeWatch (all)": measure(AttributeWatch, n, args.updates),
         "  SeasonalExpectation": measure(SeasonalExpectation, min(n, args.parts_series), args.updates),
         "  DownwardTrend": measure(DownwardTrend, min(n, args.parts_series), args.updates),
+        "  GradualDecline": measure(GradualDecline, min(n, args.parts_series), args.updates),
         "  PeerComparison": measure(PeerComparison, min(n, args.parts_series), args.updates),
     }
     table = Table(title=f"Detector state per (site, attribute) series — budget {BUDGET:,} bytes")

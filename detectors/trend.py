@@ -102,7 +102,8 @@ class DownwardTrend:
     def update_many(self, xs: list[float], ts: list[int], expected: list[float | None]) -> None:
         """:meth:`update` for each rating in order, with the state held in locals."""
         base = self.baseline
-        update_base = base.update
+        base_half_life = base.half_life_ms
+        base_t, base_w, base_w2, base_mean, base_m2 = base.t_ms, base.w, base.w2, base.mean, base.m2
         min_history, sd_floor, max_step, k = self.min_history, self.sd_floor, self.max_step, self.k
         half_life = self.slope_half_life_days
         cusum, run_n, run_shortfall, first_ms = self.cusum, self.run_n, self.run_shortfall, self.first_ms
@@ -110,11 +111,11 @@ class DownwardTrend:
         sqrt = math.sqrt
         for x, t_ms, e in zip(xs, ts, expected):
             x = float(x)
-            if base.w >= min_history:
-                reference = base.mean if e is None else e
-                bw = base.w  # sd = max(sqrt(base.var), sd_floor), inlined
-                denominator = bw - base.w2 / bw if bw > 0 else 0.0
-                var = max(base.m2 / denominator, 0.0) if denominator > 1e-12 else 0.0
+            if base_w >= min_history:
+                reference = base_mean if e is None else e
+                # sd = max(sqrt(base.var), sd_floor), DecayedMoments.var inlined
+                denominator = base_w - base_w2 / base_w if base_w > 0 else 0.0
+                var = max(base_m2 / denominator, 0.0) if denominator > 1e-12 else 0.0
                 sd = max(sqrt(var), sd_floor)
                 cusum += min((reference - x) / sd, max_step) - k
                 if cusum <= 0.0:
@@ -122,8 +123,25 @@ class DownwardTrend:
                 else:
                     run_n += 1
                     run_shortfall += reference - x
-            seasonal = e - base.mean if e is not None and base.w > 0 else 0.0
-            update_base(x, t_ms)
+            seasonal = e - base_mean if e is not None and base_w > 0 else 0.0
+            # base.update(x, t_ms): DecayedMoments.update with its state in locals
+            w = 1.0
+            if base_t is None:
+                base_t = t_ms
+            elif t_ms > base_t:
+                f = 2.0 ** (-(t_ms - base_t) / base_half_life)
+                base_w *= f
+                base_w2 *= f * f
+                base_m2 *= f
+                base_t = t_ms
+            elif t_ms < base_t:
+                w = 2.0 ** (-(base_t - t_ms) / base_half_life)
+            if w > 0.0:
+                base_w += w
+                base_w2 += w * w
+                delta = x - base_mean
+                base_mean += w / base_w * delta
+                base_m2 += w * delta * (x - base_mean)
             # _regress(x - seasonal, t_ms), inlined
             y = x - seasonal
             if origin is None:
@@ -152,6 +170,7 @@ class DownwardTrend:
             stx += w * t * y
             if first_ms is None or t_ms < first_ms:
                 first_ms = t_ms
+        base.t_ms, base.w, base.w2, base.mean, base.m2 = base_t, base_w, base_w2, base_mean, base_m2
         self.cusum, self.run_n, self.run_shortfall, self.first_ms = cusum, run_n, run_shortfall, first_ms
         self.t_ms, self.sw, self.st, self.sx, self.stt, self.stx = origin, sw, st, sx, stt, stx
 
