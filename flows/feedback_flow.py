@@ -24,7 +24,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import FixedPartitionedSink, Sink
 
 from flows.loop import LoopSources, add_loop
-from flows.rows import alert_rows, dead_letter_rows, feedback_rows, score_rows
+from flows.rows import alert_rows, dead_letter_rows, feedback_rows, importance_rows, score_rows
 from flows.settings import Settings
 from flows.stats import RunStats
 from operators.attribute_alerts import AttributeAlertEngine, attribute_alerts
@@ -125,14 +125,16 @@ def build_flow(
     if settings.attribute_alerts.enabled:
         # After the hot alerts feed the loop: cases are opened for hot alerts only.
         attribute = attribute_alerts("attribute", by_site, AttributeAlertEngine(settings))
+        extra_tables.append(op.flat_map("importance_rows", attribute.importance, importance_rows))
     if loop is not None:
         closing = add_loop(flow, settings, decoded, by_site, alerts, loop)
         alerts = op.merge("all_alerts", alerts, closing.alerts)
-        dead_batches, extra_tables = op.merge("all_dead", decoded, closing.dead), [closing.tables]
+        dead_batches = op.merge("all_dead", decoded, closing.dead)
+        extra_tables.append(closing.tables)
         if stats is not None:
             op.inspect("count_loop_dead", closing.dead, stats.on_decoded)
     if settings.attribute_alerts.enabled:
-        alerts = op.merge("with_attribute_alerts", alerts, attribute)
+        alerts = op.merge("with_attribute_alerts", alerts, attribute.alerts)
     if stats is not None:
         op.inspect("count_decoded", decoded, stats.on_decoded)
         op.inspect("count_windowed", windowed, stats.on_windowed)

@@ -7,12 +7,13 @@ from typing import Any
 import orjson
 
 from operators.alerts import now_ms
+from operators.attribute_alerts import ImportanceSnapshot
 from operators.decode import DecodedBatch
 from operators.privacy import mask_pii
 from operators.windows import SCORE_COLUMNS, WindowedBatch
 from sinks.batch import TableBatch
 
-__all__ = ["alert_rows", "dead_letter_rows", "feedback_rows", "score_rows"]
+__all__ = ["alert_rows", "dead_letter_rows", "feedback_rows", "importance_rows", "score_rows"]
 
 DEAD_LETTER_COLUMNS = ("origin", "partition", "offset", "received_at", "reason_code", "reason", "raw")
 
@@ -52,6 +53,26 @@ def alert_rows(alerts: list[dict[str, Any]]) -> list[TableBatch]:
     if not alerts:
         return []
     return [TableBatch.from_columns("alerts", {"payload": [orjson.dumps(a) for a in alerts]})]
+
+
+def importance_rows(snapshot: ImportanceSnapshot) -> list[TableBatch]:
+    attributes = list(snapshot.weights)
+    k = len(attributes)
+    return [
+        TableBatch.from_columns(
+            "attribute_importance",
+            {
+                "region": [snapshot.region] * k,
+                "attribute": attributes,
+                "day": [snapshot.day_ms // 86_400_000] * k,
+                "target": [snapshot.target] * k,
+                "weight": [snapshot.weights[a] for a in attributes],
+                "correlation": [snapshot.correlations[a] for a in attributes],
+                "n": [snapshot.n] * k,
+                "updated_at": [snapshot.t_ms] * k,
+            },
+        )
+    ]
 
 
 def dead_letter_rows(batch: DecodedBatch) -> list[TableBatch]:

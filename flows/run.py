@@ -45,7 +45,10 @@ __all__ = [
     "warehouse_counts",
 ]
 
-TABLES = ("feedback", "attribute_scores", "alerts", "dead_letters", "cases", "invitations", "comment_themes")
+TABLES = (
+    "feedback", "attribute_scores", "alerts", "dead_letters", "cases", "invitations", "comment_themes",
+    "attribute_importance",
+)
 
 
 @dataclass

@@ -39,9 +39,13 @@ from flows.settings import SEVERITY_RANK, Settings
 from operators.alerts import alert_id, new_alert, now_ms
 from operators.decode import Feedback
 
-__all__ = ["AttributeAlertEngine", "RegionState", "SiteState", "SiteSummary", "attribute_alerts"]
+__all__ = [
+    "AttributeAlertEngine", "AttributeAlertsOut", "ImportanceSnapshot", "RegionState", "SiteState", "SiteSummary",
+    "attribute_alerts",
+]
 
 HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 # Fixed UTC offsets by country for local hour/day of week (daylight saving ignored).
 UTC_OFFSET_HOURS = {"FR": 1, "BE": 1, "NL": 1, "DE": 1, "ES": 1, "IT": 1, "LU": 1, "CH": 1, "GB": 0, "IE": 0,
                     "PT": 0}
@@ -68,6 +72,19 @@ class SiteSummary:
     t_ms: int
     series: dict[str, SeriesStatus]
     responses: list[tuple[dict[str, int], float]] = field(default_factory=list)  # (attributes, target)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportanceSnapshot:
+    """A region's key-driver weights as of the end of one event-time day (``day_ms`` = its start)."""
+
+    region: str
+    day_ms: int
+    t_ms: int
+    target: str
+    weights: dict[str, float]
+    correlations: dict[str, float]
+    n: float
 
 
 class SiteState:
@@ -149,6 +166,33 @@ class RegionState:
         self.open: dict[tuple[str, str], OpenAlert] = {}
         self.regional: dict[str, OpenAlert] = {}
         self.pending: dict[tuple[str, str], int] = {}  # (site, attribute) -> first firing while the region stirs
+        self.importance_day: int | None = None  # start (ms) of the event-time day the importance describes
+        self.importance_t: int = 0
+
+    def importance_snapshot(self, engine: "AttributeAlertEngine") -> ImportanceSnapshot | None:
+        """The region's importance as it stands, for the day it describes (None before any response)."""
+        if self.importance_day is None:
+            return None
+        evidence = self.importance.evidence()
+        names = engine.attribute_names
+        return ImportanceSnapshot(
+            self.region, self.importance_day, self.importance_t, engine.cfg.importance_target,
+            {name: float(evidence.get(name, 0.0)) for name in names},
+            {name: float(evidence.get(f"r_{name}", 0.0)) for name in names},
+            float(evidence.get("n", 0.0)),
+        )
+
+    def roll_importance(self, engine: "AttributeAlertEngine", summary: "SiteSummary") -> ImportanceSnapshot | None:
+        """When the region's event time enters a new day, the importance of the day that ended."""
+        self.region = summary.region
+        day = summary.t_ms - summary.t_ms % DAY_MS
+        ended = None
+        if self.importance_day is not None and day > self.importance_day:
+            ended = self.importance_snapshot(engine)
+        if self.importance_day is None or day > self.importance_day:
+            self.importance_day = day
+        self.importance_t = max(self.importance_t, summary.t_ms)
+        return ended
 
     def add(self, engine: "AttributeAlertEngine", summary: SiteSummary, detected_ms: int) -> list[dict[str, Any]]:
         cfg = engine.cfg
@@ -405,13 +449,27 @@ class _RegionLogic(StatefulBatchLogic):
 
     def on_batch(self, values: list[SiteSummary]):
         detected = self.now()
-        out = []
+        out: list[Any] = []
         for summary in values:
+            ended = self.state.roll_importance(self.engine, summary)
+            if ended is not None:
+                out.append(ended)
             out.extend(self.state.add(self.engine, summary, detected))
         return out, StatefulBatchLogic.RETAIN
 
+    def on_eof(self):
+        # The day in progress, as far as it went; a resumed run re-emits it later, more complete.
+        snapshot = self.state.importance_snapshot(self.engine)
+        return ([snapshot] if snapshot is not None else []), StatefulBatchLogic.RETAIN
+
     def snapshot(self) -> bytes:
         return pickle.dumps(self.state)
+
+
+@dataclass(frozen=True)
+class AttributeAlertsOut:
+    alerts: Stream[dict[str, Any]]
+    importance: Stream[ImportanceSnapshot]
 
 
 @operator
@@ -420,9 +478,11 @@ def attribute_alerts(
     up: KeyedStream[list[Feedback]],
     engine: AttributeAlertEngine,
     now: Callable[[], int] = now_ms,
-) -> Stream[dict[str, Any]]:
-    """Attribute and regional-incident alerts from batches of one site's events keyed by ``site_id``."""
+) -> AttributeAlertsOut:
+    """Attribute and regional-incident alerts, and each region's daily attribute importance, from
+    batches of one site's events keyed by ``site_id``."""
     summaries = op.stateful_batch("sites", up, lambda snapshot: _SiteLogic(engine, snapshot))
     by_region = op.key_on("by_region", op.map("summary", summaries, lambda kv: kv[1]), lambda s: s.region)
-    alerts = op.stateful_batch("regions", by_region, lambda snapshot: _RegionLogic(engine, snapshot, now))
-    return op.map("alert_values", alerts, lambda kv: kv[1])
+    out = op.stateful_batch("regions", by_region, lambda snapshot: _RegionLogic(engine, snapshot, now))
+    split = op.branch("split", op.map("values", out, lambda kv: kv[1]), lambda item: isinstance(item, dict))
+    return AttributeAlertsOut(split.trues, split.falses)

@@ -96,7 +96,7 @@ def test_bytewax_operator_matches_the_replay(settings):
     out: list = []
     flow = Dataflow("attribute_alerts_test")
     stream = op.input("in", flow, TestingSource(keyed))
-    op.output("out", attribute_alerts("attribute", stream, engine, now=lambda: 0), TestingSink(out))
+    op.output("out", attribute_alerts("attribute", stream, engine, now=lambda: 0).alerts, TestingSink(out))
     run_main(flow)
     expected = engine.replay(batches)
     assert [a["alert_id"] for a in out] == [a["alert_id"] for a in expected]
