@@ -121,13 +121,20 @@ class SiteState:
             watch = watches.get(name)
             if watch is None:
                 watch = watches[name] = engine.new_watch(site_id)
-            before = watch.copy()
+            # A live source hands over one rating per series at a time: then that rating is the one
+            # that raised any alarm, and no copy is needed.
+            before = watch.copy() if len(values) > 1 else None
             watch.update_many(values, times)
             mean, n, sd = watch.peer.summary()
             triggers = [t for t in watch.triggers() if t != "peer"]
             # Only a series in alarm after the batch needs the response that first raised it: replay the
             # batch on the copy, checking after every response (the rare case; the answer is the same).
-            first = _first_alarm(before, values, times) if triggers else None
+            if not triggers:
+                first = None
+            elif before is None:
+                first = times[0]
+            else:
+                first = _first_alarm(before, values, times)
             latest = max(times)
             series[name] = SeriesStatus(mean, n, sd, triggers, watch.evidence(), first, latest)
         return SiteSummary(site_id, engine.region_of.get(site_id, ""), max(s.t_ms for s in series.values())
