@@ -45,7 +45,7 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from flows.settings import Site
 from operators.alerts import alert_id, iso_ms, new_alert
-from operators.decode import DeadLetter
+from operators.decode import DeadLetter, Invalid, json_object, required_strings
 from sources.message import RawMessage
 
 __all__ = [
@@ -112,12 +112,6 @@ class CaseEvent:
         return (self.at_ms, _ACTION_ORDER[self.action], self.by, self.first_contact, self.root_cause)
 
 
-class _Invalid(ValueError):
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
-
-
 def decode_case_event(message: RawMessage) -> CaseEvent | DeadLetter:
     """A :class:`CaseEvent`, or a :class:`DeadLetter` saying why not.
 
@@ -130,36 +124,26 @@ def decode_case_event(message: RawMessage) -> CaseEvent | DeadLetter:
     """
     try:
         return _decode(message)
-    except _Invalid as exc:
+    except Invalid as exc:
         return DeadLetter(message, exc.code, exc.reason)
 
 
 def _decode(message: RawMessage) -> CaseEvent:
-    try:
-        event = orjson.loads(message.value)
-    except orjson.JSONDecodeError as exc:
-        raise _Invalid("invalid_json", f"not valid JSON: {exc}") from None
-    if type(event) is not dict:
-        raise _Invalid("not_an_object", f"expected a JSON object, got {type(event).__name__}")
-    for name in ("alert_id", "action", "at"):
-        value = event.get(name)
-        if value is None or value == "":
-            raise _Invalid("missing_field", f"{name} is missing")
-        if type(value) is not str:
-            raise _Invalid("bad_type", f"{name} must be a string, got {type(value).__name__}")
+    event = json_object(message.value)
+    required_strings(event, "alert_id", "action", "at")
     action = event["action"]
     if action not in _ACTION_ORDER:
-        raise _Invalid("unknown_action", f"action {action!r} is not one of {', '.join(ACTIONS)}")
+        raise Invalid("unknown_action", f"action {action!r} is not one of {', '.join(ACTIONS)}")
     try:
         at_ms = parse_time(event["at"])
     except ValueError as exc:
-        raise _Invalid("bad_timestamp", f"at {event['at']!r}: {exc}") from None
+        raise Invalid("bad_timestamp", f"at {event['at']!r}: {exc}") from None
     first_contact = event.get("first_contact", False)
     if type(first_contact) is not bool:
-        raise _Invalid("bad_type", "first_contact must be true or false")
+        raise Invalid("bad_type", "first_contact must be true or false")
     by, root_cause = event.get("by") or "", event.get("root_cause") or ""
     if type(by) is not str or type(root_cause) is not str:
-        raise _Invalid("bad_type", "by and root_cause must be strings")
+        raise Invalid("bad_type", "by and root_cause must be strings")
     return CaseEvent(event["alert_id"], action, at_ms, by, first_contact, root_cause, message)
 
 

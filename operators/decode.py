@@ -32,7 +32,10 @@ from bytewax.dataflow import Stream, operator
 from flows.settings import CHANNELS, Settings
 from sources.message import RawMessage
 
-__all__ = ["DeadLetter", "DecodedBatch", "Decoder", "Feedback", "decode_batches", "group_by_site"]
+__all__ = [
+    "DeadLetter", "DecodedBatch", "Decoder", "Feedback", "Invalid", "decode_batches", "group_by_site", "json_object",
+    "required_strings",
+]
 
 REASON_CODES = (
     "invalid_json",
@@ -83,10 +86,30 @@ class DecodedBatch:
     read: int
 
 
-class _Invalid(Exception):
+class Invalid(ValueError):
+    """Why a message is rejected: a reason code (see README) and a sentence."""
+
     def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
         self.code = code
         self.reason = reason
+
+
+def json_object(value: bytes) -> dict[str, Any]:
+    """The JSON object in ``value``, or :class:`Invalid` (``invalid_json``, ``not_an_object``)."""
+    try:
+        event = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise Invalid("invalid_json", f"not valid JSON: {exc}") from None
+    if type(event) is not dict:
+        raise Invalid("not_an_object", f"expected a JSON object, got {type(event).__name__}")
+    return event
+
+
+def required_strings(event: dict[str, Any], *fields: str) -> None:
+    """Each field present, non-empty, a string; else :class:`Invalid` (``missing_field``, ``bad_type``)."""
+    for field in fields:
+        _required_str(event, field)
 
 
 class Decoder:
@@ -103,7 +126,7 @@ class Decoder:
     def decode(self, message: RawMessage) -> Feedback | DeadLetter:
         try:
             return self._decode(message)
-        except _Invalid as exc:
+        except Invalid as exc:
             return DeadLetter(message, exc.code, exc.reason)
 
     def decode_many(self, messages: list[RawMessage]) -> DecodedBatch:
@@ -113,17 +136,12 @@ class Decoder:
         for message in messages:
             try:
                 accepted.append(decode(message))
-            except _Invalid as exc:
+            except Invalid as exc:
                 rejected.append(DeadLetter(message, exc.code, exc.reason))
         return DecodedBatch(accepted, rejected, len(messages))
 
     def _decode(self, message: RawMessage) -> Feedback:
-        try:
-            event = orjson.loads(message.value)
-        except orjson.JSONDecodeError as exc:
-            raise _Invalid("invalid_json", f"not valid JSON: {exc}") from None
-        if type(event) is not dict:
-            raise _Invalid("not_an_object", f"expected a JSON object, got {type(event).__name__}")
+        event = json_object(message.value)
         get = event.get
         event_id, occurred_at, site_id = get("event_id"), get("occurred_at"), get("site_id")
         # One cheap test for the usual case; the precise complaint is worked out only on failure.
@@ -132,7 +150,7 @@ class Decoder:
             for field in ("event_id", "occurred_at", "site_id"):
                 _required_str(event, field)
         if site_id not in self._sites:
-            raise _Invalid("unknown_site", f"site_id {site_id!r} is not in the entity registry")
+            raise Invalid("unknown_site", f"site_id {site_id!r} is not in the entity registry")
         scores = get("scores")
         attributes = get("attributes")
         # Set-level checks run in C: every (question, value) pair must be a valid one, and no
@@ -143,28 +161,28 @@ class Decoder:
         elif scores is None:
             scores = {}
         else:
-            raise _Invalid("bad_type", "scores must be an object of ratings")
+            raise Invalid("bad_type", "scores must be an object of ratings")
         if type(attributes) is dict:
             if not attributes.items() <= self._valid_attributes or bool in set(map(type, attributes.values())):
                 self._bad_ratings("attributes", attributes, self._attribute_scales)
         elif attributes is None:
             attributes = {}
         else:
-            raise _Invalid("bad_type", "attributes must be an object of ratings")
+            raise Invalid("bad_type", "attributes must be an object of ratings")
         if not scores and not attributes:
-            raise _Invalid("missing_field", "no rating: scores and attributes are both empty")
+            raise Invalid("missing_field", "no rating: scores and attributes are both empty")
         channel = get("channel") or ""
         if channel and channel not in self._channels:
             if type(channel) is not str:
-                raise _Invalid("bad_type", f"channel must be a string, got {type(channel).__name__}")
-            raise _Invalid("unknown_channel", f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
+                raise Invalid("bad_type", f"channel must be a string, got {type(channel).__name__}")
+            raise Invalid("unknown_channel", f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
         journey_stage, comment, language = get("journey_stage") or "", get("comment") or "", get("language") or ""
         if not (type(journey_stage) is str and type(comment) is str and type(language) is str):
             for field in ("journey_stage", "comment", "language"):
                 _optional_str(event, field)
         customer = get("customer") or {}
         if type(customer) is not dict:
-            raise _Invalid("bad_type", "customer must be an object")
+            raise Invalid("bad_type", "customer must be an object")
         return Feedback(
             event_id, _epoch_ms(occurred_at), site_id, channel, journey_stage, scores, attributes,
             comment, language, customer, message.received_ms, message.position, message.value,
@@ -175,11 +193,11 @@ class Decoder:
         for name, value in ratings.items():
             scale = scales.get(name)
             if scale is None:
-                raise _Invalid("unknown_question", f"{field}.{name} is not in the catalogue")
+                raise Invalid("unknown_question", f"{field}.{name} is not in the catalogue")
             if type(value) is not int:
-                raise _Invalid("bad_type", f"{field}.{name} must be an integer, got {value!r}")
+                raise Invalid("bad_type", f"{field}.{name} must be an integer, got {value!r}")
             if not scale[0] <= value <= scale[1]:
-                raise _Invalid("out_of_scale", f"{field}.{name}={value} is outside its scale {scale[0]}..{scale[1]}")
+                raise Invalid("out_of_scale", f"{field}.{name}={value} is outside its scale {scale[0]}..{scale[1]}")
 
 
 def _valid_pairs(scales: dict[str, tuple[int, int]]) -> frozenset[tuple[str, int]]:
@@ -189,9 +207,9 @@ def _valid_pairs(scales: dict[str, tuple[int, int]]) -> frozenset[tuple[str, int
 def _required_str(event: dict, field: str) -> str:
     value = event.get(field)
     if value is None or value == "":
-        raise _Invalid("missing_field", f"{field} is missing")
+        raise Invalid("missing_field", f"{field} is missing")
     if type(value) is not str:
-        raise _Invalid("bad_type", f"{field} must be a string, got {type(value).__name__}")
+        raise Invalid("bad_type", f"{field} must be a string, got {type(value).__name__}")
     return value
 
 
@@ -200,7 +218,7 @@ def _optional_str(event: dict, field: str) -> str:
     if value is None:
         return ""
     if type(value) is not str:
-        raise _Invalid("bad_type", f"{field} must be a string, got {type(value).__name__}")
+        raise Invalid("bad_type", f"{field} must be a string, got {type(value).__name__}")
     return value
 
 
@@ -210,9 +228,9 @@ def _epoch_ms(text: str) -> int:
             text if _ACCEPTS_Z or not text.endswith("Z") else text[:-1] + "+00:00"
         )
     except ValueError:
-        raise _Invalid("bad_timestamp", f"occurred_at {text!r} is not an ISO 8601 time") from None
+        raise Invalid("bad_timestamp", f"occurred_at {text!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
-        raise _Invalid("bad_timestamp", f"occurred_at {text!r} has no time zone (use Z or +HH:MM)")
+        raise Invalid("bad_timestamp", f"occurred_at {text!r} has no time zone (use Z or +HH:MM)")
     return round(moment.timestamp() * 1000)
 
 

@@ -21,10 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-import orjson
 
 from operators.cases import parse_time
-from operators.decode import DeadLetter
+from operators.decode import DeadLetter, Invalid, json_object, required_strings
 from sources.message import RawMessage
 
 __all__ = ["INVITATION_COLUMNS", "Invitation", "decode_invitation", "invitation_rows"]
@@ -44,26 +43,19 @@ class Invitation:
 
 def decode_invitation(message: RawMessage, sites: frozenset[str] | None = None) -> Invitation | DeadLetter:
     try:
-        event = orjson.loads(message.value)
-    except orjson.JSONDecodeError as exc:
-        return DeadLetter(message, "invalid_json", f"not valid JSON: {exc}")
-    if type(event) is not dict:
-        return DeadLetter(message, "not_an_object", f"expected a JSON object, got {type(event).__name__}")
-    for name in ("invitation_id", "sent_at", "site_id"):
-        value = event.get(name)
-        if not value:
-            return DeadLetter(message, "missing_field", f"{name} is missing")
-        if type(value) is not str:
-            return DeadLetter(message, "bad_type", f"{name} must be a string")
-    if sites is not None and event["site_id"] not in sites:
-        return DeadLetter(message, "unknown_site", f"site_id {event['site_id']!r} is not in the entity registry")
-    try:
-        sent_ms = parse_time(event["sent_at"])
-    except ValueError as exc:
-        return DeadLetter(message, "bad_timestamp", f"sent_at {event['sent_at']!r}: {exc}")
-    customer = event.get("customer") or {}
-    if type(customer) is not dict:
-        return DeadLetter(message, "bad_type", "customer must be an object")
+        event = json_object(message.value)
+        required_strings(event, "invitation_id", "sent_at", "site_id")
+        if sites is not None and event["site_id"] not in sites:
+            raise Invalid("unknown_site", f"site_id {event['site_id']!r} is not in the entity registry")
+        try:
+            sent_ms = parse_time(event["sent_at"])
+        except ValueError as exc:
+            raise Invalid("bad_timestamp", f"sent_at {event['sent_at']!r}: {exc}") from None
+        customer = event.get("customer") or {}
+        if type(customer) is not dict:
+            raise Invalid("bad_type", "customer must be an object")
+    except Invalid as exc:
+        return DeadLetter(message, exc.code, exc.reason)
     channel = event.get("channel") or ""
     return Invitation(event["invitation_id"], sent_ms, event["site_id"], str(channel),
                       str(customer.get("id") or ""), customer.get("consent_contact") is True)
