@@ -206,8 +206,8 @@ class RegionState:
         self.region = region = summary.region
         site = summary.site_id
         self.importance.learn_many(summary.responses, summary.t_ms)
-        weights = self.importance.weights()
-        k = max(len(weights), 1)
+        weights: dict[str, float] | None = None  # a ridge fit: computed only if an alert may be built
+        k = 1
         out: list[dict[str, Any]] = []
         for attr, st in summary.series.items():
             group = self.groups.get(attr)
@@ -227,13 +227,17 @@ class RegionState:
                                  "peer_z": comparison["z"]})
                 if comparison["z"] <= -engine.peer_z and comparison["gap"] <= -engine.peer_gap:
                     triggers.append("peer")
-            importance = weights.get(attr, 1.0 / k)
-            evidence["importance"] = importance
             out.extend(self._regional(engine, attr, st, detected_ms))
             held = attr in self.regional or self._region_moving(engine, attr, site)
             fires = bool(set(triggers) & set(cfg.alone)) or len(triggers) >= cfg.min_triggers
             key = (site, attr)
             current = self.open.get(key)
+            if fires or current is not None:
+                if weights is None:
+                    weights = self.importance.weights()
+                    k = max(len(weights), 1)
+                importance = weights.get(attr, 1.0 / k)
+                evidence["importance"] = importance
             if fires and not held and current is None and engine.hold_ms > 0 and self._region_stirring(
                     engine, attr, site):
                 # Other sites of the region drop on this attribute too: wait, so a regional incident can claim it.
