@@ -49,7 +49,9 @@ console = Console()
 
 class _StoppablePartition(_RawPartition):
     def __init__(self, inner: _RawPartition, stop: threading.Event) -> None:
-        super().__init__(inner._inner, int(inner._idle.total_seconds() * 1000))
+        super().__init__(
+            inner._inner, int(inner._idle.total_seconds() * 1000), int(inner._linger.total_seconds() * 1000)
+        )
         self._stop = stop
 
     def next_batch(self):
@@ -159,6 +161,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--no-warehouse", action="store_true", help="leave chDB out of the flow")
     parser.add_argument("--wall-clock", action="store_true", help="close windows by the wall clock (live mode)")
+    parser.add_argument("--linger-ms", type=int, default=0, help="source micro-batching: wait after a batch (default 0; 50 helped 30 s runs, hurt 60 s runs)")
     parser.add_argument("--fetch-wait-ms", default="100", help="consumers' fetch.wait.max.ms (default 100)")
     parser.add_argument("--plot", type=Path, help="write a latency histogram (.html or .png)")
     args = parser.parse_args(argv)
@@ -192,7 +195,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         alerts=[KafkaAlertSink([broker.bootstrap], alerts)],
         dead_letters=[KafkaDeadLetterSink([broker.bootstrap], dlq)],
     )
-    flow = build_flow(settings, StoppableKafkaSource(kafka, stop=stop_flow), outputs, wall_clock=args.wall_clock)
+    flow = build_flow(settings, StoppableKafkaSource(kafka, stop=stop_flow, linger_ms=args.linger_ms), outputs, wall_clock=args.wall_clock)
     flow_error: list[BaseException] = []
 
     def run_flow() -> None:

@@ -220,7 +220,7 @@ class Warehouse(_Strict):
     user: str = "default"
     password: SecretStr = SecretStr("")
     batch_rows: int = Field(20_000, gt=0)
-    flush_interval: PositiveDuration = timedelta(seconds=1)
+    flush_interval: PositiveDuration = timedelta(seconds=5)
     # Rows older than this (e.g. "400d") are dropped by a ClickHouse TTL; None keeps everything.
     retention: PositiveDuration | None = None
 

@@ -67,9 +67,10 @@ class _RawPartition(StatefulSourcePartition[RawMessage, Optional[int]]):
     the connector's partition so its snapshot stays the resume position.
     """
 
-    def __init__(self, inner: StatefulSourcePartition, idle_ms: int) -> None:
+    def __init__(self, inner: StatefulSourcePartition, idle_ms: int, linger_ms: int = 0) -> None:
         self._inner = inner
         self._idle = timedelta(milliseconds=idle_ms)
+        self._linger = timedelta(milliseconds=linger_ms)
         self._awake: datetime | None = None
 
     def next_batch(self) -> list[RawMessage]:
@@ -90,8 +91,15 @@ class _RawPartition(StatefulSourcePartition[RawMessage, Optional[int]]):
             last_offset = m.offset()
         if last_offset is not None:
             inner._offset = last_offset + 1
-        # An idle partition sleeps a little instead of spinning.
-        self._awake = None if out or inner._eof else datetime.now(timezone.utc) + self._idle
+        # An idle partition sleeps a little instead of spinning. After a batch, the partition lets
+        # the next one gather for `linger` (micro-batching): per-batch costs of the per-site state
+        # are then shared by many responses, at the price of at most `linger` of added latency.
+        if inner._eof:
+            self._awake = None
+        elif out:
+            self._awake = datetime.now(timezone.utc) + self._linger if self._linger else None
+        else:
+            self._awake = datetime.now(timezone.utc) + self._idle
         return out
 
     def next_awake(self) -> Optional[datetime]:
@@ -109,7 +117,8 @@ class KafkaFeedbackSource(KafkaSource):
 
     ``tail=False`` stops at the end of every partition; ``from_end`` starts new partitions (no
     resume state) at their end instead of their beginning; ``idle_ms`` is how long an idle
-    partition waits before polling again (bounds the added latency when traffic resumes).
+    partition waits before polling again (bounds the added latency when traffic resumes);
+    ``linger_ms`` is how long a partition lets the next batch gather after one (micro-batching).
     """
 
     def __init__(
@@ -121,6 +130,7 @@ class KafkaFeedbackSource(KafkaSource):
         from_end: bool = False,
         batch_size: int = 2000,
         idle_ms: int = 2,
+        linger_ms: int = 0,
     ) -> None:
         add_config = {k: v for k, v in client_config(kafka, **consumer_tuning).items() if k != "bootstrap.servers"}
         super().__init__(
@@ -133,10 +143,11 @@ class KafkaFeedbackSource(KafkaSource):
         )
         self.kafka = kafka
         self.idle_ms = idle_ms
+        self.linger_ms = linger_ms
 
     def list_parts(self) -> list[str]:
         """Every partition of every topic (the admin client gets no consumer-only settings)."""
         return list(_list_parts(AdminClient(client_config(self.kafka)), self._topics))
 
     def build_part(self, step_id: str, for_part: str, resume_state: Optional[int]) -> _RawPartition:
-        return _RawPartition(super().build_part(step_id, for_part, resume_state), self.idle_ms)
+        return _RawPartition(super().build_part(step_id, for_part, resume_state), self.idle_ms, self.linger_ms)
