@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from operators.alerts import now_ms
-from operators.attribute_alerts import ImportanceSnapshot
+from operators.attribute_regions import ImportanceSnapshot
 from operators.decode import DecodedBatch
 from operators.privacy import mask_pii
 from operators.windows import SCORE_COLUMNS, WindowedBatch

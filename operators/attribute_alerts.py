@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from statistics import median
 from typing import Any, Callable, Iterable
 
@@ -34,9 +34,11 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from detectors import AttributeWatch, KeyDriverImportance, PeerGroup
-from flows.settings import SEVERITY_RANK, Settings
-from operators.alerts import alert_id, new_alert, now_ms
+from detectors import AttributeWatch
+from flows.settings import Settings
+from operators.alerts import new_alert, now_ms
+from operators.attribute_regions import ImportanceSnapshot, OpenAlert, RegionState
+from operators.attribute_sites import SiteState, SiteSummary
 from operators.decode import Feedback
 
 __all__ = [
@@ -44,279 +46,10 @@ __all__ = [
     "attribute_alerts",
 ]
 
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 # Fixed UTC offsets by country for local hour/day of week (daylight saving ignored).
 UTC_OFFSET_HOURS = {"FR": 1, "BE": 1, "NL": 1, "DE": 1, "ES": 1, "IT": 1, "LU": 1, "CH": 1, "GB": 0, "IE": 0,
                     "PT": 0}
 SEVERITIES = ("low", "medium", "high", "critical")
-
-
-@dataclass(slots=True)
-class SeriesStatus:
-    """One attribute of one site after a batch: local verdict and the numbers behind it."""
-
-    mean: float  # recent mean (peer window)
-    n: float  # its effective n
-    sd: float
-    triggers: list[str]  # local: trend, expectation
-    evidence: dict[str, float]
-    alarm_ms: int | None  # event time of the response that first raised a local trigger in the batch
-    t_ms: int
-
-
-@dataclass(slots=True)
-class SiteSummary:
-    site_id: str
-    region: str
-    t_ms: int
-    series: dict[str, SeriesStatus]
-    responses: list[tuple[dict[str, int], float]] = field(default_factory=list)  # (attributes, target)
-
-
-@dataclass(frozen=True, slots=True)
-class ImportanceSnapshot:
-    """A region's key-driver weights as of the end of one event-time day (``day_ms`` = its start)."""
-
-    region: str
-    day_ms: int
-    t_ms: int
-    target: str
-    weights: dict[str, float]
-    correlations: dict[str, float]
-    n: float
-
-
-class SiteState:
-    """The detectors of one site: an :class:`AttributeWatch` per attribute."""
-
-    def __init__(self, engine: "AttributeAlertEngine") -> None:
-        self.watches: dict[str, AttributeWatch] = {}
-        self.site_id = ""
-
-    def add(self, engine: "AttributeAlertEngine", events: list[Feedback]) -> SiteSummary | None:
-        if not events:
-            return None
-        site_id = self.site_id = events[0].site_id
-        watches = self.watches
-        # The series are independent: feed each its ratings of the batch in order, in one go.
-        points: dict[str, tuple[list[int], list[int]]] = {}  # attribute -> (ratings, ms) in arrival order
-        responses = []
-        target = engine.cfg.importance_target
-        for event in events:
-            t = event.ts_ms
-            attributes = event.attributes
-            for name, value in attributes.items():
-                series = points.get(name)
-                if series is None:
-                    points[name] = ([value], [t])
-                else:
-                    series[0].append(value)
-                    series[1].append(t)
-            y = event.scores.get(target)
-            if y is not None and attributes:
-                responses.append((dict(attributes), float(y)))
-        series = {}
-        for name, (values, times) in points.items():
-            watch = watches.get(name)
-            if watch is None:
-                watch = watches[name] = engine.new_watch(site_id)
-            # A live source hands over one rating per series at a time: then that rating is the one
-            # that raised any alarm, and no copy is needed.
-            before = watch.copy() if len(values) > 1 else None
-            watch.update_many(values, times)
-            mean, n, sd = watch.peer.summary()
-            triggers = [t for t in watch.triggers() if t != "peer"]
-            # Only a series in alarm after the batch needs the response that first raised it: replay the
-            # batch on the copy, checking after every response (the rare case; the answer is the same).
-            if not triggers:
-                first = None
-            elif before is None:
-                first = times[0]
-            else:
-                first = _first_alarm(before, values, times)
-            latest = max(times)
-            series[name] = SeriesStatus(mean, n, sd, triggers, watch.evidence(), first, latest)
-        return SiteSummary(site_id, engine.region_of.get(site_id, ""), max(s.t_ms for s in series.values())
-                           if series else events[-1].ts_ms, series, responses)
-
-
-def _first_alarm(watch: AttributeWatch, values: list[int], times: list[int]) -> int | None:
-    """Event time of the first rating of ``values`` after which ``watch`` has a local trigger."""
-    for value, t in zip(values, times):
-        watch.update(value, t)
-        if watch.local_alarm:
-            return t
-    return None
-
-
-@dataclass(slots=True)
-class OpenAlert:
-    id: str
-    severity: str
-    opened_ms: int
-    normal_since: int | None = None
-    sites: tuple[str, ...] = ()
-
-
-class RegionState:
-    """Peer groups, importance, open alerts and regional incidents of one region."""
-
-    def __init__(self, engine: "AttributeAlertEngine") -> None:
-        cfg = engine.cfg
-        self.region = ""
-        self.groups: dict[str, PeerGroup] = {}
-        self.importance = KeyDriverImportance(half_life_days=cfg.importance_half_life.total_seconds() / 86400,
-                                              names=engine.attribute_names)
-        self.z: dict[str, dict[str, float]] = {}  # attribute -> site -> latest expectation z
-        self.local: dict[str, dict[str, bool]] = {}  # attribute -> site -> local trigger
-        self.open: dict[tuple[str, str], OpenAlert] = {}
-        self.regional: dict[str, OpenAlert] = {}
-        self.pending: dict[tuple[str, str], int] = {}  # (site, attribute) -> first firing while the region stirs
-        self.importance_day: int | None = None  # start (ms) of the event-time day the importance describes
-        self.importance_t: int = 0
-
-    def importance_snapshot(self, engine: "AttributeAlertEngine") -> ImportanceSnapshot | None:
-        """The region's importance as it stands, for the day it describes (None before any response)."""
-        if self.importance_day is None:
-            return None
-        evidence = self.importance.evidence()
-        names = engine.attribute_names
-        return ImportanceSnapshot(
-            self.region, self.importance_day, self.importance_t, engine.cfg.importance_target,
-            {name: float(evidence.get(name, 0.0)) for name in names},
-            {name: float(evidence.get(f"r_{name}", 0.0)) for name in names},
-            float(evidence.get("n", 0.0)),
-        )
-
-    def roll_importance(self, engine: "AttributeAlertEngine", summary: "SiteSummary") -> ImportanceSnapshot | None:
-        """When the region's event time enters a new day, the importance of the day that ended."""
-        self.region = summary.region
-        day = summary.t_ms - summary.t_ms % DAY_MS
-        ended = None
-        if self.importance_day is not None and day > self.importance_day:
-            ended = self.importance_snapshot(engine)
-        if self.importance_day is None or day > self.importance_day:
-            self.importance_day = day
-        self.importance_t = max(self.importance_t, summary.t_ms)
-        return ended
-
-    def add(self, engine: "AttributeAlertEngine", summary: SiteSummary, detected_ms: int) -> list[dict[str, Any]]:
-        cfg = engine.cfg
-        self.region = region = summary.region
-        site = summary.site_id
-        self.importance.learn_many(summary.responses, summary.t_ms)
-        weights: dict[str, float] | None = None  # a ridge fit: computed only if an alert may be built
-        k = 1
-        out: list[dict[str, Any]] = []
-        for attr, st in summary.series.items():
-            group = self.groups.get(attr)
-            if group is None:
-                group = self.groups[attr] = PeerGroup(min_peers=cfg.peer_min_sites, min_n=engine.peer_min_n)
-            group.update(site, st.mean, st.n, st.sd)
-            has_history = st.evidence["n_history"] >= engine.min_history
-            self.z.setdefault(attr, {})[site] = st.evidence["z"] if has_history else 0.0
-            self.local.setdefault(attr, {})[site] = bool(st.triggers)
-
-            evidence = dict(st.evidence)
-            triggers = list(st.triggers)
-            comparison = group.compare(site, st.mean, st.n, st.sd) if st.n >= engine.peer_min_n else None
-            if comparison is not None:
-                evidence.update({"peer_median": comparison["peer_median"], "peer_spread": comparison["peer_spread"],
-                                 "n_peers": comparison["n_peers"], "gap": comparison["gap"],
-                                 "peer_z": comparison["z"]})
-                if comparison["z"] <= -engine.peer_z and comparison["gap"] <= -engine.peer_gap:
-                    triggers.append("peer")
-            out.extend(self._regional(engine, attr, st, detected_ms))
-            held = attr in self.regional or self._region_moving(engine, attr, site)
-            fires = bool(set(triggers) & set(cfg.alone)) or len(triggers) >= cfg.min_triggers
-            key = (site, attr)
-            current = self.open.get(key)
-            if fires or current is not None:
-                if weights is None:
-                    weights = self.importance.weights()
-                    k = max(len(weights), 1)
-                importance = weights.get(attr, 1.0 / k)
-                evidence["importance"] = importance
-            if fires and not held and current is None and engine.hold_ms > 0 and self._region_stirring(
-                    engine, attr, site):
-                # Other sites of the region drop on this attribute too: wait, so a regional incident can claim it.
-                since = self.pending.setdefault(key, st.alarm_ms if st.alarm_ms is not None else st.t_ms)
-                held = st.t_ms - since < engine.hold_ms
-            if not fires or attr in self.regional:
-                self.pending.pop(key, None)
-            if fires and not held:
-                self.pending.pop(key, None)
-                severity = engine.severity(evidence, importance * k)
-                event_ms = st.alarm_ms if st.alarm_ms is not None else st.t_ms
-                if current is None:
-                    opened = event_ms - event_ms % HOUR_MS
-                    current = self.open[key] = OpenAlert(alert_id("attribute", site, attr, str(opened)),
-                                                         severity, opened)
-                    out.append(engine.site_alert(current, "open", site, attr, triggers, evidence, event_ms,
-                                                 detected_ms))
-                elif SEVERITY_RANK[severity] > SEVERITY_RANK[current.severity]:
-                    current.severity = severity
-                    out.append(engine.site_alert(current, "updated", site, attr, triggers, evidence, event_ms,
-                                                 detected_ms))
-                current.normal_since = None
-            elif current is not None:
-                if not triggers and evidence["z"] > -cfg.resolve_z:
-                    if current.normal_since is None:
-                        current.normal_since = st.t_ms
-                    elif st.t_ms - current.normal_since >= engine.resolve_after_ms:
-                        del self.open[key]
-                        out.append(engine.site_alert(current, "resolved", site, attr, triggers, evidence, st.t_ms,
-                                                     detected_ms))
-                else:
-                    current.normal_since = None
-        return out
-
-    def _region_stirring(self, engine: "AttributeAlertEngine", attr: str, site: str) -> bool:
-        """Another site of the region has a local trigger on this attribute, or ``regional_min_sites - 1``
-        others are below expectation (``z <= -regional_z``)."""
-        cfg = engine.cfg
-        zs, local = self.z.get(attr, {}), self.local.get(attr, {})
-        if any(on for s, on in local.items() if s != site):
-            return True
-        down = sum(1 for s, z in zs.items() if s != site and z <= -cfg.regional_z)
-        return down >= max(cfg.regional_min_sites - 1, 1)
-
-    def _region_moving(self, engine: "AttributeAlertEngine", attr: str, site: str) -> bool:
-        """Most other sites of the region are below expectation on this attribute too."""
-        others = [z for s, z in self.z.get(attr, {}).items() if s != site]
-        cfg = engine.cfg
-        return len(others) >= cfg.regional_min_sites - 1 and median(others) <= -cfg.regional_z / 2
-
-    def _regional(self, engine: "AttributeAlertEngine", attr: str, st: SeriesStatus, detected_ms: int):
-        cfg = engine.cfg
-        zs, local = self.z.get(attr, {}), self.local.get(attr, {})
-        down = sorted(s for s, z in zs.items() if z <= -cfg.regional_z or local.get(s))
-        n_sites = len(zs)
-        is_regional = len(down) >= cfg.regional_min_sites and len(down) >= cfg.regional_share * n_sites
-        current = self.regional.get(attr)
-        if is_regional:
-            if current is None:
-                opened = st.t_ms - st.t_ms % HOUR_MS
-                current = self.regional[attr] = OpenAlert(
-                    alert_id("regional_incident", self.region, attr, str(opened)), "high", opened, sites=tuple(down))
-                return [engine.regional_alert(current, "open", self.region, attr, down, n_sites, zs, st.t_ms,
-                                              detected_ms)]
-            current.normal_since = None
-            if len(down) > len(current.sites):
-                current.sites = tuple(down)
-            return []
-        if current is not None:
-            if not down:
-                if current.normal_since is None:
-                    current.normal_since = st.t_ms
-                elif st.t_ms - current.normal_since >= engine.resolve_after_ms:
-                    del self.regional[attr]
-                    return [engine.regional_alert(current, "resolved", self.region, attr, down, n_sites, zs,
-                                                  st.t_ms, detected_ms)]
-            else:
-                current.normal_since = None
-        return []
 
 
 _WORDS = {
