@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.settings import Settings, parse_duration
+from flows.summary import facts_table
 
 __all__ = ["cases_app", "loop_totals", "print_loop_summary", "site_kpis", "top_themes"]
 
@@ -97,9 +98,7 @@ def print_loop_summary(console: Console, settings: Settings, region: str | None 
     client, db = _client(settings), settings.warehouse.database
     after = settings.cases.non_respondent_after.total_seconds() / 86400
     t = loop_totals(client, db, region, after)
-    table = Table(title="Closing the loop", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(justify="right")
+    table = facts_table("Closing the loop")
     table.add_row("hot alerts with a case", f"{t['cases']:,}")
     table.add_row("contacted", f"{t['contacted']:,} ({_pct(t['contacted_share'])})")
     table.add_row("time to first contact (mean / median)", f"{_hours(t['hours_mean'])} / {_hours(t['hours_median'])}")

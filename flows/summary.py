@@ -8,7 +8,15 @@ from rich.table import Table
 from flows.settings import Settings
 from flows.stats import RunStats
 
-__all__ = ["print_summary"]
+__all__ = ["facts_table", "print_summary"]
+
+
+def facts_table(title: str) -> Table:
+    """A two-column table of labelled figures, as the run summaries print them."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    return table
 
 
 def print_summary(
@@ -17,9 +25,7 @@ def print_summary(
     names = {site.id: site.name for site in settings.sites}
     rate = stats.read / stats.elapsed if stats.elapsed else 0.0
 
-    totals = Table(title="Run summary", show_header=False, title_justify="left")
-    totals.add_column(style="bold")
-    totals.add_column(justify="right")
+    totals = facts_table("Run summary")
     totals.add_row("events read", f"{stats.read:,}")
     totals.add_row("accepted", f"{stats.accepted:,}")
     totals.add_row("dead-lettered", f"{stats.rejected:,}")
