@@ -27,6 +27,7 @@ from flows.config import load_settings  # noqa: E402
 from flows.feedback_flow import FlowOutputs, build_flow  # noqa: E402
 from flows.run import throughput_gc  # noqa: E402
 from flows.stats import RunStats  # noqa: E402
+from sinks.background import BackgroundSink  # noqa: E402
 from sinks.clickhouse.client import connect  # noqa: E402
 from sinks.clickhouse.sink import ClickHouseSink  # noqa: E402
 from sinks.jsonl import JsonlSink  # noqa: E402
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             stats = RunStats()
             outputs = FlowOutputs(
-                warehouse=ClickHouseSink(variant.warehouse), alerts=[JsonlSink(f"{tmp}/alerts-{len(results)}.jsonl")]
+                warehouse=BackgroundSink(ClickHouseSink(variant.warehouse)), alerts=[JsonlSink(f"{tmp}/alerts-{len(results)}.jsonl")]
             )
             flow = build_flow(variant, TestingSource(messages, batch_size=args.batch_size), outputs, stats)
             gc.collect()

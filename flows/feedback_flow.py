@@ -31,6 +31,7 @@ from operators.attribute_alerts import AttributeAlertEngine, attribute_alerts
 from operators.batching import batch_rows
 from operators.decode import DecodedBatch, Decoder, decode_batches, group_by_site
 from operators.hot_alerts import HotAlertBuilder, hot_alerts
+from operators.ratings import scales_of
 from operators.windows import WindowSpec, event_time_windows
 from sinks.batch import TableBatch
 
@@ -51,7 +52,7 @@ def window_spec(settings: Settings, wall_clock: bool | None = None) -> WindowSpe
     return WindowSpec(
         lengths_ms=[int(length.total_seconds() * 1000) for length in windows.lengths],
         lateness_ms=int(windows.allowed_lateness.total_seconds() * 1000),
-        scales={name: (m.max, m.bottom_max, m.top_min) for name, m in settings.questions().items()},
+        scales=scales_of(settings),
         region_of={site.id: site.region for site in settings.sites},
         wall_clock=windows.close_on_wall_clock if wall_clock is None else wall_clock,
     )

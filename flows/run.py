@@ -29,6 +29,7 @@ from flows.feedback_flow import FlowOutputs, build_flow
 from flows.loop import LoopSources
 from flows.settings import Settings
 from flows.stats import RunStats
+from sinks.background import BackgroundSink
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.query import optimize_final
 from sinks.clickhouse.sink import ClickHouseSink
@@ -89,27 +90,27 @@ def throughput_gc():
 
 
 def default_outputs(settings: Settings, console: Console) -> FlowOutputs:
+    """Warehouse, console and JSONL outputs.
+
+    The warehouse writes on a background thread (:class:`sinks.background.BackgroundSink`): the
+    insert itself runs in ClickHouse's C++ code without the GIL, so it overlaps with the flow's
+    Python work instead of stalling it (alerts of a live stream included); epochs still wait for
+    the inserts.
+    """
     out = settings.outputs
     return FlowOutputs(
-        warehouse=ClickHouseSink(settings.warehouse, settings=settings),  # syncs sites/questions
+        warehouse=BackgroundSink(ClickHouseSink(settings.warehouse, settings=settings)),  # syncs sites/questions
         alerts=[ConsoleAlertSink(out.console, console), JsonlSink(out.alerts_jsonl)],
         dead_letters=[JsonlSink(out.dead_letters_jsonl)],
     )
 
 
 def kafka_outputs(settings: Settings, console: Console) -> FlowOutputs:
-    """The default outputs plus alerts and dead letters published to Kafka (``settings.kafka``).
-
-    The warehouse writes on a background thread (:class:`sinks.background.BackgroundSink`) so that
-    an insert never holds back the alerts of a live stream; epochs still wait for the inserts.
-    """
-    from sinks.background import BackgroundSink
+    """The default outputs plus alerts and dead letters published to Kafka (``settings.kafka``)."""
     from sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink
 
     kafka = settings.kafka
     outputs = default_outputs(settings, console)
-    if outputs.warehouse is not None:
-        outputs.warehouse = BackgroundSink(outputs.warehouse)
     outputs.alerts.append(
         KafkaAlertSink(kafka.broker_list(), kafka.alerts_topic, kafka.alerts_topic_template, kafka.librdkafka)
     )

@@ -2,6 +2,8 @@
 
 >>> alert_id("hot", "store-0001", "evt-1") == alert_id("hot", "store-0001", "evt-1")
 True
+>>> alert_id("hot", "store-0001", "evt-1") == str(uuid.uuid5(_NAMESPACE, "hot|store-0001|evt-1"))
+True
 >>> iso_ms(1795343465120)
 '2026-11-22T10:31:05.120Z'
 """
@@ -9,23 +11,42 @@ True
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from functools import lru_cache
+from hashlib import sha1
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 __all__ = ["ALERT_SCHEMA", "alert_id", "iso_ms", "new_alert", "now_ms"]
 
 ALERT_SCHEMA = "boucle.alert/1"
 _NAMESPACE = uuid.UUID("6f1c2f4e-6b55-4a8e-9a43-8d2f1b0c7a11")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 
 
 def alert_id(kind: str, *evidence: str) -> str:
-    """The same evidence replayed gives the same id (a UUIDv5 over kind and evidence)."""
-    return str(uuid.uuid5(_NAMESPACE, "|".join((kind, *evidence))))
+    """The same evidence replayed gives the same id (a UUIDv5 over kind and evidence).
+
+    Computed as :func:`uuid.uuid5` does, without building a ``UUID`` object (a hot path: one per
+    hot alert).
+    """
+    digest = bytearray(sha1(_NAMESPACE_BYTES + "|".join((kind, *evidence)).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def iso_ms(epoch_ms: int) -> str:
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
-    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
+    day, in_day = divmod(epoch_ms, 86_400_000)
+    hours, in_hour = divmod(in_day, 3_600_000)
+    minutes, in_minute = divmod(in_hour, 60_000)
+    seconds, millis = divmod(in_minute, 1000)
+    return f"{_iso_day(day)}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=1024)  # one call per alert: the calendar part is the slow one, and shared
+def _iso_day(day: int) -> str:
+    return (date(1970, 1, 1) + timedelta(days=day)).isoformat()
 
 
 def now_ms() -> int:

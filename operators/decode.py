@@ -1,7 +1,8 @@
 """Decode and validate feedback events in batches; whatever fails becomes a dead letter.
 
 The validator is compiled once from the settings (known sites, the scale of every question) and
-checks one event in a few microseconds, because per-event Python work bounds the throughput.
+checks one event in a few microseconds (msgspec parses and type-checks it in C), because per-event
+Python work bounds the throughput.
 
 >>> from flows.config import settings_from_dict
 >>> settings = settings_from_dict({
@@ -23,13 +24,16 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from itertools import chain, repeat
+from typing import Annotated, Any
 
 import bytewax.operators as op
+import msgspec
 import orjson
 from bytewax.dataflow import Stream, operator
 
 from flows.settings import CHANNELS, Settings
+from operators.ratings import RatingLayout
 from sources.message import RawMessage
 
 __all__ = [
@@ -70,6 +74,10 @@ class Feedback:
     position: str
     raw: bytes = b""  # the message as received, for stores that extract fields themselves
     late: bool = False
+    # Every rating's number in ``layout`` (see operators.ratings), found while validating: the
+    # windows count them without hashing the (question, rating) pairs again.
+    positions: list[int] | None = None
+    layout: RatingLayout | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,80 +120,110 @@ def required_strings(event: dict[str, Any], *fields: str) -> None:
         _required_str(event, field)
 
 
+class _Wire(msgspec.Struct, gc=False):
+    """The shape of a well-formed event, checked by msgspec in C (strict: no bools for ints)."""
+
+    event_id: Annotated[str, msgspec.Meta(min_length=1)]
+    occurred_at: Annotated[str, msgspec.Meta(min_length=1)]
+    site_id: Annotated[str, msgspec.Meta(min_length=1)]
+    scores: dict[str, int] = {}
+    attributes: dict[str, int] = {}
+    channel: str = ""
+    journey_stage: str = ""
+    comment: str = ""
+    language: str = ""
+    customer: dict[str, Any] = {}
+
+
+_WIRE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
+_INVALID = repeat(-1)
+
+
 class Decoder:
-    """Turns a :class:`RawMessage` into a :class:`Feedback` or a :class:`DeadLetter`."""
+    """Turns a :class:`RawMessage` into a :class:`Feedback` or a :class:`DeadLetter`.
+
+    Two paths, one set of rules. Most events are well formed: msgspec parses them straight into
+    a typed struct (types, required fields, no bools posing as ratings) and only the checks that
+    need the settings run in Python. An event msgspec refuses takes the precise path, which says
+    exactly what is wrong, or accepts what the strict wire shape does not (``null`` for an optional
+    field).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._sites = frozenset(site.id for site in settings.sites)
         self._score_scales = {n: (m.min, m.max) for n, m in settings.scores.items()}
         self._attribute_scales = {a.name: (a.min, a.max) for a in settings.attributes}
         self._channels = frozenset(CHANNELS)
-        self._valid_scores = _valid_pairs(self._score_scales)
-        self._valid_attributes = _valid_pairs(self._attribute_scales)
+        self._layout = RatingLayout.of(settings)
+        # (question, rating) -> its position in the layout, for valid pairs only
+        self._position_of = {
+            pair: self._layout.index[pair]
+            for pair in _valid_pairs(self._score_scales) | _valid_pairs(self._attribute_scales)
+        }
+        self._parse_wire = msgspec.json.Decoder(_Wire).decode
 
     def decode(self, message: RawMessage) -> Feedback | DeadLetter:
-        try:
-            return self._decode(message)
-        except Invalid as exc:
-            return DeadLetter(message, exc.code, exc.reason)
+        batch = self.decode_many([message])
+        return batch.accepted[0] if batch.accepted else batch.rejected[0]
 
     def decode_many(self, messages: list[RawMessage]) -> DecodedBatch:
         accepted: list[Feedback] = []
         rejected: list[DeadLetter] = []
-        decode = self._decode
+        parse, validate = self._parse_wire, self._validate
         for message in messages:
             try:
-                accepted.append(decode(message))
+                try:
+                    wire = parse(message.value)
+                except _WIRE_ERRORS:
+                    wire = self._precise_wire(message.value)
+                accepted.append(validate(wire, message))
             except Invalid as exc:
                 rejected.append(DeadLetter(message, exc.code, exc.reason))
         return DecodedBatch(accepted, rejected, len(messages))
 
-    def _decode(self, message: RawMessage) -> Feedback:
-        event = json_object(message.value)
-        get = event.get
-        event_id, occurred_at, site_id = get("event_id"), get("occurred_at"), get("site_id")
-        # One cheap test for the usual case; the precise complaint is worked out only on failure.
-        if not (type(event_id) is str and type(occurred_at) is str and type(site_id) is str
-                and event_id and occurred_at and site_id):  # fmt: skip
-            for field in ("event_id", "occurred_at", "site_id"):
-                _required_str(event, field)
-        if site_id not in self._sites:
-            raise Invalid("unknown_site", f"site_id {site_id!r} is not in the entity registry")
-        scores = get("scores")
-        attributes = get("attributes")
-        # Set-level checks run in C: every (question, value) pair must be a valid one, and no
-        # value may be a bool (True == 1 would otherwise pass). Only a failure pays for a precise reason.
-        if type(scores) is dict:
-            if not scores.items() <= self._valid_scores or bool in set(map(type, scores.values())):
-                self._bad_ratings("scores", scores, self._score_scales)
-        elif scores is None:
-            scores = {}
-        else:
-            raise Invalid("bad_type", "scores must be an object of ratings")
-        if type(attributes) is dict:
-            if not attributes.items() <= self._valid_attributes or bool in set(map(type, attributes.values())):
-                self._bad_ratings("attributes", attributes, self._attribute_scales)
-        elif attributes is None:
-            attributes = {}
-        else:
-            raise Invalid("bad_type", "attributes must be an object of ratings")
-        if not scores and not attributes:
+    def _validate(self, w: _Wire, message: RawMessage) -> Feedback:
+        """The checks that need the settings: registry, catalogue, scales, channel, timestamp."""
+        if w.site_id not in self._sites:
+            raise Invalid("unknown_site", f"site_id {w.site_id!r} is not in the entity registry")
+        # Every (question, rating) pair looked up in C: a valid pair has a position, an invalid one
+        # gets -1. Only a failure pays for a precise reason.
+        scores, attributes = w.scores, w.attributes
+        positions = list(map(self._position_of.get, chain(scores.items(), attributes.items()), _INVALID))
+        if not positions:
             raise Invalid("missing_field", "no rating: scores and attributes are both empty")
-        channel = get("channel") or ""
+        if min(positions) < 0:
+            self._bad_ratings("scores", scores, self._score_scales)
+            self._bad_ratings("attributes", attributes, self._attribute_scales)
+        channel = w.channel
         if channel and channel not in self._channels:
-            if type(channel) is not str:
-                raise Invalid("bad_type", f"channel must be a string, got {type(channel).__name__}")
             raise Invalid("unknown_channel", f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
-        journey_stage, comment, language = get("journey_stage") or "", get("comment") or "", get("language") or ""
-        if not (type(journey_stage) is str and type(comment) is str and type(language) is str):
-            for field in ("journey_stage", "comment", "language"):
-                _optional_str(event, field)
-        customer = get("customer") or {}
+        return Feedback(
+            w.event_id, _epoch_ms(w.occurred_at), w.site_id, channel, w.journey_stage, scores, attributes,
+            w.comment, w.language, w.customer, message.received_ms, message.position, message.value,
+            False, positions, self._layout,
+        )  # fmt: skip
+
+    def _precise_wire(self, value: bytes) -> _Wire:
+        """The wire struct of an event the strict parser refused, or :class:`Invalid` saying why."""
+        event = json_object(value)
+        required_strings(event, "event_id", "occurred_at", "site_id")
+        ratings = {}
+        for field, scales in (("scores", self._score_scales), ("attributes", self._attribute_scales)):
+            given = event.get(field)
+            if given is not None and type(given) is not dict:
+                raise Invalid("bad_type", f"{field} must be an object of ratings")
+            ratings[field] = given or {}
+            self._bad_ratings(field, ratings[field], scales)
+        channel = event.get("channel") or ""
+        if type(channel) is not str:
+            raise Invalid("bad_type", f"channel must be a string, got {type(channel).__name__}")
+        texts = {field: _optional_str(event, field) for field in ("journey_stage", "comment", "language")}
+        customer = event.get("customer") or {}
         if type(customer) is not dict:
             raise Invalid("bad_type", "customer must be an object")
-        return Feedback(
-            event_id, _epoch_ms(occurred_at), site_id, channel, journey_stage, scores, attributes,
-            comment, language, customer, message.received_ms, message.position, message.value,
+        return _Wire(
+            event["event_id"], event["occurred_at"], event["site_id"], channel=channel, customer=customer,
+            **ratings, **texts,
         )  # fmt: skip
 
     @staticmethod

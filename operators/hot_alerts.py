@@ -35,6 +35,7 @@ class HotAlertBuilder:
         self.sites = settings.site_map()
         self.cooldown_ms = int(settings.hot_alerts.cooldown.total_seconds() * 1000)
         self.questions = settings.questions()
+        self._minimum = {name: question.min for name, question in self.questions.items()}
 
     def matches(self, event: Feedback) -> list[tuple[str, str]]:
         return self.rules.matches(event.scores, event.attributes, event.comment, event.channel)
@@ -48,15 +49,15 @@ class HotAlertBuilder:
         if not matched:
             return None
         site = self.sites[event.site_id]
-        severity = max((s for _, s in matched), key=SEVERITY_RANK.__getitem__)
+        severity = matched[0][1] if len(matched) == 1 else max((s for _, s in matched), key=SEVERITY_RANK.__getitem__)
         comment = mask_pii(event.comment)
         evidence = {
             "rules": [name for name, _ in matched],
             "scores": event.scores,
             "attributes_at_minimum": sorted(
-                name for name, value in event.attributes.items() if value == self.questions[name].min
+                [name for name, value in event.attributes.items() if value == self._minimum[name]]
             ),
-            "purchase_keywords": self.rules.mentions("purchase", event.comment),
+            "purchase_keywords": self.rules.mentions("purchase", event.comment) if event.comment else [],
         }
         extra: dict[str, Any] = {
             "response": {
@@ -114,9 +115,10 @@ class _CooldownLogic(StatefulBatchLogic):
         cooldown = builder.cooldown_ms
         last_alert = self.last_alert
         detected_ms = now_ms()
+        match = builder.rules.matches
         for events in values:
             for event in events:
-                matched = builder.matches(event)
+                matched = match(event.scores, event.attributes, event.comment, event.channel)
                 if not matched:
                     continue
                 customer_id = event.customer.get("id")

@@ -21,7 +21,8 @@ Windows are aligned to UTC (epoch multiples of their length).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import mul
+from itertools import chain
+from operator import add, attrgetter
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
@@ -30,6 +31,7 @@ from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from operators.decode import Feedback
+from operators.ratings import RatingLayout
 
 __all__ = ["ScoreRow", "SiteWindows", "WindowSpec", "WindowedBatch", "event_time_windows"]
 
@@ -64,44 +66,47 @@ class WindowedBatch:
     rows: list[ScoreRow] = field(default_factory=list)
 
 
-Histograms = dict  # question -> list of counts indexed by rating value
-_VALUES = range(256)
+_LAYOUT, _POSITIONS = attrgetter("layout"), attrgetter("positions")
 
+
+def _ratings(event: Feedback):
+    return chain(event.scores.items(), event.attributes.items())
 
 class SiteWindows:
     """The open windows of one site, as rating histograms; plain data so snapshots are cheap.
 
-    Only the shortest windows are updated per event (one increment per rating); longer windows
-    are sums of the shorter ones they contain, added up when those close.
+    Only the shortest windows are updated per event; longer windows are sums of the shorter ones
+    they contain, added up when those close. A window's histogram is one flat list of counts
+    indexed by :class:`RatingLayout` (one list increment per rating).
     """
 
-    __slots__ = ("site_id", "spec", "watermark", "fine", "coarse", "_finest", "_sizes")
+    __slots__ = ("site_id", "spec", "watermark", "fine", "coarse", "_finest", "_layout")
 
     def __init__(self, spec: WindowSpec, snapshot: tuple | None = None):
         self.spec = spec
         self._finest = min(spec.lengths_ms)
-        self._sizes = {q: scale[0] + 1 for q, scale in spec.scales.items()}
+        self._layout = RatingLayout.with_scales(spec.scales)
         self.site_id = ""  # learnt from the first event: bytewax builders are not told the key
         self.watermark: int = -(2**62)
-        self.fine: dict[int, Histograms] = {}  # start -> histograms of the shortest windows
-        self.coarse: dict[tuple[int, int], Histograms] = {}  # (length, start) -> rolled-up histograms
+        self.fine: dict[int, list[int]] = {}  # start -> histogram of the shortest window
+        self.coarse: dict[tuple[int, int], list[int]] = {}  # (length, start) -> rolled-up histogram
         if snapshot is not None:
             self.site_id, self.watermark, fine, coarse = snapshot
-            self.fine = {k: {q: list(h) for q, h in v.items()} for k, v in fine.items()}
-            self.coarse = {k: {q: list(h) for q, h in v.items()} for k, v in coarse.items()}
+            self.fine = {k: list(v) for k, v in fine.items()}
+            self.coarse = {k: list(v) for k, v in coarse.items()}
 
     def snapshot(self) -> tuple:
-        fine = {k: {q: tuple(h) for q, h in v.items()} for k, v in self.fine.items()}
-        coarse = {k: {q: tuple(h) for q, h in v.items()} for k, v in self.coarse.items()}
+        fine = {k: tuple(v) for k, v in self.fine.items()}
+        coarse = {k: tuple(v) for k, v in self.coarse.items()}
         return self.site_id, self.watermark, fine, coarse
 
     def add(self, events: Iterable[Feedback], now_ms: int | None = None) -> list[ScoreRow]:
         """Count on-time events, flag late ones, and return the rows of windows that closed."""
         finest = self._finest
         lateness = self.spec.lateness_ms
-        sizes = self._sizes
-        fine = self.fine
         watermark = self.watermark if now_ms is None else max(self.watermark, now_ms)
+        runs: list[tuple[int, list[Feedback]]] = []  # consecutive on-time events of one window
+        run_start, run = None, None
         for event in events:
             ts = event.ts_ms
             if ts < watermark - lateness:
@@ -110,17 +115,24 @@ class SiteWindows:
             if ts > watermark:
                 watermark = ts
             start = ts - ts % finest
-            window = fine.get(start)
-            if window is None:
-                window = fine[start] = {}
-            for ratings in (event.scores, event.attributes):
-                for question, value in ratings.items():
-                    histogram = window.get(question)
-                    if histogram is None:
-                        histogram = window[question] = [0] * sizes[question]
-                    histogram[value] += 1
+            if start != run_start:
+                run_start, run = start, []
+                runs.append((start, run))
+            run.append(event)
         if events:
             self.site_id = event.site_id
+        fine, layout = self.fine, self._layout
+        for start, run in runs:
+            histogram = fine.get(start)
+            if histogram is None:
+                histogram = fine[start] = [0] * layout.size
+            if set(map(_LAYOUT, run)) == {layout}:  # positions found by the decoder
+                for i in chain.from_iterable(map(_POSITIONS, run)):
+                    histogram[i] += 1
+            else:
+                position = layout.index.__getitem__
+                for i in map(position, chain.from_iterable(map(_ratings, run))):
+                    histogram[i] += 1
         self.watermark = watermark
         return self.close(watermark - lateness)
 
@@ -132,13 +144,15 @@ class SiteWindows:
         """
         finest = self._finest
         rows: list[ScoreRow] = []
-        coarse = {k: {q: list(h) for q, h in v.items()} for k, v in self.coarse.items()} if keep else self.coarse
+        coarse = dict(self.coarse) if keep else self.coarse
         for start in sorted(s for s in self.fine if s + finest <= horizon_ms):
             window = self.fine[start] if keep else self.fine.pop(start)
             rows.extend(self._rows(finest, start, window))
             for length in self.spec.lengths_ms:
                 if length != finest:
-                    _merge_into(coarse.setdefault((length, start - start % length), {}), window)
+                    key = (length, start - start % length)
+                    rolled = coarse.get(key)
+                    coarse[key] = list(window) if rolled is None else list(map(add, rolled, window))
         for key in sorted(k for k in coarse if k[0] + k[1] <= horizon_ms):
             rows.extend(self._rows(key[0], key[1], coarse[key] if keep else coarse.pop(key)))
         return rows
@@ -147,27 +161,15 @@ class SiteWindows:
         ends = [start + self._finest for start in self.fine] + [l + s for l, s in self.coarse]
         return min(ends) + self.spec.lateness_ms if ends else None
 
-    def _rows(self, length: int, start: int, window: Histograms) -> Iterable[ScoreRow]:
+    def _rows(self, length: int, start: int, histogram: list[int]) -> list[ScoreRow]:
         site_id = self.site_id
         region = self.spec.region_of.get(site_id, "")
-        scales = self.spec.scales
-        length_s = length // 1000
-        for question, histogram in window.items():
-            _, bottom_max, top_min = scales[question]
-            yield (
-                site_id, region, question, length_s, start, sum(histogram),
-                sum(map(mul, histogram, _VALUES)), sum(histogram[: bottom_max + 1]), sum(histogram[top_min:]),
-            )  # fmt: skip
+        return [
+            (site_id, region, question, length // 1000, start, n, total, bottom, top)
+            for question, n, total, bottom, top in self._layout.summarise(histogram)
+        ]
 
 
-def _merge_into(target: Histograms, source: Histograms) -> None:
-    for question, histogram in source.items():
-        into = target.get(question)
-        if into is None:
-            target[question] = list(histogram)
-        else:
-            for value, count in enumerate(histogram):
-                into[value] += count
 
 
 def _now_ms() -> int:
