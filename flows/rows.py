@@ -22,18 +22,24 @@ def feedback_rows(batch: WindowedBatch, region_of: dict[str, str]) -> list[Table
     events = batch.events
     if not events:
         return []
-    # Column by column: a list comprehension per column is the cheapest way through Python.
+    # Column by column: a list comprehension per column is the cheapest way through Python. The
+    # rating maps go as Python dicts (the Arrow conversion flattens them in C): cheaper, counted
+    # on both sides, than letting ClickHouse parse the raw JSON once per extracted column.
     customers = [e.customer for e in events]
     return [
         TableBatch.from_columns(
             "feedback",
             {
-                "raw": [e.raw for e in events],
                 "event_id": [e.event_id for e in events],
                 "occurred_at": [e.ts_ms for e in events],
                 "received_at": [e.received_ms or e.ts_ms for e in events],
                 "site_id": [e.site_id for e in events],
                 "region": [region_of.get(e.site_id, "") for e in events],
+                "channel": [e.channel for e in events],
+                "journey_stage": [e.journey_stage for e in events],
+                "scores": [e.scores for e in events],
+                "attributes": [e.attributes for e in events],
+                "language": [e.language for e in events],
                 "comment": [mask_pii(e.comment) for e in events],
                 "customer_id": [str(c.get("id") or "") for c in customers],
                 "consent_contact": [1 if c.get("consent_contact") is True else 0 for c in customers],
@@ -48,11 +54,20 @@ def score_rows(batch: WindowedBatch) -> list[TableBatch]:
     return [TableBatch("attribute_scores", SCORE_COLUMNS, batch.rows)] if batch.rows else []
 
 
+_ALERT_TEXT_COLUMNS = ("alert_id", "kind", "status", "severity", "site_id", "region", "message", "owner")
+
+
 def alert_rows(alerts: list[dict[str, Any]]) -> list[TableBatch]:
-    """Alerts travel as their published JSON; the table extracts its columns from it."""
+    """Alerts travel as their published JSON plus the columns Python already holds (each column
+    ClickHouse extracts from the JSON is one more parse of it); the times are parsed from it."""
     if not alerts:
         return []
-    return [TableBatch.from_columns("alerts", {"payload": [orjson.dumps(a) for a in alerts]})]
+    columns: dict[str, list] = {"payload": [orjson.dumps(a) for a in alerts]}
+    for name in _ALERT_TEXT_COLUMNS:
+        columns[name] = [a[name] for a in alerts]
+    columns["attribute"] = [a["attribute"] or "" for a in alerts]
+    columns["triggers"] = [a["triggers"] for a in alerts]
+    return [TableBatch.from_columns("alerts", columns)]
 
 
 def importance_rows(snapshot: ImportanceSnapshot) -> list[TableBatch]:

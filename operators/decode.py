@@ -24,8 +24,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain, repeat
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import bytewax.operators as op
 import msgspec
@@ -33,7 +32,6 @@ import orjson
 from bytewax.dataflow import Stream, operator
 
 from flows.settings import CHANNELS, Settings
-from operators.ratings import RatingLayout
 from sources.message import RawMessage
 
 __all__ = [
@@ -74,10 +72,6 @@ class Feedback:
     position: str
     raw: bytes = b""  # the message as received, for stores that extract fields themselves
     late: bool = False
-    # Every rating's number in ``layout`` (see operators.ratings), found while validating: the
-    # windows count them without hashing the (question, rating) pairs again.
-    positions: list[int] | None = None
-    layout: RatingLayout | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,23 +114,44 @@ def required_strings(event: dict[str, Any], *fields: str) -> None:
         _required_str(event, field)
 
 
-class _Wire(msgspec.Struct, gc=False):
-    """The shape of a well-formed event, checked by msgspec in C (strict: no bools for ints)."""
+_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+_AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]  # RFC 3339 with a time zone, parsed in C
 
-    event_id: Annotated[str, msgspec.Meta(min_length=1)]
-    occurred_at: Annotated[str, msgspec.Meta(min_length=1)]
-    site_id: Annotated[str, msgspec.Meta(min_length=1)]
-    scores: dict[str, int] = {}
-    attributes: dict[str, int] = {}
-    channel: str = ""
-    journey_stage: str = ""
-    comment: str = ""
-    language: str = ""
-    customer: dict[str, Any] = {}
+
+def _wire_type(scores: dict[str, tuple[int, int]], attributes: dict[str, tuple[int, int]]) -> type[msgspec.Struct]:
+    """The shape of a well-formed event for this catalogue, checked by msgspec in C.
+
+    Strict types (no bool posing as a rating), required fields, known question names, and each
+    rating within the widest scale of its kind; a narrower scale is checked in Python after.
+    """
+
+    def ratings(scales: dict[str, tuple[int, int]]) -> Any:
+        if not scales:
+            return dict[str, Annotated[int, msgspec.Meta(le=-1)]]  # no question: any rating is wrong
+        low, high = min(lo for lo, _ in scales.values()), max(hi for _, hi in scales.values())
+        return dict[Literal[tuple(scales)], Annotated[int, msgspec.Meta(ge=low, le=high)]]
+
+    return msgspec.defstruct(
+        "Wire",
+        [
+            ("event_id", _NonEmpty), ("occurred_at", _AwareTime), ("site_id", _NonEmpty),
+            ("scores", ratings(scores), {}), ("attributes", ratings(attributes), {}),
+            ("channel", str, ""), ("journey_stage", str, ""), ("comment", str, ""), ("language", str, ""),
+            ("customer", dict[str, Any], {}),
+        ],  # fmt: skip
+        gc=False,
+    )
+
+
+def _narrower(scales: dict[str, tuple[int, int]]) -> list[tuple[str, int, int]]:
+    """Questions whose scale is narrower than the widest of their kind (msgspec checks only that one)."""
+    if not scales:
+        return []
+    low, high = min(lo for lo, _ in scales.values()), max(hi for _, hi in scales.values())
+    return [(name, lo, hi) for name, (lo, hi) in scales.items() if (lo, hi) != (low, high)]
 
 
 _WIRE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
-_INVALID = repeat(-1)
 
 
 class Decoder:
@@ -154,13 +169,10 @@ class Decoder:
         self._score_scales = {n: (m.min, m.max) for n, m in settings.scores.items()}
         self._attribute_scales = {a.name: (a.min, a.max) for a in settings.attributes}
         self._channels = frozenset(CHANNELS)
-        self._layout = RatingLayout.of(settings)
-        # (question, rating) -> its position in the layout, for valid pairs only
-        self._position_of = {
-            pair: self._layout.index[pair]
-            for pair in _valid_pairs(self._score_scales) | _valid_pairs(self._attribute_scales)
-        }
-        self._parse_wire = msgspec.json.Decoder(_Wire).decode
+        self._wire = _wire_type(self._score_scales, self._attribute_scales)
+        self._parse_wire = msgspec.json.Decoder(self._wire).decode
+        self._narrow_scores = _narrower(self._score_scales)
+        self._narrow_attributes = _narrower(self._attribute_scales)
 
     def decode(self, message: RawMessage) -> Feedback | DeadLetter:
         batch = self.decode_many([message])
@@ -181,29 +193,28 @@ class Decoder:
                 rejected.append(DeadLetter(message, exc.code, exc.reason))
         return DecodedBatch(accepted, rejected, len(messages))
 
-    def _validate(self, w: _Wire, message: RawMessage) -> Feedback:
+    def _validate(self, w: Any, message: RawMessage) -> Feedback:
         """The checks that need the settings: registry, catalogue, scales, channel, timestamp."""
         if w.site_id not in self._sites:
             raise Invalid("unknown_site", f"site_id {w.site_id!r} is not in the entity registry")
-        # Every (question, rating) pair looked up in C: a valid pair has a position, an invalid one
-        # gets -1. Only a failure pays for a precise reason.
         scores, attributes = w.scores, w.attributes
-        positions = list(map(self._position_of.get, chain(scores.items(), attributes.items()), _INVALID))
-        if not positions:
+        if not scores and not attributes:
             raise Invalid("missing_field", "no rating: scores and attributes are both empty")
-        if min(positions) < 0:
-            self._bad_ratings("scores", scores, self._score_scales)
-            self._bad_ratings("attributes", attributes, self._attribute_scales)
+        for ratings, narrow in ((scores, self._narrow_scores), (attributes, self._narrow_attributes)):
+            for name, low, high in narrow:
+                value = ratings.get(name)
+                if value is not None and not low <= value <= high:
+                    self._bad_ratings("scores", scores, self._score_scales)
+                    self._bad_ratings("attributes", attributes, self._attribute_scales)
         channel = w.channel
         if channel and channel not in self._channels:
             raise Invalid("unknown_channel", f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
         return Feedback(
-            w.event_id, _epoch_ms(w.occurred_at), w.site_id, channel, w.journey_stage, scores, attributes,
+            w.event_id, round(w.occurred_at.timestamp() * 1000), w.site_id, channel, w.journey_stage, scores, attributes,
             w.comment, w.language, w.customer, message.received_ms, message.position, message.value,
-            False, positions, self._layout,
         )  # fmt: skip
 
-    def _precise_wire(self, value: bytes) -> _Wire:
+    def _precise_wire(self, value: bytes) -> Any:
         """The wire struct of an event the strict parser refused, or :class:`Invalid` saying why."""
         event = json_object(value)
         required_strings(event, "event_id", "occurred_at", "site_id")
@@ -221,8 +232,8 @@ class Decoder:
         customer = event.get("customer") or {}
         if type(customer) is not dict:
             raise Invalid("bad_type", "customer must be an object")
-        return _Wire(
-            event["event_id"], event["occurred_at"], event["site_id"], channel=channel, customer=customer,
+        return self._wire(
+            event["event_id"], _aware_time(event["occurred_at"]), event["site_id"], channel=channel, customer=customer,
             **ratings, **texts,
         )  # fmt: skip
 
@@ -236,10 +247,6 @@ class Decoder:
                 raise Invalid("bad_type", f"{field}.{name} must be an integer, got {value!r}")
             if not scale[0] <= value <= scale[1]:
                 raise Invalid("out_of_scale", f"{field}.{name}={value} is outside its scale {scale[0]}..{scale[1]}")
-
-
-def _valid_pairs(scales: dict[str, tuple[int, int]]) -> frozenset[tuple[str, int]]:
-    return frozenset((name, value) for name, (low, high) in scales.items() for value in range(low, high + 1))
 
 
 def _required_str(event: dict, field: str) -> str:
@@ -260,7 +267,7 @@ def _optional_str(event: dict, field: str) -> str:
     return value
 
 
-def _epoch_ms(text: str) -> int:
+def _aware_time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(
             text if _ACCEPTS_Z or not text.endswith("Z") else text[:-1] + "+00:00"
@@ -269,7 +276,7 @@ def _epoch_ms(text: str) -> int:
         raise Invalid("bad_timestamp", f"occurred_at {text!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         raise Invalid("bad_timestamp", f"occurred_at {text!r} has no time zone (use Z or +HH:MM)")
-    return round(moment.timestamp() * 1000)
+    return moment
 
 
 @operator

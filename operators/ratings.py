@@ -1,7 +1,7 @@
 """Every possible ``(question, rating)`` pair of the catalogue, numbered.
 
-The decoder looks each rating up while validating it and keeps its number; the windows then count
-an event with one list increment per rating, and a window's histogram is one flat list.
+A window's histogram is then one flat list (one increment per rating, ``offset[question] + rating``)
+and one matrix product turns it into every question's count, sum, bottom and top box.
 """
 
 from __future__ import annotations
@@ -22,24 +22,22 @@ Scales = dict[str, tuple[int, int, int]]  # question -> (max, bottom_max, top_mi
 class RatingLayout:
     """Questions in name order, each rating ``0..max`` at ``offset + rating``.
 
-    Layouts are interned (:meth:`with_scales`): the same scales give the same object, so a
-    consumer can tell by identity whether positions computed elsewhere are its own.
+    Layouts are interned (:meth:`with_scales`): every site's windows share one.
 
     >>> layout = RatingLayout.with_scales({"nps": (10, 6, 9), "csat": (5, 2, 4)})
-    >>> layout.index[("csat", 0)], layout.index[("nps", 10)], layout.size
+    >>> layout.offset["csat"], layout.offset["nps"] + 10, layout.size
     (0, 16, 17)
     >>> layout is RatingLayout.with_scales({"csat": (5, 2, 4), "nps": (10, 6, 9)})
     True
     """
 
     def __init__(self, scales: Scales) -> None:
-        self.index: dict[tuple[str, int], int] = {}
+        self.offset: dict[str, int] = {}
         self.spans: list[tuple[str, int, int, int, int]] = []  # question, start, end, bottom end, top start
         offset = 0
         for question in sorted(scales):
             high, bottom_max, top_min = scales[question]
-            for value in range(high + 1):
-                self.index[(question, value)] = offset + value
+            self.offset[question] = offset
             self.spans.append((question, offset, offset + high + 1, offset + bottom_max + 1, offset + top_min))
             offset += high + 1
         self.size = offset
@@ -66,10 +64,6 @@ class RatingLayout:
     @staticmethod
     def with_scales(scales: Scales) -> RatingLayout:
         return _interned(tuple(sorted(scales.items())))
-
-    @staticmethod
-    def of(settings: Settings) -> RatingLayout:
-        return RatingLayout.with_scales(scales_of(settings))
 
 
 def scales_of(settings: Settings) -> Scales:

@@ -66,18 +66,15 @@ class WindowedBatch:
     rows: list[ScoreRow] = field(default_factory=list)
 
 
-_LAYOUT, _POSITIONS = attrgetter("layout"), attrgetter("positions")
+_SCORES, _ATTRIBUTES = attrgetter("scores"), attrgetter("attributes")
 
-
-def _ratings(event: Feedback):
-    return chain(event.scores.items(), event.attributes.items())
 
 class SiteWindows:
     """The open windows of one site, as rating histograms; plain data so snapshots are cheap.
 
     Only the shortest windows are updated per event; longer windows are sums of the shorter ones
     they contain, added up when those close. A window's histogram is one flat list of counts
-    indexed by :class:`RatingLayout` (one list increment per rating).
+    laid out by :class:`~operators.ratings.RatingLayout` (one list increment per rating).
     """
 
     __slots__ = ("site_id", "spec", "watermark", "fine", "coarse", "_finest", "_layout")
@@ -121,17 +118,15 @@ class SiteWindows:
             run.append(event)
         if events:
             self.site_id = event.site_id
-        fine, layout = self.fine, self._layout
+        fine, layout, offset = self.fine, self._layout, self._layout.offset
         for start, run in runs:
             histogram = fine.get(start)
             if histogram is None:
                 histogram = fine[start] = [0] * layout.size
-            if set(map(_LAYOUT, run)) == {layout}:  # positions found by the decoder
-                for i in chain.from_iterable(map(_POSITIONS, run)):
-                    histogram[i] += 1
-            else:
-                position = layout.index.__getitem__
-                for i in map(position, chain.from_iterable(map(_ratings, run))):
+            for ratings in (list(map(_SCORES, run)), list(map(_ATTRIBUTES, run))):
+                # offset[question] + rating for every rating of the run, computed in C
+                keys = map(offset.__getitem__, chain.from_iterable(ratings))
+                for i in map(add, keys, chain.from_iterable(map(dict.values, ratings))):
                     histogram[i] += 1
         self.watermark = watermark
         return self.close(watermark - lateness)

@@ -22,7 +22,8 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 __all__ = ["JsonlSink", "encode_line"]
 
-_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+_FAST_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
+_OPTIONS = _FAST_OPTIONS | orjson.OPT_NON_STR_KEYS
 _PATH_LOCKS: dict[str, threading.Lock] = {}
 _PATH_LOCKS_LOCK = threading.Lock()
 
@@ -48,7 +49,10 @@ def encode_line(item: Any) -> bytes:
         if b"\n" in line:
             raise ValueError("a pre-serialised JSONL item must not contain a newline")
         return line + b"\n"
-    return orjson.dumps(item, default=_default, option=_OPTIONS)
+    try:
+        return orjson.dumps(item, default=_default, option=_FAST_OPTIONS)
+    except orjson.JSONEncodeError:  # non-string keys: accepting them costs every item twice the time
+        return orjson.dumps(item, default=_default, option=_OPTIONS)
 
 
 def _path_lock(path: str) -> threading.Lock:
