@@ -18,12 +18,14 @@ bytewax's epoch length (10 s) does not add to the latency.
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -39,7 +41,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from flows.config import load_settings  # noqa: E402
 from flows.feedback_flow import FlowOutputs, build_flow  # noqa: E402
+from flows.run import throughput_gc  # noqa: E402
 from flows.settings import Settings  # noqa: E402
+from operators.alerts import iso_ms  # noqa: E402
 from sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink, producer_config  # noqa: E402
 from sources.kafka_source import KafkaFeedbackSource, _RawPartition  # noqa: E402
 from sources.simulator import Simulator  # noqa: E402
@@ -87,34 +91,68 @@ def settings_rate(settings: Settings) -> float:
     return Simulator(settings, days=1).count()
 
 
+class LiveClock:
+    """Re-stamps simulated events with the wall clock, as live traffic is stamped.
+
+    The simulator compresses days into seconds; produced as they are, a 60 s run would cross an
+    event-time day every few seconds and make the flow do a day's end-of-day work (daily windows,
+    daily detector steps) hundreds of times faster than any live stream would. An event keeps its
+    lateness behind the newest simulated time (late arrivals stay late); a malformed time stays
+    malformed.
+    """
+
+    def __init__(self) -> None:
+        self.head_ms = None
+
+    def restamp(self, event: dict, value: bytes) -> bytes:
+        try:
+            ts_ms = int(datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00")).timestamp() * 1000)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return value
+        if self.head_ms is None or ts_ms > self.head_ms:
+            self.head_ms = ts_ms
+        now_ms = time.time_ns() // 1_000_000 - (self.head_ms - ts_ms)
+        event["occurred_at"] = iso_ms(now_ms)
+        return orjson.dumps(event)
+
+
 def drive(bootstrap: str, feedback: str, alerts: str, partitions: int, rate: float, count: int,
-          results, ready, fetch_wait_ms: str = "100") -> None:
+          results, ready, fetch_wait_ms: str = "100", live_time: bool = True) -> None:
     """Child process: produce ``count`` events at ``rate``, measure alert latencies, send them back."""
     from confluent_kafka import Producer
 
     settings = load_settings()
     messages = _messages(settings, count)
+    clock = LiveClock()
     sent_at: dict[str, float] = {}
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []  # (sent at, latency ms)
     stop = threading.Event()
-    consumer = threading.Thread(target=consume, args=(bootstrap, alerts, partitions, sent_at, latencies, stop, fetch_wait_ms))
+    listening = threading.Event()
+    consumer = threading.Thread(
+        target=consume, args=(bootstrap, alerts, partitions, sent_at, latencies, stop, fetch_wait_ms, listening)
+    )
     consumer.start()
+    listening.wait(30)  # the subscriber has fetched once: its start-up is not counted as latency
     ready.wait()
-    producer = Producer(producer_config([bootstrap], None, **{"linger.ms": "1"}))
+    producer = Producer(producer_config([bootstrap], None, **{"linger.ms": "5"}))
     start = time.monotonic()
     for i, message in enumerate(messages):
         delay = start + i / rate - time.monotonic()
         if delay > 0.0005:
             time.sleep(delay)
+        value = message.value
         try:
-            event_id = orjson.loads(message.value).get("event_id")
+            event = orjson.loads(value)
+            event_id = event.get("event_id")
         except (orjson.JSONDecodeError, AttributeError):
-            event_id = None
+            event, event_id = None, None
+        if live_time and event is not None:
+            value = clock.restamp(event, value)
         if event_id:
             sent_at[event_id] = time.time()
         while True:
             try:
-                producer.produce(feedback, message.value, message.key)
+                producer.produce(feedback, value, message.key)
                 break
             except BufferError:
                 producer.poll(0.01)
@@ -131,22 +169,63 @@ def drive(bootstrap: str, feedback: str, alerts: str, partitions: int, rate: flo
 
 
 def consume(bootstrap: str, topic: str, partitions: int, sent_at: dict, latencies: list, stop: threading.Event,
-            fetch_wait_ms: str = "100") -> None:
+            fetch_wait_ms: str = "100", listening: threading.Event | None = None) -> None:
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": "boucle-latency", "enable.auto.commit": "false",
         "fetch.wait.max.ms": fetch_wait_ms, "fetch.min.bytes": "1",
     })
     consumer.assign([TopicPartition(topic, p, -2) for p in range(partitions)])
     while not stop.is_set():
-        for msg in consumer.consume(500, 0.05):
+        batch = consumer.consume(500, 0.05)
+        if listening is not None and consumer.assignment():
+            listening.set()
+        for msg in batch:
             if msg.error() is not None:
                 continue
             now = time.time()
             alert = orjson.loads(msg.value())
             sent = sent_at.get(alert.get("response", {}).get("event_id"))
             if sent is not None:
-                latencies.append((now - sent) * 1000)
+                latencies.append((sent, (now - sent) * 1000))
     consumer.close()
+
+
+class GcPauses:
+    """Records the flow process's garbage-collection pauses (a stop-the-world source of latency)."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self._started) * 1000)
+
+    def __enter__(self) -> "GcPauses":
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> str:
+        return ", ".join(
+            f"gen{g}: {len(p)} pauses, max {max(p):.0f} ms" if p else f"gen{g}: none" for g, p in self.pauses.items()
+        )
+
+
+SEGMENT_S = 10
+
+
+def segments(latencies: list[tuple[float, float]]) -> list[list[float]]:
+    """Latencies (sorted) per ``SEGMENT_S`` seconds of produce time."""
+    start = min(sent for sent, _ in latencies)
+    by_segment: dict[int, list[float]] = {}
+    for sent, ms in latencies:
+        by_segment.setdefault(int((sent - start) // SEGMENT_S), []).append(ms)
+    return [sorted(by_segment[k]) for k in sorted(by_segment)]
 
 
 def pct(sorted_values: list[float], q: float) -> float:
@@ -159,6 +238,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--seconds", type=float, default=60, help="how long to produce (default 60)")
     parser.add_argument("--brokers", help="an existing broker (default: start Tansu on a free port)")
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument(
+        "--compressed-time", action="store_true",
+        help="keep the simulator's compressed event times (a simulated week in one run: a stress test of "
+        "end-of-window work) instead of stamping events with the wall clock as live traffic is",
+    )
     parser.add_argument("--no-warehouse", action="store_true", help="leave chDB out of the flow")
     parser.add_argument("--wall-clock", action="store_true", help="close windows by the wall clock (live mode)")
     parser.add_argument("--linger-ms", type=int, default=0, help="source micro-batching: wait after a batch (default 0; 50 helped 30 s runs, hurt 60 s runs)")
@@ -197,10 +281,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     flow = build_flow(settings, StoppableKafkaSource(kafka, stop=stop_flow, linger_ms=args.linger_ms), outputs, wall_clock=args.wall_clock)
     flow_error: list[BaseException] = []
+    outputs.prepare()  # as `boucle run` does
+
+    pauses = GcPauses()
 
     def run_flow() -> None:
         try:
-            run_main(flow)
+            with throughput_gc(), pauses:  # as `boucle run` does
+                run_main(flow)
         except BaseException as exc:  # noqa: BLE001 - reported below
             flow_error.append(exc)
 
@@ -208,7 +296,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     results, ready = ctx.Queue(), ctx.Event()
     driver = ctx.Process(
         target=drive,
-        args=(broker.bootstrap, feedback, alerts, args.partitions, args.rate, count, results, ready, args.fetch_wait_ms),
+        args=(broker.bootstrap, feedback, alerts, args.partitions, args.rate, count, results, ready, args.fetch_wait_ms,
+              not args.compressed_time),
     )
     driver.start()
     flow_thread = threading.Thread(target=run_flow, name="flow")
@@ -229,7 +318,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         console.print("[red]no alerts measured[/]")
         return 1
 
-    values = sorted(latencies)
+    values = sorted(ms for _, ms in latencies)
     table = Table(title=f"Hot-alert latency, produce → alert consumed ({args.rate:g} events/s for {args.seconds:g} s)")
     for column in ("events", "achieved rate", "alerts", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"):
         table.add_column(column, justify="right")
@@ -238,6 +327,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         f"{pct(values, .95):.0f}", f"{pct(values, .99):.0f}", f"{values[-1]:.0f}", f"{statistics.fmean(values):.0f}",
     )
     console.print(table)
+    console.print(f"p99 by {SEGMENT_S} s of the run (drift shows the broker or the flow falling behind): " + ", ".join(
+        f"{pct(segment, .99):.0f}" for segment in segments(latencies)
+    ) + " ms")
+    console.print(f"flow garbage collection: {pauses.summary()}")
     if args.plot:
         import plotly.express as px
 

@@ -34,6 +34,7 @@ from operators.hot_alerts import HotAlertBuilder, hot_alerts
 from operators.ratings import scales_of
 from operators.windows import WindowSpec, event_time_windows
 from sinks.batch import TableBatch
+from sinks.prepare import prepare_sinks
 
 __all__ = ["DeadLetter", "FlowOutputs", "build_flow", "window_spec"]
 
@@ -45,6 +46,10 @@ class FlowOutputs:
     warehouse: Sink[TableBatch] | None = None
     alerts: list[Sink[dict[str, Any]]] = field(default_factory=list)
     dead_letters: list[Sink[dict[str, Any]]] = field(default_factory=list)
+
+    def prepare(self) -> None:
+        """Connect every output before the stream starts (see :mod:`sinks.prepare`)."""
+        prepare_sinks([self.warehouse, *self.alerts, *self.dead_letters])
 
 
 def window_spec(settings: Settings, wall_clock: bool | None = None) -> WindowSpec:

@@ -134,6 +134,8 @@ def run_flow(
     if options.recovery_dir is not None:
         recovery = prepare_recovery_dir(options.recovery_dir, options.workers)
 
+    outputs.prepare()
+
     def execute() -> None:
         with throughput_gc():
             if options.workers == 1:

@@ -30,6 +30,8 @@ from typing import Any, Optional
 
 from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition
 
+from sinks.prepare import prepare_sinks
+
 __all__ = ["BackgroundSink"]
 
 _STOP = object()
@@ -85,6 +87,9 @@ class BackgroundSink(FixedPartitionedSink[Any, None]):
     def __init__(self, inner: DynamicSink, max_pending: int = 8) -> None:
         self.inner = inner
         self.max_pending = max_pending
+
+    def prepare(self) -> None:
+        prepare_sinks([self.inner])
 
     def list_parts(self) -> list[str]:
         return ["background"]

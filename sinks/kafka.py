@@ -114,8 +114,8 @@ def dead_letter_record(item: dict[str, Any], topic: str) -> KafkaRecord:
 
 
 class _Partition(StatefulSinkPartition[dict, None]):
-    def __init__(self, config: dict, to_records: Callable[[dict], list[KafkaRecord]], flush_timeout: float):
-        self._producer = Producer(config)
+    def __init__(self, producer: Producer, to_records: Callable[[dict], list[KafkaRecord]], flush_timeout: float):
+        self._producer = producer
         self._to_records = to_records
         self._flush_timeout = flush_timeout
         self._errors: list[str] = []
@@ -160,6 +160,8 @@ class _KafkaSink(FixedPartitionedSink[dict, None]):
     def __init__(self, brokers, librdkafka: dict[str, str] | None, flush_timeout: float, **extra: Any):
         self.config = producer_config(brokers, librdkafka, **extra)
         self.flush_timeout = flush_timeout
+        self.topic = ""
+        self._prepared: Producer | None = None
 
     def _records(self, item: dict) -> list[KafkaRecord]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -167,8 +169,19 @@ class _KafkaSink(FixedPartitionedSink[dict, None]):
     def list_parts(self) -> list[str]:
         return ["producer"]
 
+    def prepare(self) -> None:
+        """Create the producer, connect and learn the topic's partitions now rather than in front
+        of the first record (bytewax builds a sink's partition when its first item arrives)."""
+        if self._prepared is None:
+            self._prepared = Producer(dict(self.config))
+            try:
+                self._prepared.list_topics(self.topic, timeout=5)
+            except KafkaException:
+                pass  # a broker that is away is the producer's to retry, as for any record
+
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _Partition:
-        return _Partition(dict(self.config), self._records, self.flush_timeout)
+        producer, self._prepared = self._prepared, None
+        return _Partition(producer or Producer(dict(self.config)), self._records, self.flush_timeout)
 
 
 class KafkaAlertSink(_KafkaSink):

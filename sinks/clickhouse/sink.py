@@ -20,7 +20,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from sinks.batch import TableBatch
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.schema import init_schema
-from sinks.clickhouse.writer import TableWriter
+from sinks.clickhouse.writer import TableWriter, warm_up_arrow
 
 if TYPE_CHECKING:
     from flows.settings import Settings, Warehouse
@@ -73,7 +73,8 @@ class ClickHouseSink(DynamicSink[TableBatch]):
         self._lock = threading.Lock()
         self._schema_ready = False
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
+    def prepare(self) -> None:
+        """Connect, migrate and warm up now (see :func:`sinks.prepare_sinks`); idempotent."""
         client = connect(self.warehouse, max_retry_seconds=self.max_retry_seconds)
         with self._lock:
             if not self._schema_ready:
@@ -81,6 +82,11 @@ class ClickHouseSink(DynamicSink[TableBatch]):
                     client, self.warehouse.database, retention=self.warehouse.retention, settings=self.settings
                 )
                 self._schema_ready = True
+        warm_up_arrow()
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
+        self.prepare()
+        client = connect(self.warehouse, max_retry_seconds=self.max_retry_seconds)
         writer = TableWriter(client, self.warehouse.database, max_retry_seconds=self.max_retry_seconds)
         return _Partition(self, writer)
 
