@@ -22,24 +22,21 @@ def feedback_rows(batch: WindowedBatch, region_of: dict[str, str]) -> list[Table
     events = batch.events
     if not events:
         return []
-    # Column by column: a list comprehension per column is the cheapest way through Python. The
-    # rating maps go as Python dicts (the Arrow conversion flattens them in C): cheaper, counted
-    # on both sides, than letting ClickHouse parse the raw JSON once per extracted column.
+    # Column by column: a list comprehension per column is the cheapest way through Python. What
+    # the raw JSON holds as validated (ids, channel, ratings...) is extracted by ClickHouse from the
+    # `raw` column (see v0001_tables.sql) on the writer's side, off the worker's thread; Python sends
+    # only what it computed (times, masking, registry look-ups, flags).
     customers = [e.customer for e in events]
     return [
         TableBatch.from_columns(
             "feedback",
             {
+                "raw": [e.raw for e in events],
                 "event_id": [e.event_id for e in events],
                 "occurred_at": [e.ts_ms for e in events],
                 "received_at": [e.received_ms or e.ts_ms for e in events],
                 "site_id": [e.site_id for e in events],
                 "region": [region_of.get(e.site_id, "") for e in events],
-                "channel": [e.channel for e in events],
-                "journey_stage": [e.journey_stage for e in events],
-                "scores": [e.scores for e in events],
-                "attributes": [e.attributes for e in events],
-                "language": [e.language for e in events],
                 "comment": [mask_pii(e.comment) for e in events],
                 "customer_id": [str(c.get("id") or "") for c in customers],
                 "consent_contact": [1 if c.get("consent_contact") is True else 0 for c in customers],
