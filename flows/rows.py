@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 
-from operators.alerts import now_ms
+from operators.alerts import alert_json, now_ms
 from operators.attribute_regions import ImportanceSnapshot
 from operators.decode import DecodedBatch
 from operators.privacy import mask_pii
@@ -59,7 +58,7 @@ def alert_rows(alerts: list[dict[str, Any]]) -> list[TableBatch]:
     ClickHouse extracts from the JSON is one more parse of it); the times are parsed from it."""
     if not alerts:
         return []
-    columns: dict[str, list] = {"payload": [orjson.dumps(a) for a in alerts]}
+    columns: dict[str, list] = {"payload": [alert_json(a) for a in alerts]}
     for name in _ALERT_TEXT_COLUMNS:
         columns[name] = [a[name] for a in alerts]
     columns["attribute"] = [a["attribute"] or "" for a in alerts]

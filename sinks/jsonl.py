@@ -4,8 +4,8 @@ This is an *append log*, not a table: bytewax output is at-least-once, so after 
 replay the same item may be appended twice. Readers tell repeats apart by the item's id (an alert's
 ``alert_id`` is deterministic; a dead letter's ``origin``/``partition``/``offset``).
 
-Items are dicts (or anything orjson serialises: dataclasses, lists...) or bytes that are already
-one JSON document. Each ``write_batch`` is encoded first, then appended with a single write and
+Items are dicts (or anything orjson serialises: dataclasses, lists...), bytes that are already
+one JSON document, or objects that serialise themselves (a ``json_bytes()`` method, as alerts do). Each ``write_batch`` is encoded first, then appended with a single write and
 flushed to the OS while holding a lock shared by every worker of the process that writes the same
 file, so lines from two worker threads never interleave. One file per path (not per worker) keeps
 the log easy to tail; two *processes* must not share a path.
@@ -44,6 +44,9 @@ def encode_line(item: Any) -> bytes:
     >>> encode_line(b'{"x":1}')
     b'{"x":1}\\n'
     """
+    json_bytes = getattr(item, "json_bytes", None)  # items that keep their own serialisation
+    if json_bytes is not None:
+        return json_bytes() + b"\n"
     if isinstance(item, (bytes, bytearray, memoryview)):
         line = bytes(item).rstrip(b"\r\n")
         if b"\n" in line:

@@ -72,7 +72,8 @@ def alert_records(alert: dict[str, Any], topic: str, template: str = "") -> list
     [('boucle.alerts', b'store-0001', [('kind', b'hot'), ('severity', b'high')]), ('boucle.alerts.north', b'store-0001', [('kind', b'hot'), ('severity', b'high')])]
     """
     key = _text(alert.get("site_id"))
-    value = orjson.dumps(alert, option=orjson.OPT_NON_STR_KEYS)
+    json_bytes = getattr(alert, "json_bytes", None)  # alerts keep their serialisation
+    value = json_bytes() if json_bytes is not None else orjson.dumps(alert, option=orjson.OPT_NON_STR_KEYS)
     headers = [
         ("kind", _text(alert.get("kind"))),
         ("severity", _text(alert.get("severity"))),
