@@ -63,6 +63,9 @@ def alert_rows(alerts: list[dict[str, Any]]) -> list[TableBatch]:
         columns[name] = [a[name] for a in alerts]
     columns["attribute"] = [a["attribute"] or "" for a in alerts]
     columns["triggers"] = [a["triggers"] for a in alerts]
+    if all(getattr(a, "event_ms", None) is not None for a in alerts):  # else parsed from the payload
+        columns["event_time"] = [a.event_ms for a in alerts]
+        columns["detected_at"] = [a.detected_ms for a in alerts]
     return [TableBatch.from_columns("alerts", columns)]
 
 

@@ -67,7 +67,12 @@ class Alert(dict):
     once. An alert is not modified after it is emitted (an update is a new alert).
     """
 
-    __slots__ = ("_json",)
+    __slots__ = ("_json", "event_ms", "detected_ms")
+
+    def __init__(self, fields: Any = (), /, event_ms: int | None = None, detected_ms: int | None = None, **kw: Any):
+        super().__init__(fields, **kw)
+        # The times as numbers too, for stores that take them so (the dict holds ISO strings).
+        self.event_ms, self.detected_ms = event_ms, detected_ms
 
     def json_bytes(self) -> bytes:
         try:
@@ -80,7 +85,12 @@ class Alert(dict):
             return self._json
 
     def __reduce__(self):
-        return (Alert, (dict(self),))  # the cached JSON is not worth shipping between workers
+        # The kept JSON is not worth shipping between workers.
+        return (_restore_alert, (dict(self), self.event_ms, self.detected_ms))
+
+
+def _restore_alert(fields: dict[str, Any], event_ms: int | None, detected_ms: int | None) -> Alert:
+    return Alert(fields, event_ms=event_ms, detected_ms=detected_ms)
 
 
 def alert_json(alert: dict[str, Any]) -> bytes:
@@ -124,6 +134,7 @@ def new_alert(
     **extra: Any,
 ) -> Alert:
     """An alert as published: a JSON-ready dict following DESIGN.md's contract."""
+    detected_ms = now_ms() if detected_ms is None else detected_ms
     return Alert({
         "schema": ALERT_SCHEMA,
         "alert_id": id,
@@ -139,6 +150,6 @@ def new_alert(
         "owner": owner,
         "team": team,
         "event_time": iso_ms(event_ms),
-        "detected_at": _detected_iso(now_ms() if detected_ms is None else detected_ms),
+        "detected_at": _detected_iso(detected_ms),
         **extra,
-    })
+    }, event_ms=event_ms, detected_ms=detected_ms)
