@@ -26,11 +26,21 @@ def feedback_rows(batch: WindowedBatch, region_of: dict[str, str]) -> list[Table
     # `raw` column (see v0001_tables.sql) on the writer's side, off the worker's thread; Python sends
     # only what it computed (times, masking, registry look-ups, flags).
     customers = [e.customer for e in events]
+    if all(e.raw for e in events):
+        parsed: dict[str, list] = {"raw": [e.raw for e in events]}
+    else:  # events made in Python, not decoded from a message: send what the JSON would give
+        parsed = {
+            "channel": [e.channel for e in events],
+            "journey_stage": [e.journey_stage for e in events],
+            "scores": [e.scores for e in events],
+            "attributes": [e.attributes for e in events],
+            "language": [e.language for e in events],
+        }
     return [
         TableBatch.from_columns(
             "feedback",
             {
-                "raw": [e.raw for e in events],
+                **parsed,
                 "event_id": [e.event_id for e in events],
                 "occurred_at": [e.ts_ms for e in events],
                 "received_at": [e.received_ms or e.ts_ms for e in events],

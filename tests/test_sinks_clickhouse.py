@@ -6,6 +6,7 @@ closes it (``close_all``) at the end, so other modules may open their own path a
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -114,6 +115,36 @@ def test_feedback_round_trip_types(ch):
     assert first[3] == {"nps": 0, "csat": 1} and first[4] == {"waiting_time": 1}
     assert (first[5], first[6], first[7]) == (0, "très bien", "LowCardinality(String)")
     assert result[1][3] == {"nps": 1, "csat": 2}
+
+
+def test_feedback_rows_from_raw_json_equal_rows_from_python(ch):
+    """Decoded events send their raw JSON (ClickHouse extracts channel, ratings, language...);
+    events made in Python send those columns: both store the same row."""
+    from flows.rows import feedback_rows as rows_of
+    from flows.config import settings_from_dict
+    from operators.decode import Decoder
+    from operators.windows import WindowedBatch
+    from sources.message import RawMessage
+
+    settings = settings_from_dict({
+        "regions": [{"id": "north"}], "sites": [{"id": "s1", "region": "north"}],
+        "attributes": [{"name": "waiting_time"}]})
+    raw = (b'{"event_id": "e1", "occurred_at": "2026-11-22T11:31:05.120+01:00", "site_id": "s1",'
+           b' "channel": "web", "journey_stage": null, "scores": {"nps": 3}, "attributes": {"waiting_time": 1},'
+           b' "comment": "call 06 12 34 56 78", "language": "fr", "customer": {"id": 42, "consent_contact": true}}')
+    event = Decoder(settings).decode(RawMessage(raw, "test", 0, 7))
+    made = copy.copy(event)
+    made.raw, made.event_id = b"", "e2"
+    writer = TableWriter(ch, DB)
+    for batch in rows_of(WindowedBatch([event]), {"s1": "north"}) + rows_of(WindowedBatch([made]), {"s1": "north"}):
+        writer.insert(batch)
+    stored = ch.query(
+        f"SELECT event_id, toUnixTimestamp64Milli(occurred_at), site_id, region, channel, journey_stage, scores,"
+        f" attributes, comment, language, customer_id, consent_contact, origin FROM {DB}.feedback ORDER BY event_id"
+    ).result_rows
+    expected = (1795343465120, "s1", "north", "web", "", {"nps": 3}, {"waiting_time": 1}, "call [phone]", "fr",
+                "42", 1, "test:0:7")
+    assert [row[1:] for row in stored] == [expected, expected]
 
 
 def test_attribute_scores_round_trip(ch):
