@@ -41,6 +41,7 @@ class RatingLayout:
             self.spans.append((question, offset, offset + high + 1, offset + bottom_max + 1, offset + top_min))
             offset += high + 1
         self.size = offset
+        self._names = [(4 * q, span[0]) for q, span in enumerate(self.spans)]  # (column, question)
         # One product turns a histogram into every question's (n, sum, bottom n, top n).
         self.totals = np.zeros((offset, 4 * len(self.spans)), dtype=np.int64)
         for q, (_, begin, end, bottom_end, top_begin) in enumerate(self.spans):
@@ -56,10 +57,18 @@ class RatingLayout:
         >>> layout.summarise([0, 1, 0, 0, 2, 0])
         [('csat', 3, 9, 1, 2)]
         """
-        totals = (np.array(histogram, dtype=np.int64) @ self.totals).tolist()
-        return [
-            (span[0], *totals[4 * q : 4 * q + 4]) for q, span in enumerate(self.spans) if totals[4 * q]
-        ]
+        return self.summarise_many([histogram])[0]
+
+    def summarise_many(self, histograms: list[list[int]]) -> list[list[tuple[str, int, int, int, int]]]:
+        """:meth:`summarise` of each histogram, with one matrix product for all of them.
+
+        >>> layout = RatingLayout.with_scales({"csat": (5, 2, 4)})
+        >>> layout.summarise_many([[0, 1, 0, 0, 2, 0], [0, 0, 0, 0, 0, 0]])
+        [[('csat', 3, 9, 1, 2)], []]
+        """
+        totals = (np.array(histograms, dtype=np.int64) @ self.totals).tolist()
+        names = self._names
+        return [[(name, *row[i : i + 4]) for i, name in names if row[i]] for row in totals]
 
     @staticmethod
     def with_scales(scales: Scales) -> RatingLayout:

@@ -21,8 +21,7 @@ Windows are aligned to UTC (epoch multiples of their length).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import chain
-from operator import add, attrgetter
+from operator import add
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
@@ -66,9 +65,6 @@ class WindowedBatch:
     rows: list[ScoreRow] = field(default_factory=list)
 
 
-_SCORES, _ATTRIBUTES = attrgetter("scores"), attrgetter("attributes")
-
-
 class SiteWindows:
     """The open windows of one site, as rating histograms; plain data so snapshots are cheap.
 
@@ -102,8 +98,9 @@ class SiteWindows:
         finest = self._finest
         lateness = self.spec.lateness_ms
         watermark = self.watermark if now_ms is None else max(self.watermark, now_ms)
-        runs: list[tuple[int, list[Feedback]]] = []  # consecutive on-time events of one window
-        run_start, run = None, None
+        fine, offset, size = self.fine, self._layout.offset, self._layout.size
+        start, histogram = None, None
+        # One pass: plain nested loops measured faster than counting through map/chain iterators.
         for event in events:
             ts = event.ts_ms
             if ts < watermark - lateness:
@@ -111,23 +108,17 @@ class SiteWindows:
                 continue
             if ts > watermark:
                 watermark = ts
-            start = ts - ts % finest
-            if start != run_start:
-                run_start, run = start, []
-                runs.append((start, run))
-            run.append(event)
+            if start is None or not start <= ts < start + finest:
+                start = ts - ts % finest
+                histogram = fine.get(start)
+                if histogram is None:
+                    histogram = fine[start] = [0] * size
+            for question, rating in event.scores.items():
+                histogram[offset[question] + rating] += 1
+            for question, rating in event.attributes.items():
+                histogram[offset[question] + rating] += 1
         if events:
             self.site_id = event.site_id
-        fine, layout, offset = self.fine, self._layout, self._layout.offset
-        for start, run in runs:
-            histogram = fine.get(start)
-            if histogram is None:
-                histogram = fine[start] = [0] * layout.size
-            for ratings in (list(map(_SCORES, run)), list(map(_ATTRIBUTES, run))):
-                # offset[question] + rating for every rating of the run, computed in C
-                keys = map(offset.__getitem__, chain.from_iterable(ratings))
-                for i in map(add, keys, chain.from_iterable(map(dict.values, ratings))):
-                    histogram[i] += 1
         self.watermark = watermark
         return self.close(watermark - lateness)
 
@@ -138,33 +129,34 @@ class SiteWindows:
         the same windows.
         """
         finest = self._finest
-        rows: list[ScoreRow] = []
+        closed: list[tuple[int, int, list[int]]] = []  # (length, start, histogram)
         coarse = dict(self.coarse) if keep else self.coarse
-        for start in sorted(s for s in self.fine if s + finest <= horizon_ms):
-            window = self.fine[start] if keep else self.fine.pop(start)
-            rows.extend(self._rows(finest, start, window))
+        fine = self.fine
+        for start in sorted(s for s in fine if s + finest <= horizon_ms):
+            window = fine[start] if keep else fine.pop(start)
+            closed.append((finest, start, window))
             for length in self.spec.lengths_ms:
                 if length != finest:
                     key = (length, start - start % length)
                     rolled = coarse.get(key)
                     coarse[key] = list(window) if rolled is None else list(map(add, rolled, window))
         for key in sorted(k for k in coarse if k[0] + k[1] <= horizon_ms):
-            rows.extend(self._rows(key[0], key[1], coarse[key] if keep else coarse.pop(key)))
-        return rows
+            closed.append((key[0], key[1], coarse[key] if keep else coarse.pop(key)))
+        if not closed:
+            return []
+        site_id = self.site_id
+        region = self.spec.region_of.get(site_id, "")
+        # Every window closed here summarised at once: one matrix product, not one per window.
+        summaries = self._layout.summarise_many([histogram for _, _, histogram in closed])
+        return [
+            (site_id, region, question, length // 1000, start, n, total, bottom, top)
+            for (length, start, _), summary in zip(closed, summaries)
+            for question, n, total, bottom, top in summary
+        ]
 
     def next_close_ms(self) -> int | None:
         ends = [start + self._finest for start in self.fine] + [l + s for l, s in self.coarse]
         return min(ends) + self.spec.lateness_ms if ends else None
-
-    def _rows(self, length: int, start: int, histogram: list[int]) -> list[ScoreRow]:
-        site_id = self.site_id
-        region = self.spec.region_of.get(site_id, "")
-        return [
-            (site_id, region, question, length // 1000, start, n, total, bottom, top)
-            for question, n, total, bottom, top in self._layout.summarise(histogram)
-        ]
-
-
 
 
 def _now_ms() -> int:
