@@ -7,6 +7,7 @@ customer id are never merged. Contact details travel only when the customer cons
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import bytewax.operators as op
@@ -92,9 +93,14 @@ class HotAlertBuilder:
         )
 
 
+@lru_cache(maxsize=64)
+def _upper(name: str) -> str:
+    return name.upper()
+
+
 def _message(site: Site, rule: str, scores: dict[str, int], comment: str) -> str:
     words = _LABELS[site.language]
-    numbers = ", ".join(f"{name.upper()} {value}" for name, value in scores.items())
+    numbers = ", ".join([f"{_upper(name)} {value}" for name, value in scores.items()])
     text = f"{words['alert']} ({rule}) {words['at']} {site.name or site.id}: {numbers}."
     if comment:
         short = comment if len(comment) <= 120 else comment[:117] + "..."
