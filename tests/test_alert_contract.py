@@ -1,0 +1,58 @@
+"""The alert contract's building blocks: ids, times, one serialisation shared by every output."""
+
+from __future__ import annotations
+
+import pickle
+import random
+import uuid
+from datetime import datetime, timezone
+
+import orjson
+
+from operators.alerts import _NAMESPACE, Alert, alert_id, alert_json, iso_ms, new_alert
+from sinks.jsonl import encode_line
+from sinks.kafka import alert_records
+
+
+def _alert(**extra) -> Alert:
+    return new_alert(id=alert_id("hot", "store-0001", "e1"), kind="hot", severity="high", site_id="store-0001",
+                     region="north", triggers=["rule"], evidence={"scores": {"nps": 2}}, message="Alerte « client »",
+                     event_ms=1_795_343_465_120, detected_ms=1_795_343_466_000, **extra)
+
+
+def test_alert_id_is_uuid5_of_kind_and_evidence():
+    rng = random.Random(7)
+    for i in range(2000):
+        evidence = (f"store-{rng.randrange(10_000):04d}", str(uuid.UUID(int=rng.getrandbits(128))))
+        assert alert_id("hot", *evidence) == str(uuid.uuid5(_NAMESPACE, "|".join(("hot", *evidence))))
+
+
+def test_iso_ms_matches_datetime_over_a_century():
+    rng = random.Random(11)
+    for ms in [0, 86_399_999, 951_782_400_000] + [rng.randrange(0, 4_102_444_800_000) for _ in range(5000)]:
+        moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
+        assert iso_ms(ms) == moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def test_one_serialisation_for_every_output():
+    alert = _alert()
+    payload = alert_json(alert)
+    assert orjson.loads(payload) == dict(alert)
+    assert encode_line(alert) == payload + b"\n"
+    assert alert_records(alert, "boucle.alerts")[0][2] is payload
+    assert (alert.event_ms, alert.detected_ms) == (1_795_343_465_120, 1_795_343_466_000)
+    assert (alert["event_time"], alert["detected_at"]) == ("2026-11-22T10:31:05.120Z", "2026-11-22T10:31:06.000Z")
+
+
+def test_alert_survives_pickling_between_workers():
+    alert = _alert(response={"comment": "merci"})
+    alert.json_bytes()
+    copy = pickle.loads(pickle.dumps(alert))
+    assert type(copy) is Alert and copy == alert
+    assert (copy.event_ms, copy.detected_ms) == (alert.event_ms, alert.detected_ms)
+    assert copy.json_bytes() == alert.json_bytes()
+
+
+def test_plain_dicts_still_serialise():
+    plain = {"alert_id": "a1", "evidence": {1: "non-string key"}}
+    assert orjson.loads(alert_json(plain)) == {"alert_id": "a1", "evidence": {"1": "non-string key"}}
