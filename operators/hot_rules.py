@@ -56,22 +56,30 @@ class HotRules:
 
     def _generate(self, settings: Settings) -> Callable[[dict, dict, str, str], list[tuple[str, str]]]:
         names: dict[str, object] = {"OUTCOMES": self._outcomes, "MINIMUM": self._minimum}
-        lines = ["def match(scores, attributes, comment, channel):", "    out = []"]
+        ratings: dict[str, str] = {}  # local variable -> the lookup that sets it, once per response
+        body = []
         for i, rule in enumerate(settings.hot_alerts.rules):
-            tests = [self._test(cond, f"{i}_{j}", names) for j, cond in enumerate(rule.all)]
-            lines.append(f"    if {' and '.join(tests)}:")
-            lines.append(f"        out.append(OUTCOMES[{i}])")
-        lines.append("    return out")
+            tests = [self._test(cond, f"{i}_{j}", names, ratings) for j, cond in enumerate(rule.all)]
+            body.append(f"    if {' and '.join(tests)}:")
+            body.append(f"        out.append(OUTCOMES[{i}])")
+        lines = ["def match(scores, attributes, comment, channel):", "    out = []"]
+        lines += [f"    {local} = {lookup}" for local, lookup in ratings.items()]
+        lines += body + ["    return out"]
         exec(compile("\n".join(lines), "<hot_rules>", "exec"), names)  # noqa: S102
         return names["match"]  # type: ignore[return-value]
 
-    def _test(self, cond: Condition, tag: str, names: dict[str, object]) -> str:
+    def _test(self, cond: Condition, tag: str, names: dict[str, object], ratings: dict[str, str]) -> str:
         if cond.score is not None or cond.attribute is not None:
             source = "scores" if cond.score is not None else "attributes"
-            value = f"{source}.get({(cond.score or cond.attribute)!r}, -1)"
-            low = -1 if cond.min is None else cond.min  # ratings are never negative
+            question = cond.score or cond.attribute
+            local = f"R{len(ratings)}"
+            for known, lookup in ratings.items():
+                if lookup == f"{source}.get({question!r}, -1)":
+                    local = known
+            ratings[local] = f"{source}.get({question!r}, -1)"  # -1: not answered
+            low = 0 if cond.min is None else max(cond.min, 0)  # ratings are never negative
             high = 2**31 if cond.max is None else cond.max
-            return f"({low} <= {value} <= {high} and {value} >= 0)" if low < 0 else f"({low} <= {value} <= {high})"
+            return f"({low} <= {local} <= {high})"
         if cond.comment_mentions is not None:
             names[f"K{tag}"] = self._keywords[cond.comment_mentions].search
             return f"(comment and K{tag}(comment) is not None)"
