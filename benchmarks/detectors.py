@@ -3,6 +3,7 @@
     python -m benchmarks.detectors                                  # default config, seeds 1-4
     python -m benchmarks.detectors --seeds 1 2 3 --days 28 --json var/detectors.json
     python -m benchmarks.detectors --config config/boucle.toml --config var/strict.toml
+    python -m benchmarks.detectors --seeds 1 2 3 4 5 6 7 8 --groups 1-4 5-8   # per group, then pooled
 
 Each seed simulates the network (``days``), decodes the messages and runs the two steps of
 :func:`operators.attribute_alerts.attribute_alerts` in-process (same state classes, no bytewax),
@@ -17,7 +18,8 @@ in arrival-ordered batches. Opened alerts are matched to the labelled incidents:
 Delay is from the incident start to the event time of the alert, in simulated hours and in the
 site's responses on that attribute. Precision per type = alerts matched to incidents of that type /
 (those + unmatched alerts at those incidents' sites). False alerts per 100 site-months count every
-alert at sites that have no incident at all. A plot goes to ``--plot`` (PNG through plotly+kaleido,
+alert at sites that have no incident at all. ``--groups`` also summarises groups of the seeds (say
+tuning seeds and hold-out seeds) from the same runs. A plot goes to ``--plot`` (PNG through plotly+kaleido,
 else HTML through plotly, else none).
 """
 
@@ -163,6 +165,8 @@ def plot(summaries: dict[str, dict[str, Any]], path: Path) -> str | None:
         return None
     fig = go.Figure()
     for name, s in summaries.items():
+        if " seeds " in name:  # groups are in the tables; the plot compares configs
+            continue
         kinds = list(s["incidents"])
         fig.add_bar(name=f"{name} recall", x=kinds, y=[s["incidents"][k]["recall"] for k in kinds])
     fig.update_layout(barmode="group", title="Attribute alerts: recall per incident type", yaxis_range=[0, 1])
@@ -174,6 +178,15 @@ def plot(summaries: dict[str, dict[str, Any]], path: Path) -> str | None:
         return str(path.with_suffix(".html"))
 
 
+def _group(text: str) -> list[int]:
+    """``"1-4"`` -> [1, 2, 3, 4]; ``"1,3,5"`` -> [1, 3, 5]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        seeds.extend(range(int(lo), int(hi or lo) + 1))
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append", default=None, help="a settings file (repeat to compare)")
@@ -181,6 +194,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--days", type=float, default=28)
     parser.add_argument("--batch", type=int, default=200, help="messages per batch (bytewax hands over batches)")
     parser.add_argument("--grace", type=float, default=48, help="hours after an incident's end still matched")
+    parser.add_argument("--groups", nargs="+", default=[], metavar="SEEDS",
+                        help="also summarise these groups of the seeds, e.g. 1-4 5-8")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=Path("var/detectors_benchmark"))
     args = parser.parse_args(argv)
@@ -188,9 +203,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summaries = {}
     for path in args.config or [str(REPO_CONFIG)]:
         settings = load_settings(path)
-        results = [run_seed(settings, seed, args.days, args.batch, args.grace) for seed in args.seeds]
-        summaries[Path(path).name] = summarise(results)
-        console.print(markdown(f"{path} — seeds {args.seeds}, {args.days:g} days", summaries[Path(path).name]))
+        results = {seed: run_seed(settings, seed, args.days, args.batch, args.grace) for seed in args.seeds}
+        for text in args.groups:
+            seeds = [seed for seed in _group(text) if seed in results]
+            group = summarise([results[seed] for seed in seeds])
+            summaries[f"{Path(path).name} seeds {text}"] = group
+            console.print(markdown(f"{path} — seeds {seeds}, {args.days:g} days", group))
+        summaries[Path(path).name] = summarise(list(results.values()))
+        console.print(markdown(f"{path} — seeds {args.seeds}{' (pooled)' if args.groups else ''}, "
+                               f"{args.days:g} days", summaries[Path(path).name]))
     args.plot.parent.mkdir(parents=True, exist_ok=True)
     where = plot(summaries, args.plot)
     console.print(f"plot: {where or 'not written (plotly missing)'}")

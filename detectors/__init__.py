@@ -4,6 +4,7 @@
 - :mod:`detectors.trend` — CUSUM below a reference and a decayed regression slope;
 - :mod:`detectors.decline` — a slow slide: hinge regression on daily means over two weeks;
 - :mod:`detectors.expectation` — level against the site's own seasonal history (z);
+- :mod:`detectors.halo` — the part of a rating the respondent's other ratings explain;
 - :mod:`detectors.peer` — robust comparison with the sites of a peer group;
 - :mod:`detectors.importance` — online key-driver analysis (normalised weights);
 - :mod:`detectors.watch` — the per-series detectors of one (site, attribute) together.
@@ -12,6 +13,7 @@
 from detectors.decayed import DecayedMoments
 from detectors.decline import GradualDecline
 from detectors.expectation import SeasonalExpectation
+from detectors.halo import Halo
 from detectors.importance import KeyDriverImportance
 from detectors.peer import PeerComparison, PeerGroup
 from detectors.trend import DownwardTrend
@@ -22,6 +24,7 @@ __all__ = [
     "DecayedMoments",
     "DownwardTrend",
     "GradualDecline",
+    "Halo",
     "KeyDriverImportance",
     "PeerComparison",
     "PeerGroup",

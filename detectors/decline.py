@@ -7,9 +7,12 @@ older days merged into one decayed history block. Whenever it evaluates (at most
 ``eval_every_hours`` of event time, and when a day closes) it fits, by weighted least squares on
 the daily means, the model "flat, then falling linearly from day τ" for every onset τ in the
 window (a hinge regression; τ at the oldest day is a plain slope) at least ``min_ramp_days`` ago
-and with ``min_flat_days`` of data before it, and keeps the most negative z of the fall. The pre-onset level is estimated from the history block and the days before τ, so
-the site's longer history anchors the reference (shrinkage towards it is automatic: a short
-window cannot move a long history).
+(a week by default: a faster fall is a step, which the CUSUM and the expectation catch, and each
+shorter ramp would be one more, nearly independent, test for noise to pass) and with
+``min_flat_days`` of data before it, and keeps the most negative z of the fall. The pre-onset
+level is estimated from the history block and the days before τ, so the site's longer history
+anchors the reference (shrinkage towards it is automatic: a short window cannot move a long
+history).
 
 Each daily mean's variance is ``sd²/n + day_sd²``: responses of one day are not independent (the
 whole site has good and bad days), so a hypermarket's 150 responses a day cannot make a 0.05-point
@@ -57,7 +60,7 @@ class GradualDecline:
         window_days: int = 16,
         z_threshold: float = 4.0,
         min_decline: float = 0.3,
-        min_ramp_days: float = 4.0,
+        min_ramp_days: float = 7.0,
         min_flat_days: float = 3.0,
         min_n: float = 30.0,
         min_history: float = 60.0,

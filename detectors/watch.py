@@ -2,7 +2,9 @@
 
 :class:`AttributeWatch` feeds each rating to the :class:`SeasonalExpectation` first, then to the
 :class:`DownwardTrend` with the expected value as its reference (so seasonality is not a trend),
-to the :class:`GradualDecline` without its seasonal effect, and to the :class:`PeerComparison`.
+to the :class:`GradualDecline` without its seasonal effect (and, when the caller passes one, without
+the respondent's *halo*: the part of the rating that the same respondent's other ratings explain),
+and to the :class:`PeerComparison`.
 ``evidence`` gathers their numbers under one flat dict and ``triggers`` names the detectors in
 alarm (a gradual decline is a ``trend``). The peer verdict needs the series' :class:`PeerGroup`,
 which the caller (the operator that owns the keys) passes in.
@@ -62,25 +64,30 @@ class AttributeWatch:
         self.t_ms = 0
         self.count = 0
 
-    def update(self, x: float, t_ms: int) -> None:
+    def update(self, x: float, t_ms: int, halo: float = 0.0) -> None:
+        """Learn one rating; ``halo`` (rating points) is the part of it the respondent's other ratings
+        explain (see :meth:`surprise`): only the gradual-decline test leaves it out."""
         expectation, trend = self.expectation, self.trend
         expected, seasonal = expectation.learn(x, t_ms)
         trend.update(x, t_ms, expected if expectation.level.w >= trend.min_history else None)
-        self.decline.update(x - seasonal, t_ms)
+        self.decline.update(x - seasonal - halo, t_ms)
         self.peer.update(x, t_ms)
         self.count += 1
         if t_ms > self.t_ms:
             self.t_ms = t_ms
 
-    def update_many(self, xs: list[float], ts: list[int]) -> None:
-        """:meth:`update` for each (rating, ms) in order; each detector runs its loop in one go."""
+    def update_many(self, xs: list[float], ts: list[int], halos: list[float] | None = None) -> None:
+        """:meth:`update` for each (rating, ms[, halo]) in order; each detector runs its loop in one go."""
         if not xs:
             return
         trend = self.trend
         expected, seasonal, level_w = self.expectation.learn_many(xs, ts)
         min_history = trend.min_history
         trend.update_many(xs, ts, [e if w >= min_history else None for e, w in zip(expected, level_w)])
-        self.decline.update_many([x - s for x, s in zip(xs, seasonal)], ts)
+        if halos is None:
+            self.decline.update_many([x - s for x, s in zip(xs, seasonal)], ts)
+        else:
+            self.decline.update_many([x - s - h for x, s, h in zip(xs, seasonal, halos)], ts)
         self.peer.update_many(xs, ts)
         self.count += len(xs)
         self.t_ms = max(self.t_ms, max(ts))
@@ -92,6 +99,14 @@ class AttributeWatch:
         new.expectation, new.trend = self.expectation.copy(), self.trend.copy()
         new.peer, new.decline = self.peer.copy(), self.decline.copy()
         return new
+
+    def surprise(self, x: float, t_ms: int) -> float | None:
+        """``x`` less the rating this series expects at ``t_ms`` (None before ``min_history``): how a
+        respondent's rating of this attribute departs from the site's usual, for the halo of the others."""
+        expectation = self.expectation
+        if expectation.level.w < expectation.min_history:
+            return None
+        return x - expectation.expected(t_ms)
 
     def compare(self, group: PeerGroup | None, member: str = "") -> None:
         """Refresh the peer verdict against ``group``."""

@@ -314,6 +314,9 @@ class AttributeAlerts(_Strict):
     expectation: dict[str, float] = {}
     peer: dict[str, float] = {}
     decline: dict[str, float] = {}
+    # The gradual-decline test sees each rating less its halo: what the same respondent's other ratings
+    # predict of it (their correlation is learnt per site; detectors.Halo).
+    halo: bool = True
     peer_min_sites: int = Field(4, ge=2)  # peers with enough responses needed for a comparison
     importance_target: str = "nps"
     importance_half_life: PositiveDuration = timedelta(days=30)

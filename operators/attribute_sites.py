@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from detectors import AttributeWatch
+from detectors import AttributeWatch, Halo
 from operators.decode import Feedback
 
 if TYPE_CHECKING:
@@ -45,9 +45,31 @@ class SiteSummary:
 class SiteState:
     """The detectors of one site: an :class:`AttributeWatch` per attribute."""
 
+    halo: Halo | None = None  # (states pickled before the halo had none)
+
     def __init__(self, engine: "AttributeAlertEngine") -> None:
         self.watches: dict[str, AttributeWatch] = {}
         self.site_id = ""
+        self.halo = Halo()
+
+    def _halos(self, engine: "AttributeAlertEngine", attributes: dict[str, int], t_ms: int) -> dict[str, float]:
+        """Each rating's halo in rating points: what the respondent's other ratings predict of it
+        (:class:`~detectors.Halo`), from each series' expectation before the batch; 0 for a series
+        without history yet."""
+        halo = self.halo
+        if halo is None:
+            halo = self.halo = Halo()
+        scales, watches = engine.scales, self.watches
+        surprises: dict[str, float] = {}
+        for name, value in attributes.items():
+            watch = watches.get(name)
+            if watch is not None:
+                s = watch.surprise(value, t_ms)
+                if s is not None:
+                    surprises[name] = s / scales.get(name, (0, 1))[1]
+        predicted = halo.halos(surprises)
+        halo.learn(list(surprises.values()), t_ms)
+        return {name: predicted.get(name, 0.0) * scales.get(name, (0, 1))[1] for name in attributes}
 
     def add(self, engine: "AttributeAlertEngine", events: list[Feedback]) -> SiteSummary | None:
         if not events:
@@ -56,11 +78,16 @@ class SiteState:
         watches = self.watches
         # The series are independent: feed each its ratings of the batch in order, in one go.
         points: dict[str, tuple[list[int], list[int]]] = {}  # attribute -> (ratings, ms) in arrival order
+        halos: dict[str, list[float]] = {}  # attribute -> each rating's halo (with a halo correlation)
         responses = []
         target = engine.cfg.importance_target
+        with_halo = engine.cfg.halo
         for event in events:
             t = event.ts_ms
             attributes = event.attributes
+            if with_halo:
+                for name, h in self._halos(engine, attributes, t).items():
+                    halos.setdefault(name, []).append(h)
             for name, value in attributes.items():
                 series = points.get(name)
                 if series is None:
@@ -79,7 +106,8 @@ class SiteState:
             # A live source hands over one rating per series at a time: then that rating is the one
             # that raised any alarm, and no copy is needed.
             before = watch.copy() if len(values) > 1 else None
-            watch.update_many(values, times)
+            halo = halos.get(name)
+            watch.update_many(values, times, halo)
             mean, n, sd = watch.peer.summary()
             triggers = [t for t in watch.triggers() if t != "peer"]
             # Only a series in alarm after the batch needs the response that first raised it: replay the
@@ -89,17 +117,18 @@ class SiteState:
             elif before is None:
                 first = times[0]
             else:
-                first = _first_alarm(before, values, times)
+                first = _first_alarm(before, values, times, halo)
             latest = max(times)
             series[name] = SeriesStatus(mean, n, sd, triggers, watch.evidence(), first, latest)
         return SiteSummary(site_id, engine.region_of.get(site_id, ""), max(s.t_ms for s in series.values())
                            if series else events[-1].ts_ms, series, responses)
 
 
-def _first_alarm(watch: AttributeWatch, values: list[int], times: list[int]) -> int | None:
+def _first_alarm(watch: AttributeWatch, values: list[int], times: list[int], halos: list[float] | None = None
+                 ) -> int | None:
     """Event time of the first rating of ``values`` after which ``watch`` has a local trigger."""
-    for value, t in zip(values, times):
-        watch.update(value, t)
+    for i, (value, t) in enumerate(zip(values, times)):
+        watch.update(value, t, halos[i] if halos is not None else 0.0)
         if watch.local_alarm:
             return t
     return None

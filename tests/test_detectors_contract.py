@@ -20,6 +20,7 @@ from detectors import (
     DecayedMoments,
     DownwardTrend,
     GradualDecline,
+    Halo,
     KeyDriverImportance,
     PeerComparison,
     PeerGroup,
@@ -64,6 +65,16 @@ def _feed_importance(det: KeyDriverImportance, i: int, rng: random.Random) -> No
     det.learn_one(x, y, i * MINUTE)
 
 
+def _feed_halo(det: Halo, i: int, rng: random.Random) -> None:
+    mood = rng.gauss(0, 0.1)
+    late = rng.random() < 0.01
+    det.learn([mood + rng.gauss(0, 0.2) for _ in range(rng.randint(1, 7))], (i - 30 * late) * MINUTE)
+
+
+def _halo_outputs(det: Halo) -> Any:
+    return det.rho, det.coefficient(5), det.halos({"a": -0.2, "b": 0.1, "c": 0.0})
+
+
 def _feed_group(det: PeerGroup, i: int, rng: random.Random) -> None:
     det.update(f"site-{i % 12}", 3.5 + rng.random(), 10 + 50 * rng.random(), 0.9)
 
@@ -98,6 +109,7 @@ CASES = [
     Case("PeerComparison", PeerComparison, _feed_series, _peer_outputs),
     Case("AttributeWatch", AttributeWatch, _feed_watch, lambda d: (d.evidence(), d.triggers())),
     Case("KeyDriverImportance", KeyDriverImportance, _feed_importance, lambda d: d.evidence(), False),
+    Case("Halo", Halo, _feed_halo, _halo_outputs, False),  # one per site
     Case("PeerGroup", PeerGroup, _feed_group, _compare_group, False),
 ]
 
