@@ -70,7 +70,6 @@ class Feedback:
     customer: dict[str, Any]
     received_ms: int
     position: str
-    raw: bytes = b""  # the message as received, for stores that extract fields themselves
     late: bool = False
 
 
@@ -210,7 +209,7 @@ class Decoder:
                 continue
             accepted.append(Feedback(
                 w.event_id, round(w.occurred_at.timestamp() * 1000), site_id, channel, w.journey_stage, scores,
-                attributes, w.comment, w.language, w.customer, message.received_ms, message.position, message.value,
+                attributes, w.comment, w.language, w.customer, message.received_ms, message.position,
             ))  # fmt: skip
         return DecodedBatch(accepted, rejected, len(messages))
 
