@@ -81,7 +81,7 @@ class AttributeAlertEngine:
             langs = [s.language for s in settings.sites if s.region == region]
             self.region_language[region] = max(set(langs), key=langs.count)
         self.region_names = {r.id: r.name or r.id for r in settings.regions}
-        self.scales = {a.name: (a.min, max(a.max - a.min, 1)) for a in settings.attributes}  # (min, span)
+        self.spans = {a.name: max(a.max - a.min, 1) for a in settings.attributes}  # rating points of a scale
         probe = AttributeWatch(dict(cfg.trend), dict(cfg.expectation), dict(cfg.peer), dict(cfg.decline))
         self.min_history = probe.expectation.min_history
         self.peer_min_n = probe.peer.min_n

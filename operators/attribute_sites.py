@@ -59,17 +59,22 @@ class SiteState:
         halo = self.halo
         if halo is None:
             halo = self.halo = Halo()
-        scales, watches = engine.scales, self.watches
+        spans, watches = engine.spans, self.watches
         surprises: dict[str, float] = {}
+        cell = None
         for name, value in attributes.items():
             watch = watches.get(name)
             if watch is not None:
-                s = watch.surprise(value, t_ms)
+                if cell is None:  # the series of a site share its local time, hence the seasonal cell
+                    cell = watch.expectation._cell(t_ms)
+                s = watch.surprise(value, t_ms, cell)
                 if s is not None:
-                    surprises[name] = s / scales.get(name, (0, 1))[1]
+                    surprises[name] = s / spans.get(name, 1)
+        if len(surprises) < 2:
+            return {name: 0.0 for name in attributes}
         predicted = halo.halos(surprises)
         halo.learn(list(surprises.values()), t_ms)
-        return {name: predicted.get(name, 0.0) * scales.get(name, (0, 1))[1] for name in attributes}
+        return {name: predicted.get(name, 0.0) * spans.get(name, 1) for name in attributes}
 
     def add(self, engine: "AttributeAlertEngine", events: list[Feedback]) -> SiteSummary | None:
         if not events:
