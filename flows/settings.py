@@ -304,7 +304,8 @@ class AttributeAlerts(_Strict):
     :class:`detectors.SeasonalExpectation` and :class:`detectors.PeerComparison`. An alert fires
     when one of ``alone`` is among the triggers, or when at least ``min_triggers`` triggers hold
     together. A site alert on an attribute that is also dropping at other sites of the region waits
-    ``regional_hold`` of event time, so that a regional incident can claim it.
+    ``regional_hold`` of event time, so that a regional incident can claim it. With ``halo``, the
+    gradual-decline test sees each rating less what the respondent's other ratings predict of it.
     """
 
     enabled: bool = True
