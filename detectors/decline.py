@@ -19,6 +19,15 @@ whole site has good and bad days), so a hypermarket's 150 responses a day cannot
 wobble significant. ``alarm`` needs ``z <= -z_threshold``, a fitted decline so far of at least
 ``min_decline`` rating points, ``min_n`` responses in the window and ``min_history`` in all.
 
+With ``scale_days`` (> 0), the threshold depends on the ramp's length ``L`` (days since the onset):
+``z_threshold`` up to ``scale_days``, then the z whose one-sided tail is ``L / scale_days`` times
+that of ``z_threshold`` (3.86 for a 12.5-day ramp with 4 and 7). The hinge z of a ramp of ``L`` days
+moves on a time scale of ``L`` days, so a month of hourly evaluations holds about ``1/L``
+independent looks at ramps of that length: a tail ∝ ``L`` gives every ramp length the same share
+of the false alarms (a per-length Bonferroni) instead of spending most of them on the short ramps,
+where noise makes most of its excursions. The onset kept is then the one furthest past its own
+threshold (its z is ``z``). ``scale_days = 0`` is one threshold for every length.
+
 Suffix sums make one evaluation O(window) — about 20 µs — whatever the number of onsets. The fit
 is lazy: an evaluation point only keeps a copy of the bins (a fraction of a microsecond) and the
 fit runs when ``z``, ``decline``, ``alarm``... are read, so a caller that reads them once per
@@ -45,6 +54,8 @@ from __future__ import annotations
 
 import math
 from array import array
+from functools import lru_cache
+from statistics import NormalDist
 
 __all__ = ["GradualDecline"]
 
@@ -54,6 +65,8 @@ DAY_MS = 24 * HOUR_MS
 
 class GradualDecline:
     """Hinge (flat then falling) regression on daily means over a window, plus a history block."""
+
+    scale_days = 0.0  # (states pickled before it had none: one threshold)
 
     def __init__(
         self,
@@ -69,6 +82,7 @@ class GradualDecline:
         sd_floor: float = 0.5,
         eval_every_hours: float = 1.0,
         utc_offset_hours: int = 0,
+        scale_days: float = 0.0,
     ):
         if window_days < 3:
             raise ValueError("window_days must be at least 3")
@@ -84,6 +98,7 @@ class GradualDecline:
         self.sd_floor = sd_floor
         self.eval_every_hours = eval_every_hours
         self.utc_offset_hours = utc_offset_hours
+        self.scale_days = scale_days
         self.bins = array("d", bytes(8 * 3 * self.window_days))  # per day: n, sum, sum of squares
         self.day: int | None = None  # index of the newest day (local days since the epoch)
         self.first_day: int | None = None
@@ -200,7 +215,8 @@ class GradualDecline:
 
     @property
     def z(self) -> float:
-        """Most negative z of the fitted fall (0 without enough data)."""
+        """Most negative z of the fitted fall (with ``scale_days``: the z of the onset furthest past its
+        length's threshold; 0 without enough data)."""
         return self._settle()[2]
 
     @property
@@ -254,6 +270,8 @@ class GradualDecline:
         # (r = day - today <= 0). Onset at the end of day j: g = r - r0 with r0 = j - today + 0.5.
         a0 = a1 = a2 = b0 = b1 = 0.0
         best = (0.0, 0.0, 0.0)
+        margin = 0.0  # most negative z + threshold(ramp length): which onset is the best evidence
+        thresholds = _scale_thresholds(self.z_threshold, self.scale_days) if self.scale_days > 0 else None
         last_onset = today - self.min_ramp_days
         min_flat_days = self.min_flat_days
         sqrt = math.sqrt
@@ -268,8 +286,14 @@ class GradualDecline:
                 if denominator > 1e-12:
                     slope = (sgy - sg * ty / tw) / denominator
                     z = slope * sqrt(denominator)
-                    if z < best[0]:
-                        best = (z, slope * r0, -r0)
+                    if thresholds is None:
+                        if z < best[0]:
+                            best = (z, slope * r0, -r0)
+                    else:
+                        m = z + thresholds(-r0)
+                        if z < 0 and (m < margin or best[0] == 0.0):
+                            margin = m
+                            best = (z, slope * r0, -r0)
             if d >= 0 and days[d][0] == j:
                 _, wj, y = days[d]
                 d -= 1
@@ -287,7 +311,31 @@ class GradualDecline:
         return {"decline_z": z, "decline": decline, "decline_days": onset_days, "decline_sd": sd,
                 "decline_n": n_window}
 
+    def threshold(self, onset_days: float) -> float:
+        """The z a ramp of ``onset_days`` days must reach (``z_threshold`` without ``scale_days``)."""
+        if self.scale_days <= 0:
+            return self.z_threshold
+        return _scale_thresholds(self.z_threshold, self.scale_days)(onset_days)
+
     @property
     def alarm(self) -> bool:
-        _, _, z, decline, _ = self._settle()
-        return z <= -self.z_threshold and decline >= self.min_decline
+        _, _, z, decline, onset_days = self._settle()
+        return z <= -self.threshold(onset_days) and decline >= self.min_decline
+
+
+_NORMAL = NormalDist()
+
+
+@lru_cache(maxsize=64)
+def _scale_thresholds(z_threshold: float, scale_days: float):
+    """``L`` (days) -> threshold: ``z_threshold`` up to ``scale_days``, then the z whose one-sided tail
+    is ``L / scale_days`` times larger (see the module docstring)."""
+    p0 = _NORMAL.cdf(-z_threshold)
+
+    @lru_cache(maxsize=256)
+    def threshold(length_days: float) -> float:
+        if length_days <= scale_days:
+            return z_threshold
+        return -_NORMAL.inv_cdf(min(p0 * length_days / scale_days, 0.5))
+
+    return threshold

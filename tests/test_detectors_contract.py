@@ -106,6 +106,8 @@ CASES = [
          lambda d: ({**d.evidence(), "expected_now": d.expected(d.t_ms or 0)}, d.alarm)),
     Case("DownwardTrend", DownwardTrend, _feed_series, lambda d: (d.evidence(), d.alarm)),
     Case("GradualDecline", GradualDecline, _feed_moments, lambda d: (d.evidence(), d.alarm)),
+    Case("GradualDecline(scale_days)", lambda: GradualDecline(scale_days=7.0), _feed_moments,
+         lambda d: (d.evidence(), d.alarm)),
     Case("PeerComparison", PeerComparison, _feed_series, _peer_outputs),
     Case("AttributeWatch", AttributeWatch, _feed_watch, lambda d: (d.evidence(), d.triggers())),
     Case("KeyDriverImportance", KeyDriverImportance, _feed_importance, lambda d: d.evidence(), False),
@@ -225,3 +227,22 @@ def test_gradual_decline_is_seen_and_a_flat_series_is_not():
         if alarm_day is None and sliding.alarm:
             alarm_day = i / 24
     assert alarm_day is not None and 10 < alarm_day < 24
+
+
+def test_decline_threshold_per_ramp_length():
+    """``scale_days``: a ramp of L days needs the z whose tail is L/scale_days times z_threshold's
+    (a long ramp is fewer independent looks); off, every length needs ``z_threshold``."""
+    from statistics import NormalDist
+
+    scaled, plain = GradualDecline(z_threshold=4.0, scale_days=7.0), GradualDecline(z_threshold=4.0)
+    assert scaled.threshold(6.5) == scaled.threshold(7.0) == 4.0 == plain.threshold(14.0)
+    assert 3.85 < scaled.threshold(12.5) < 3.87 and scaled.threshold(16.5) < scaled.threshold(12.5)
+    tail = NormalDist().cdf
+    assert abs(tail(-scaled.threshold(14.0)) / tail(-4.0) - 2.0) < 1e-9
+    rng = random.Random(23)
+    flat = GradualDecline(scale_days=7.0)
+    for i in range(24 * 30):
+        flat.update(rng.gauss(4.0, 0.9), i * 3_600_000)
+        flat.update(rng.gauss(4.0, 0.9), i * 3_600_000 + MINUTE)
+        assert not flat.alarm
+    assert pickle.loads(pickle.dumps(flat)).evidence() == flat.evidence()
