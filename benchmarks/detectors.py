@@ -19,7 +19,7 @@ Delay is from the incident start to the event time of the alert, in simulated ho
 site's responses on that attribute. Precision per type = alerts matched to incidents of that type /
 (those + unmatched alerts at those incidents' sites). False alerts per 100 site-months count every
 alert at sites that have no incident at all. ``--groups`` also summarises groups of the seeds (say
-tuning seeds and hold-out seeds) from the same runs. A plot goes to ``--plot`` (PNG through plotly+kaleido,
+tuning seeds and hold-out seeds) from the same runs. A plot goes to ``--plot`` (PNG through matplotlib,
 else HTML through plotly, else none).
 """
 
@@ -159,23 +159,48 @@ def markdown(name: str, summary: dict[str, Any]) -> str:
 
 
 def plot(summaries: dict[str, dict[str, Any]], path: Path) -> str | None:
+    """Recall per incident type, one bar per config: a PNG (matplotlib, the ``bench`` extra), else an
+    interactive HTML file (plotly), else nothing."""
+    configs = {name: s for name, s in summaries.items() if " seeds " not in name}  # groups: in the tables
+    if not configs:
+        return None
+    kinds = list(next(iter(configs.values()))["incidents"])
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return _plot_html(configs, kinds, path)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.8 / len(configs)
+    for i, (name, s) in enumerate(configs.items()):
+        recalls = [s["incidents"][k]["recall"] or 0.0 for k in kinds]
+        bars = ax.bar([x + i * width for x in range(len(kinds))], recalls, width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks([x + width * (len(configs) - 1) / 2 for x in range(len(kinds))], kinds)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("recall")
+    ax.set_title("Attribute alerts: recall per incident type")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    png = path.with_suffix(".png")
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return str(png)
+
+
+def _plot_html(configs: dict[str, dict[str, Any]], kinds: list[str], path: Path) -> str | None:
     try:
         import plotly.graph_objects as go
     except ImportError:
         return None
     fig = go.Figure()
-    for name, s in summaries.items():
-        if " seeds " in name:  # groups are in the tables; the plot compares configs
-            continue
-        kinds = list(s["incidents"])
+    for name, s in configs.items():
         fig.add_bar(name=f"{name} recall", x=kinds, y=[s["incidents"][k]["recall"] for k in kinds])
     fig.update_layout(barmode="group", title="Attribute alerts: recall per incident type", yaxis_range=[0, 1])
-    try:
-        fig.write_image(str(path.with_suffix(".png")))
-        return str(path.with_suffix(".png"))
-    except Exception:  # kaleido missing: keep an interactive file instead
-        fig.write_html(str(path.with_suffix(".html")))
-        return str(path.with_suffix(".html"))
+    fig.write_html(str(path.with_suffix(".html")))
+    return str(path.with_suffix(".html"))
 
 
 def _group(text: str) -> list[int]:
