@@ -63,7 +63,8 @@ _ALERT_TEXT_COLUMNS = ("alert_id", "kind", "status", "severity", "site_id", "reg
 
 def alert_rows(alerts: list[dict[str, Any]]) -> list[TableBatch]:
     """Alerts travel as their published JSON plus the columns Python already holds (each column
-    ClickHouse extracts from the JSON is one more parse of it); the times are parsed from it."""
+    ClickHouse extracts from the JSON is one more parse of it); the times go as numbers when every
+    alert carries them (:class:`~operators.alerts.Alert`), else ClickHouse parses them from the JSON."""
     if not alerts:
         return []
     columns: dict[str, list] = {"payload": [alert_json(a) for a in alerts]}

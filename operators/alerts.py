@@ -102,19 +102,6 @@ def alert_json(alert: dict[str, Any]) -> bytes:
     return alert.json_bytes() if type(alert) is Alert else orjson.dumps(alert, option=orjson.OPT_NON_STR_KEYS)
 
 
-_last_detected: tuple[int, str] = (0, iso_ms(0))
-
-
-def _detected_iso(epoch_ms: int) -> str:
-    # The alerts of one batch share their detection time: format it once.
-    # (One read of the shared pair: worker threads may replace it concurrently.)
-    global _last_detected
-    last = _last_detected
-    if last[0] != epoch_ms:
-        last = _last_detected = (epoch_ms, iso_ms(epoch_ms))
-    return last[1]
-
-
 def now_ms() -> int:
     return int(datetime.now(timezone.utc).timestamp() * 1000)
 
@@ -154,6 +141,6 @@ def new_alert(
         "owner": owner,
         "team": team,
         "event_time": iso_ms(event_ms),
-        "detected_at": _detected_iso(detected_ms),
+        "detected_at": iso_ms(detected_ms),
         **extra,
     }, event_ms=event_ms, detected_ms=detected_ms)

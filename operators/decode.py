@@ -170,8 +170,9 @@ class Decoder:
         self._channels = frozenset(CHANNELS)
         self._wire = _wire_type(self._score_scales, self._attribute_scales)
         self._parse_wire = msgspec.json.Decoder(self._wire).decode
-        self._narrow_scores = _narrower(self._score_scales)
-        self._narrow_attributes = _narrower(self._attribute_scales)
+        # (question, low, high, is a score) of every scale msgspec does not check by itself
+        self._narrow = [(name, low, high, True) for name, low, high in _narrower(self._score_scales)]
+        self._narrow += [(name, low, high, False) for name, low, high in _narrower(self._attribute_scales)]
 
     def decode(self, message: RawMessage) -> Feedback | DeadLetter:
         batch = self.decode_many([message])
@@ -181,9 +182,7 @@ class Decoder:
         accepted: list[Feedback] = []
         rejected: list[DeadLetter] = []
         parse, precise = self._parse_wire, self._precise_wire
-        sites, channels = self._sites, self._channels
-        narrow = [(name, low, high, True) for name, low, high in self._narrow_scores]
-        narrow += [(name, low, high, False) for name, low, high in self._narrow_attributes]
+        sites, channels, narrow = self._sites, self._channels, self._narrow
         # One loop with the checks inlined: this runs for every event.
         for message in messages:
             try:

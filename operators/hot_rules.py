@@ -56,14 +56,14 @@ class HotRules:
 
     def _generate(self, settings: Settings) -> Callable[[dict, dict, str, str], list[tuple[str, str]]]:
         names: dict[str, object] = {"OUTCOMES": self._outcomes, "MINIMUM": self._minimum}
-        ratings: dict[str, str] = {}  # local variable -> the lookup that sets it, once per response
+        ratings: dict[str, str] = {}  # lookup -> the local variable it sets, once per response
         body = []
         for i, rule in enumerate(settings.hot_alerts.rules):
             tests = [self._test(cond, f"{i}_{j}", names, ratings) for j, cond in enumerate(rule.all)]
             body.append(f"    if {' and '.join(tests)}:")
             body.append(f"        out.append(OUTCOMES[{i}])")
         lines = ["def match(scores, attributes, comment, channel):", "    out = []"]
-        lines += [f"    {local} = {lookup}" for local, lookup in ratings.items()]
+        lines += [f"    {local} = {lookup}" for lookup, local in ratings.items()]
         lines += body + ["    return out"]
         exec(compile("\n".join(lines), "<hot_rules>", "exec"), names)  # noqa: S102
         return names["match"]  # type: ignore[return-value]
@@ -71,12 +71,8 @@ class HotRules:
     def _test(self, cond: Condition, tag: str, names: dict[str, object], ratings: dict[str, str]) -> str:
         if cond.score is not None or cond.attribute is not None:
             source = "scores" if cond.score is not None else "attributes"
-            question = cond.score or cond.attribute
-            local = f"R{len(ratings)}"
-            for known, lookup in ratings.items():
-                if lookup == f"{source}.get({question!r}, -1)":
-                    local = known
-            ratings[local] = f"{source}.get({question!r}, -1)"  # -1: not answered
+            lookup = f"{source}.get({(cond.score or cond.attribute)!r}, -1)"  # -1: not answered
+            local = ratings.setdefault(lookup, f"R{len(ratings)}")
             low = 0 if cond.min is None else max(cond.min, 0)  # ratings are never negative
             high = 2**31 if cond.max is None else cond.max
             return f"({low} <= {local} <= {high})"
