@@ -7,15 +7,14 @@ customer id are never merged. Contact details travel only when the customer cons
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from flows.settings import SEVERITY_RANK, Settings, Site
-from operators.alerts import alert_id, new_alert, now_ms
+from flows.settings import SEVERITY_RANK, Settings
+from operators.alerts import ALERT_SCHEMA, Alert, alert_id, iso_ms, now_ms
 from operators.decode import Feedback
 from operators.hot_rules import HotRules
 from operators.privacy import mask_pii
@@ -37,75 +36,78 @@ class HotAlertBuilder:
         self.cooldown_ms = int(settings.hot_alerts.cooldown.total_seconds() * 1000)
         self.questions = settings.questions()
         self._minimum = {name: question.min for name, question in self.questions.items()}
+        # What an alert needs of its site, looked up once per alert (one in five responses).
+        self._routing = {
+            site.id: (site.region, site.owner, site.team, _LABELS[site.language], site.name or site.id)
+            for site in settings.sites
+        }
+        self._upper = {name: name.upper() for name in self.questions}
 
     def matches(self, event: Feedback) -> list[tuple[str, str]]:
         return self.rules.matches(event.scores, event.attributes, event.comment, event.channel)
 
     def build(
         self, event: Feedback, matched: list[tuple[str, str]] | None = None, detected_ms: int | None = None
-    ) -> dict[str, Any] | None:
-        """The alert for ``event`` (``matched``: its rules, if already evaluated), or None."""
+    ) -> Alert | None:
+        """The alert for ``event`` (``matched``: its rules, if already evaluated), or None.
+
+        The alert contract's fields are laid out here directly (see :func:`~operators.alerts.new_alert`
+        for the general form): this runs for every hot alert.
+        """
         if matched is None:
             matched = self.matches(event)
         if not matched:
             return None
-        site = self.sites[event.site_id]
+        region, owner, team, words, site_name = self._routing[event.site_id]
         severity = matched[0][1] if len(matched) == 1 else max((s for _, s in matched), key=SEVERITY_RANK.__getitem__)
-        comment = mask_pii(event.comment)
-        evidence = {
-            "rules": [name for name, _ in matched],
-            "scores": event.scores,
-            "attributes_at_minimum": sorted(
-                [name for name, value in event.attributes.items() if value == self._minimum[name]]
-            ),
-            "purchase_keywords": self.rules.mentions("purchase", event.comment) if event.comment else [],
-        }
-        extra: dict[str, Any] = {
+        scores, attributes, raw_comment = event.scores, event.attributes, event.comment
+        comment = mask_pii(raw_comment)
+        minimum = self._minimum
+        upper = self._upper
+        message = f"{words['alert']} ({matched[0][0]}) {words['at']} {site_name}: " + ", ".join(
+            [f"{upper[name]} {value}" for name, value in scores.items()]
+        ) + "."
+        if comment:
+            short = comment if len(comment) <= 120 else comment[:117] + "..."
+            message += f" {words['said']}: \u201c{short}\u201d"
+        detected_ms = now_ms() if detected_ms is None else detected_ms
+        alert = Alert({
+            "schema": ALERT_SCHEMA,
+            "alert_id": alert_id("hot", event.site_id, event.event_id),
+            "kind": "hot",
+            "status": "open",
+            "severity": severity,
+            "site_id": event.site_id,
+            "region": region,
+            "attribute": None,
+            "triggers": ["rule"],
+            "evidence": {
+                "rules": [name for name, _ in matched],
+                "scores": scores,
+                "attributes_at_minimum": sorted(
+                    [name for name, value in attributes.items() if value == minimum[name]]
+                ),
+                "purchase_keywords": self.rules.mentions("purchase", raw_comment) if raw_comment else [],
+            },
+            "message": message,
+            "owner": owner,
+            "team": team,
+            "event_time": iso_ms(event.ts_ms),
+            "detected_at": iso_ms(detected_ms),
             "response": {
                 "event_id": event.event_id,
                 "channel": event.channel,
                 "journey_stage": event.journey_stage,
-                "scores": event.scores,
-                "attributes": event.attributes,
+                "scores": scores,
+                "attributes": attributes,
                 "comment": comment,
                 "language": event.language,
-            }
-        }
+            },
+        }, event_ms=event.ts_ms, detected_ms=detected_ms)  # fmt: skip
         customer = event.customer
         if customer.get("consent_contact") is True:
-            extra["contact"] = {
-                key: customer[key] for key in ("id", "email", "phone") if customer.get(key)
-            }
-        return new_alert(
-            id=alert_id("hot", event.site_id, event.event_id),
-            kind="hot",
-            severity=severity,
-            site_id=event.site_id,
-            region=site.region,
-            triggers=["rule"],
-            evidence=evidence,
-            message=_message(site, matched[0][0], event.scores, comment),
-            event_ms=event.ts_ms,
-            owner=site.owner,
-            team=site.team,
-            detected_ms=detected_ms,
-            **extra,
-        )
-
-
-@lru_cache(maxsize=64)
-def _upper(name: str) -> str:
-    return name.upper()
-
-
-def _message(site: Site, rule: str, scores: dict[str, int], comment: str) -> str:
-    words = _LABELS[site.language]
-    numbers = ", ".join([f"{_upper(name)} {value}" for name, value in scores.items()])
-    text = f"{words['alert']} ({rule}) {words['at']} {site.name or site.id}: {numbers}."
-    if comment:
-        short = comment if len(comment) <= 120 else comment[:117] + "..."
-        text += f" {words['said']}: \u201c{short}\u201d"
-    return text
+            alert["contact"] = {key: customer[key] for key in ("id", "email", "phone") if customer.get(key)}
+        return alert
 
 
 class _CooldownLogic(StatefulBatchLogic):
