@@ -19,6 +19,7 @@ DEAD_LETTER_COLUMNS = ("origin", "partition", "offset", "received_at", "reason_c
 
 
 def feedback_rows(batch: WindowedBatch, region_of: dict[str, str]) -> list[TableBatch]:
+    """The ``feedback`` rows of one site's windowed batch (the flow keys windows by site)."""
     events = batch.events
     if not events:
         return []
@@ -29,6 +30,7 @@ def feedback_rows(batch: WindowedBatch, region_of: dict[str, str]) -> list[Table
     # It is encoded from the validated fields, not copied from the message: a message with a
     # duplicated key is read last-wins by the decoder, first-wins by ClickHouse.
     dumps = orjson.dumps
+    site_id = events[0].site_id
     customers = [e.customer for e in events]
     return [
         TableBatch.from_columns(
@@ -42,9 +44,9 @@ def feedback_rows(batch: WindowedBatch, region_of: dict[str, str]) -> list[Table
                 "event_id": [e.event_id for e in events],
                 "occurred_at": [e.ts_ms for e in events],
                 "received_at": [e.received_ms or e.ts_ms for e in events],
-                "site_id": [e.site_id for e in events],
-                "region": [region_of.get(e.site_id, "") for e in events],
-                "comment": [mask_pii(e.comment) for e in events],
+                "site_id": [site_id] * len(events),
+                "region": [region_of.get(site_id, "")] * len(events),
+                "comment": [mask_pii(c) if c else c for c in [e.comment for e in events]],
                 "customer_id": [str(c.get("id") or "") for c in customers],
                 "consent_contact": [1 if c.get("consent_contact") is True else 0 for c in customers],
                 "late": [1 if e.late else 0 for e in events],

@@ -123,12 +123,9 @@ class _CooldownLogic(StatefulBatchLogic):
         cooldown = builder.cooldown_ms
         last_alert = self.last_alert
         detected_ms = now_ms()
-        match = builder.rules.matches
+        match_many = builder.rules.matches_many
         for events in values:
-            for event in events:
-                matched = match(event.scores, event.attributes, event.comment, event.channel)
-                if not matched:
-                    continue
+            for event, matched in match_many(events):
                 customer_id = event.customer.get("id")
                 if customer_id:
                     previous = last_alert.get(customer_id)

@@ -24,7 +24,7 @@ language (a French site also gets comments in English), case-insensitively.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from flows.settings import Condition, Settings
 
@@ -44,29 +44,49 @@ class HotRules:
             name: _keyword_pattern(words) for name, words in settings.hot_alerts.keywords.items()
         }
         self._outcomes = [(rule.name, rule.severity) for rule in settings.hot_alerts.rules]
-        self._match = self._generate(settings)
+        self._match, self._match_many = self._generate(settings)
 
     def matches(self, scores: dict, attributes: dict, comment: str, channel: str) -> list[tuple[str, str]]:
         """``(rule name, severity)`` of every rule the response satisfies, in config order."""
         return self._match(scores, attributes, comment, channel)
 
+    def matches_many(self, events: Iterable[Any]) -> list[tuple[Any, list[tuple[str, str]]]]:
+        """``(event, its matches)`` of the events (with ``scores``, ``attributes``, ``comment``,
+        ``channel`` attributes) that satisfy a rule: one call per batch, most events match none."""
+        return self._match_many(events)
+
     def mentions(self, keyword_list: str, comment: str) -> list[str]:
         pattern = self._keywords.get(keyword_list)
         return sorted(set(pattern.findall(comment.lower()))) if pattern and comment else []
 
-    def _generate(self, settings: Settings) -> Callable[[dict, dict, str, str], list[tuple[str, str]]]:
+    def _generate(self, settings: Settings) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        """``match`` (one response) and ``match_many`` (a batch of events), from the same tests."""
         names: dict[str, object] = {"OUTCOMES": self._outcomes, "MINIMUM": self._minimum}
         ratings: dict[str, str] = {}  # lookup -> the local variable it sets, once per response
-        body = []
-        for i, rule in enumerate(settings.hot_alerts.rules):
-            tests = [self._test(cond, f"{i}_{j}", names, ratings) for j, cond in enumerate(rule.all)]
-            body.append(f"    if {' and '.join(tests)}:")
-            body.append(f"        out.append(OUTCOMES[{i}])")
-        lines = ["def match(scores, attributes, comment, channel):", "    out = []"]
-        lines += [f"    {local} = {lookup}" for lookup, local in ratings.items()]
-        lines += body + ["    return out"]
-        exec(compile("\n".join(lines), "<hot_rules>", "exec"), names)  # noqa: S102
-        return names["match"]  # type: ignore[return-value]
+        tests = [
+            " and ".join(self._test(cond, f"{i}_{j}", names, ratings) for j, cond in enumerate(rule.all))
+            for i, rule in enumerate(settings.hot_alerts.rules)
+        ]
+        single = ["def match(scores, attributes, comment, channel):", "    out = []"]
+        single += [f"    {local} = {lookup}" for lookup, local in ratings.items()]
+        for i, test in enumerate(tests):
+            single += [f"    if {test}:", f"        out.append(OUTCOMES[{i}])"]
+        single.append("    return out")
+        # The batch form loads only the fields the rules read and makes a list only on a match.
+        used = [field for field in ("scores", "attributes", "comment", "channel") if any(field in t for t in tests)]
+        used += [field for field in ("scores", "attributes") if field not in used and any(field in r for r in ratings)]
+        many = ["def match_many(events):", "    found = []", "    for event in events:"]
+        many += [f"        {field} = event.{field}" for field in used]
+        many += [f"        {local} = {lookup}" for lookup, local in ratings.items()]
+        many.append("        out = None")
+        for i, test in enumerate(tests):
+            many += [
+                f"        if {test}:",
+                f"            out = [OUTCOMES[{i}]] if out is None else out + [OUTCOMES[{i}]]",
+            ]
+        many += ["        if out is not None:", "            found.append((event, out))", "    return found"]
+        exec(compile("\n".join(single + many), "<hot_rules>", "exec"), names)  # noqa: S102
+        return names["match"], names["match_many"]  # type: ignore[return-value]
 
     def _test(self, cond: Condition, tag: str, names: dict[str, object], ratings: dict[str, str]) -> str:
         if cond.score is not None or cond.attribute is not None:

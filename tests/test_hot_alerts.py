@@ -112,3 +112,35 @@ def test_one_hot_alert_per_customer_and_site_within_cooldown(settings):
         ],
     )
     assert sorted(late_again) == ["e1", "e2"]  # 24 h later the cooldown is over
+
+
+def test_batch_matcher_agrees_with_the_single_one_on_every_condition_kind():
+    from types import SimpleNamespace
+
+    from flows.config import settings_from_dict
+    from operators.hot_rules import HotRules
+
+    settings = settings_from_dict({
+        "regions": [{"id": "north"}], "sites": [{"id": "s1", "region": "north"}],
+        "attributes": [{"name": "waiting_time"}, {"name": "cleanliness", "min": 0, "max": 10}],
+        "hot_alerts": {
+            "keywords": {"purchase": {"fr": ["Achat"], "en": ["order"]}},
+            "rules": [
+                {"name": "low_csat_purchase", "all": [{"score": "csat", "max": 2}, {"comment_mentions": "purchase"}]},
+                {"name": "web_detractor", "all": [{"score": "nps", "min": 1, "max": 6}, {"channel_in": ["web"]}]},
+                {"name": "slow", "all": [{"attribute": "waiting_time", "max": 1}]},
+                {"name": "minimum", "all": [{"any_attribute_at_minimum": True}]},
+            ],
+        },
+    })  # fmt: skip
+    rules = HotRules(settings)
+    events = [
+        SimpleNamespace(scores=scores, attributes=attributes, comment=comment, channel=channel)
+        for scores in ({}, {"nps": 0}, {"nps": 5, "csat": 1}, {"csat": 2}, {"nps": 9, "csat": 5})
+        for attributes in ({}, {"waiting_time": 1}, {"cleanliness": 0}, {"waiting_time": 4, "cleanliness": 7})
+        for comment in ("", "Mon ACHAT est cassé", "the order was late", "rien à dire")
+        for channel in ("web", "store")
+    ]  # fmt: skip
+    expected = [(e, m) for e in events if (m := rules.matches(e.scores, e.attributes, e.comment, e.channel))]
+    assert rules.matches_many(events) == expected
+    assert {name for _, m in expected for name, _ in m} == {"low_csat_purchase", "web_detractor", "slow", "minimum"}
