@@ -100,6 +100,11 @@ def _dead_letter_dicts(batch: DecodedBatch) -> list[dict[str, Any]]:
     ]
 
 
+def _inspect_batches(step_id: str, items, callback) -> None:
+    """``op.inspect`` a bytewax batch at a time: one Python call per batch, not per item."""
+    op.flat_map_batch(step_id, items, lambda batch: callback(batch) or [])
+
+
 def _for_sink(step_id: str, items, sink: Sink):
     """Items as a sink takes them: fixed-partitioned sinks (Kafka) get ``(site_id, item)`` pairs."""
     if isinstance(sink, FixedPartitionedSink):
@@ -126,7 +131,9 @@ def build_flow(
     decoded = decode_batches("decode", raw, Decoder(settings))
     by_site = op.flat_map("by_site", decoded, group_by_site)
     windowed = event_time_windows("windows", by_site, spec)
-    alerts = op.map("alert_values", hot_alerts("hot", by_site, HotAlertBuilder(settings)), lambda kv: kv[1])
+    alerts = op.flat_map_batch(
+        "alert_values", hot_alerts("hot", by_site, HotAlertBuilder(settings)), lambda kvs: [v for _, v in kvs]
+    )
     dead_batches, extra_tables = decoded, []
     if settings.attribute_alerts.enabled:
         # After the hot alerts feed the loop: cases are opened for hot alerts only.
@@ -144,7 +151,7 @@ def build_flow(
     if stats is not None:
         op.inspect("count_decoded", decoded, stats.on_decoded)
         op.inspect("count_windowed", windowed, stats.on_windowed)
-        op.inspect("count_alerts", alerts, stats.on_alert)
+        _inspect_batches("count_alerts", alerts, stats.on_alerts)
 
     for i, sink in enumerate(outputs.alerts):
         op.output(f"alerts_out_{i}", _for_sink(f"alerts_key_{i}", alerts, sink), sink)

@@ -8,7 +8,7 @@ scores equal a recomputation from the stored raw events.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import pytest
 from bytewax.testing import TestingSink, cluster_main, run_main
@@ -94,7 +94,7 @@ def test_every_rejected_event_is_dead_lettered_with_its_reason(outcome, simulato
 
 
 def test_every_injected_bad_response_fires_its_hot_alert(outcome, simulator):
-    settings, client, _, alerts, _ = outcome
+    settings, client, stats, alerts, _ = outcome
     bad = {label["event_id"] for label in simulator.labels() if label["type"] == "bad_response"}
     assert bad, "the simulation should inject a burst of bad responses"
     hot = {alert["response"]["event_id"]: alert for alert in alerts if alert["kind"] == "hot"}
@@ -105,6 +105,7 @@ def test_every_injected_bad_response_fires_its_hot_alert(outcome, simulator):
         assert "contact" in alert  # burst customers consented
     stored = _query(client, settings.warehouse.database, "SELECT count(), uniqExact(alert_id) FROM {db}.alerts")
     assert stored[0] == (len(alerts), len(alerts))
+    assert stats.alerts_by_kind == Counter(alert["kind"] for alert in alerts)  # the run summary's counts
 
 
 def test_late_flags_only_delayed_arrivals(outcome, simulator):
