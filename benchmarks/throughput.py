@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=2000, help="messages per source batch")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per variant; the table gives the median (default 3)")
+    parser.add_argument(
+        "--no-warehouse", action="store_true", help="leave chDB out: what the flow's Python costs without the inserts"
+    )
     args = parser.parse_args(argv)
     console = Console()
 
@@ -75,8 +78,9 @@ def main(argv: list[str] | None = None) -> None:
         # A small warm-up run pays the one-time costs (chDB start, schema, lazy imports) untimed.
         warm = settings.model_copy(update={"warehouse": settings.warehouse.model_copy(update={"database": "bench_warmup"})})
         run_main(build_flow(warm, TestingSource(messages[:2000]), FlowOutputs(warehouse=ClickHouseSink(warm.warehouse))))
+        sink = "no warehouse" if args.no_warehouse else "chDB"
         for label, attribute_alerts in (
-            ("flow: decode, hot rules, windows, chDB", False),
+            (f"flow: decode, hot rules, windows, {sink}", False),
             ("flow + attribute alerts (default config)", True),
         ):
             runs = []
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 stats = RunStats()
                 outputs = FlowOutputs(
-                    warehouse=BackgroundSink(ClickHouseSink(variant.warehouse)),
+                    warehouse=None if args.no_warehouse else BackgroundSink(ClickHouseSink(variant.warehouse)),
                     alerts=[JsonlSink(f"{tmp}/alerts-{len(results)}-{attempt}.jsonl")],
                 )
                 flow = build_flow(variant, TestingSource(messages, batch_size=args.batch_size), outputs, stats)
@@ -100,7 +104,9 @@ def main(argv: list[str] | None = None) -> None:
                 with console.status(f"{label}: {n:,} messages (run {attempt + 1}/{args.repeat})"), throughput_gc():
                     run_main(flow)
                 seconds = time.perf_counter() - started
-                stored = int(connect(variant.warehouse).command(f"SELECT count() FROM {variant.warehouse.database}.feedback"))
+                stored = stats.accepted if args.no_warehouse else int(
+                    connect(variant.warehouse).command(f"SELECT count() FROM {variant.warehouse.database}.feedback")
+                )
                 runs.append(seconds)
             results.append((label, sorted(runs), stats, stored))
 
