@@ -144,3 +144,14 @@ def test_batch_matcher_agrees_with_the_single_one_on_every_condition_kind():
     expected = [(e, m) for e in events if (m := rules.matches(e.scores, e.attributes, e.comment, e.channel))]
     assert rules.matches_many(events) == expected
     assert {name for _, m in expected for name, _ in m} == {"low_csat_purchase", "web_detractor", "slow", "minimum"}
+
+
+def test_hot_alert_has_the_contract_layout_of_new_alert(settings):
+    from operators.alerts import new_alert
+
+    alert = build(settings, scores={"nps": 2}, customer={"id": "c1", "consent_contact": True, "phone": "0612345678"})
+    fields = {k: alert[k] for k in ("severity", "site_id", "region", "triggers", "evidence", "message", "owner", "team")}
+    extra = {k: alert[k] for k in ("response", "contact")}
+    same = new_alert(id=alert["alert_id"], kind="hot", event_ms=alert.event_ms, detected_ms=alert.detected_ms,
+                     **fields, **extra)  # fmt: skip
+    assert list(alert.items()) == list(same.items())
