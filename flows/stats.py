@@ -30,7 +30,8 @@ class RunStats:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # bytewax ``inspect`` callbacks: (step_id, item); workers may be threads of one process.
-    # Streams with many items (alerts) are counted a bytewax batch at a time: see ``count``.
+    # ``on_alerts`` takes a whole bytewax batch (one call per batch, not per alert): see
+    # ``flows.feedback_flow._inspect_batches``.
     def on_decoded(self, _step: str, batch: DecodedBatch) -> None:
         with self._lock:
             self.read += batch.read

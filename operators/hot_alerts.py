@@ -32,16 +32,15 @@ class HotAlertBuilder:
 
     def __init__(self, settings: Settings) -> None:
         self.rules = HotRules(settings)
-        self.sites = settings.site_map()
         self.cooldown_ms = int(settings.hot_alerts.cooldown.total_seconds() * 1000)
-        self.questions = settings.questions()
-        self._minimum = {name: question.min for name, question in self.questions.items()}
+        questions = settings.questions()
+        self._minimum = {name: question.min for name, question in questions.items()}
         # What an alert needs of its site, looked up once per alert (one in five responses).
         self._routing = {
             site.id: (site.region, site.owner, site.team, _LABELS[site.language], site.name or site.id)
             for site in settings.sites
         }
-        self._upper = {name: name.upper() for name in self.questions}
+        self._upper = {name: name.upper() for name in questions}
 
     def matches(self, event: Feedback) -> list[tuple[str, str]]:
         return self.rules.matches(event.scores, event.attributes, event.comment, event.channel)
