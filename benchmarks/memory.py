@@ -21,7 +21,7 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
-from detectors import AttributeWatch, DownwardTrend, GradualDecline, PeerComparison, SeasonalExpectation
+from boucle.detectors import AttributeWatch, DownwardTrend, GradualDecline, PeerComparison, SeasonalExpectation
 
 BUDGET = 8 * 1024
 MINUTE = 60_000

@@ -25,11 +25,11 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flows.settings import Region, Settings, Site, Warehouse  # noqa: E402
-from sinks.clickhouse.client import close_all, connect  # noqa: E402
-from sinks.clickhouse.query import ROLLUPS, optimize_final  # noqa: E402
-from sinks.clickhouse.schema import init_schema  # noqa: E402
-from sinks.clickhouse.writer import INSERT_SETTINGS  # noqa: E402
+from boucle.config.settings import Region, Settings, Site, Warehouse  # noqa: E402
+from boucle.sinks.clickhouse.client import close_all, connect  # noqa: E402
+from boucle.sinks.clickhouse.query import ROLLUPS, optimize_final  # noqa: E402
+from boucle.sinks.clickhouse.schema import init_schema  # noqa: E402
+from boucle.sinks.clickhouse.writer import INSERT_SETTINGS  # noqa: E402
 
 DB = "bench"
 KINDS = ("hypermarket", "supermarket", "city")

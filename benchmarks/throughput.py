@@ -29,15 +29,15 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flows.config import load_settings  # noqa: E402
-from flows.feedback_flow import FlowOutputs, build_flow  # noqa: E402
-from flows.run import throughput_gc  # noqa: E402
-from flows.stats import RunStats  # noqa: E402
-from sinks.background import BackgroundSink  # noqa: E402
-from sinks.clickhouse.client import connect  # noqa: E402
-from sinks.clickhouse.sink import ClickHouseSink  # noqa: E402
-from sinks.jsonl import JsonlSink  # noqa: E402
-from sources.simulator import Simulator  # noqa: E402
+from boucle.config.loader import load_settings  # noqa: E402
+from boucle.flows.feedback_flow import FlowOutputs, build_flow  # noqa: E402
+from boucle.flows.run import throughput_gc  # noqa: E402
+from boucle.flows.stats import RunStats  # noqa: E402
+from boucle.sinks.background import BackgroundSink  # noqa: E402
+from boucle.sinks.clickhouse.client import connect  # noqa: E402
+from boucle.sinks.clickhouse.sink import ClickHouseSink  # noqa: E402
+from boucle.sinks.jsonl import JsonlSink  # noqa: E402
+from boucle.sources.simulator import Simulator  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,14 +10,14 @@
 - :mod:`detectors.watch` — the per-series detectors of one (site, attribute) together.
 """
 
-from detectors.decayed import DecayedMoments
-from detectors.decline import GradualDecline
-from detectors.expectation import SeasonalExpectation
-from detectors.halo import Halo
-from detectors.importance import KeyDriverImportance
-from detectors.peer import PeerComparison, PeerGroup
-from detectors.trend import DownwardTrend
-from detectors.watch import AttributeWatch
+from boucle.detectors.decayed import DecayedMoments
+from boucle.detectors.decline import GradualDecline
+from boucle.detectors.expectation import SeasonalExpectation
+from boucle.detectors.halo import Halo
+from boucle.detectors.importance import KeyDriverImportance
+from boucle.detectors.peer import PeerComparison, PeerGroup
+from boucle.detectors.trend import DownwardTrend
+from boucle.detectors.watch import AttributeWatch
 
 __all__ = [
     "AttributeWatch",

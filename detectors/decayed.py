@@ -10,7 +10,7 @@ standard error. ``weight`` is a decayed count: about how many responses fell wit
 An observation older than the newest one (a late response) is weighted as it would have been,
 without moving the clock back.
 
->>> from detectors.decayed import DecayedMoments
+>>> from boucle.detectors.decayed import DecayedMoments
 >>> day = 86_400_000
 >>> m = DecayedMoments(half_life_ms=day)
 >>> for i, x in enumerate([4, 5, 4, 5, 4, 5]):

@@ -33,7 +33,7 @@ is lazy: an evaluation point only keeps a copy of the bins (a fraction of a micr
 fit runs when ``z``, ``decline``, ``alarm``... are read, so a caller that reads them once per
 batch pays one fit per batch, with the very numbers an eager fit would have given.
 
->>> from detectors.decline import GradualDecline
+>>> from boucle.detectors.decline import GradualDecline
 >>> import random
 >>> rng, hour = random.Random(3), 3_600_000
 >>> det = GradualDecline()

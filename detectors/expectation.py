@@ -12,7 +12,7 @@ days differ a little even when nothing is wrong), so a site with 3 responses tod
 evidence: ``alarm`` needs ``z <= -z_threshold`` *and* a recent weight of ``min_n`` responses
 *and* a history of ``min_history`` responses.
 
->>> from detectors.expectation import SeasonalExpectation
+>>> from boucle.detectors.expectation import SeasonalExpectation
 >>> import random
 >>> rng, hour = random.Random(1), 3_600_000
 >>> det = SeasonalExpectation()
@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from array import array
 
-from detectors.decayed import DecayedMoments, decay_factor
+from boucle.detectors.decayed import DecayedMoments, decay_factor
 
 __all__ = ["SeasonalExpectation"]
 

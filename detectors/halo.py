@@ -12,7 +12,7 @@ than one). Leaving that prediction out keeps an attribute's own movements and re
 the shared noise; a drop of one attribute alone is not removed (the others do not move), while a
 drop of *every* attribute together is largely removed — the job of the other detectors.
 
->>> from detectors.halo import Halo
+>>> from boucle.detectors.halo import Halo
 >>> import random
 >>> rng, hour = random.Random(2), 3_600_000
 >>> halo = Halo()

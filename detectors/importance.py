@@ -11,7 +11,7 @@ Until ``min_n`` responses, or for an attribute nobody answered, weights fall bac
 State is four small square matrices (attributes + 1), fixed once the catalogue is known: keep one
 instance per region and one overall.
 
->>> from detectors.importance import KeyDriverImportance
+>>> from boucle.detectors.importance import KeyDriverImportance
 >>> import random
 >>> rng = random.Random(3)
 >>> kda = KeyDriverImportance()
@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from detectors.decayed import decay_factor
+from boucle.detectors.decayed import decay_factor
 
 __all__ = ["KeyDriverImportance"]
 

@@ -13,7 +13,7 @@ The z-score divides the gap to the peer median by the peers' spread (which alrea
 sampling noise) and the member's own standard error, so a site with few responses is not singled
 out; ``alarm`` also needs a gap of at least ``min_gap`` rating points.
 
->>> from detectors.peer import PeerComparison, PeerGroup
+>>> from boucle.detectors.peer import PeerComparison, PeerGroup
 >>> group = PeerGroup(min_peers=4, min_n=20)
 >>> for member, mean in [("a", 4.1), ("b", 4.0), ("c", 3.9), ("d", 4.2), ("e", 4.0)]:
 ...     group.update(member, mean, n=60, sd=0.9)
@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from statistics import median
 
-from detectors.decayed import DecayedMoments
+from boucle.detectors.decayed import DecayedMoments
 
 __all__ = ["PeerComparison", "PeerGroup"]
 

@@ -14,7 +14,7 @@ Two complementary statistics on the rating stream:
   ``min_decline``, once ``slope_min_days`` of history exist (``slope_z = 0`` turns it off). With
   an ``expected`` value, the slope is fitted to the rating less its seasonal effect.
 
->>> from detectors.trend import DownwardTrend
+>>> from boucle.detectors.trend import DownwardTrend
 >>> import random
 >>> rng, hour = random.Random(7), 3_600_000
 >>> det = DownwardTrend()
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 
-from detectors.decayed import DecayedMoments
+from boucle.detectors.decayed import DecayedMoments
 
 __all__ = ["DownwardTrend"]
 

@@ -9,7 +9,7 @@ and to the :class:`PeerComparison`.
 alarm (a gradual decline is a ``trend``). The peer verdict needs the series' :class:`PeerGroup`,
 which the caller (the operator that owns the keys) passes in.
 
->>> from detectors.watch import AttributeWatch
+>>> from boucle.detectors.watch import AttributeWatch
 >>> import random
 >>> rng, hour = random.Random(5), 3_600_000
 >>> watch = AttributeWatch()
@@ -42,10 +42,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.decline import GradualDecline
-from detectors.expectation import SeasonalExpectation
-from detectors.peer import PeerComparison, PeerGroup
-from detectors.trend import DownwardTrend
+from boucle.detectors.decline import GradualDecline
+from boucle.detectors.expectation import SeasonalExpectation
+from boucle.detectors.peer import PeerComparison, PeerGroup
+from boucle.detectors.trend import DownwardTrend
 
 __all__ = ["AttributeWatch"]
 

@@ -23,18 +23,18 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import FixedPartitionedSink, Sink
 
-from flows.loop import LoopSources, add_loop
-from flows.rows import alert_rows, dead_letter_rows, feedback_rows, importance_rows, score_rows
-from flows.settings import Settings
-from flows.stats import RunStats
-from operators.attribute_alerts import AttributeAlertEngine, attribute_alerts
-from operators.batching import batch_rows
-from operators.decode import DecodedBatch, Decoder, decode_batches, group_by_site
-from operators.hot_alerts import HotAlertBuilder, hot_alerts
-from operators.ratings import scales_of
-from operators.windows import WindowSpec, event_time_windows
-from sinks.batch import TableBatch
-from sinks.prepare import prepare_sinks
+from boucle.flows.loop import LoopSources, add_loop
+from boucle.flows.rows import alert_rows, dead_letter_rows, feedback_rows, importance_rows, score_rows
+from boucle.config.settings import Settings
+from boucle.flows.stats import RunStats
+from boucle.operators.attribute_alerts import AttributeAlertEngine, attribute_alerts
+from boucle.operators.batching import batch_rows
+from boucle.operators.decode import DecodedBatch, Decoder, decode_batches, group_by_site
+from boucle.operators.hot_alerts import HotAlertBuilder, hot_alerts
+from boucle.operators.ratings import scales_of
+from boucle.operators.windows import WindowSpec, event_time_windows
+from boucle.sinks.batch import TableBatch
+from boucle.sinks.prepare import prepare_sinks
 
 __all__ = ["DeadLetter", "FlowOutputs", "build_flow", "window_spec"]
 

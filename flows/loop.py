@@ -27,13 +27,13 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 
-from flows.settings import Settings
-from operators.cases import CaseEvent, CaseTracker, case_rows, decode_case_event, shard_of, track_cases
-from operators.decode import DeadLetter, DecodedBatch
-from operators.invitations import Invitation, decode_invitation, invitation_rows
-from operators.themes import SurgeRule, ThemeDetector, comment_themes
-from sinks.batch import TableBatch
-from sources.simulator.frontline import FrontlineSimulator, InvitationSimulator
+from boucle.config.settings import Settings
+from boucle.operators.cases import CaseEvent, CaseTracker, case_rows, decode_case_event, shard_of, track_cases
+from boucle.operators.decode import DeadLetter, DecodedBatch
+from boucle.operators.invitations import Invitation, decode_invitation, invitation_rows
+from boucle.operators.themes import SurgeRule, ThemeDetector, comment_themes
+from boucle.sinks.batch import TableBatch
+from boucle.sources.simulator.frontline import FrontlineSimulator, InvitationSimulator
 
 __all__ = ["LoopConfig", "LoopSources", "LoopStreams", "add_loop"]
 
@@ -208,7 +208,7 @@ def add_loop(
 
 
 def _theme_rows(rows: list[tuple]) -> list[TableBatch]:
-    from operators.themes import THEME_COLUMNS
+    from boucle.operators.themes import THEME_COLUMNS
 
     return [TableBatch("comment_themes", THEME_COLUMNS, rows)] if rows else []
 

@@ -6,12 +6,12 @@ from typing import Any
 
 import orjson
 
-from operators.alerts import alert_json, now_ms
-from operators.attribute_regions import ImportanceSnapshot
-from operators.decode import DecodedBatch
-from operators.privacy import mask_pii
-from operators.windows import SCORE_COLUMNS, WindowedBatch
-from sinks.batch import TableBatch
+from boucle.operators.alerts import alert_json, now_ms
+from boucle.operators.attribute_regions import ImportanceSnapshot
+from boucle.operators.decode import DecodedBatch
+from boucle.operators.privacy import mask_pii
+from boucle.operators.windows import SCORE_COLUMNS, WindowedBatch
+from boucle.sinks.batch import TableBatch
 
 __all__ = ["alert_rows", "dead_letter_rows", "feedback_rows", "importance_rows", "score_rows"]
 

@@ -25,16 +25,16 @@ from bytewax.testing import run_main
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flows.feedback_flow import FlowOutputs, build_flow
-from flows.loop import LoopSources
-from flows.settings import Settings
-from flows.stats import RunStats
-from sinks.background import BackgroundSink
-from sinks.clickhouse.client import connect
-from sinks.clickhouse.query import optimize_final
-from sinks.clickhouse.sink import ClickHouseSink
-from sinks.console import ConsoleAlertSink
-from sinks.jsonl import JsonlSink
+from boucle.flows.feedback_flow import FlowOutputs, build_flow
+from boucle.flows.loop import LoopSources
+from boucle.config.settings import Settings
+from boucle.flows.stats import RunStats
+from boucle.sinks.background import BackgroundSink
+from boucle.sinks.clickhouse.client import connect
+from boucle.sinks.clickhouse.query import optimize_final
+from boucle.sinks.clickhouse.sink import ClickHouseSink
+from boucle.sinks.console import ConsoleAlertSink
+from boucle.sinks.jsonl import JsonlSink
 
 __all__ = [
     "RunOptions",
@@ -107,7 +107,7 @@ def default_outputs(settings: Settings, console: Console) -> FlowOutputs:
 
 def kafka_outputs(settings: Settings, console: Console) -> FlowOutputs:
     """The default outputs plus alerts and dead letters published to Kafka (``settings.kafka``)."""
-    from sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink
+    from boucle.sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink
 
     kafka = settings.kafka
     outputs = default_outputs(settings, console)

@@ -8,8 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from operators.decode import DecodedBatch
-from operators.windows import WindowedBatch
+from boucle.operators.decode import DecodedBatch
+from boucle.operators.windows import WindowedBatch
 
 __all__ = ["RunStats"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from flows.settings import Settings
-from flows.stats import RunStats
+from boucle.config.settings import Settings
+from boucle.flows.stats import RunStats
 
 __all__ = ["facts_table", "print_summary"]
 

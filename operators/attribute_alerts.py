@@ -34,12 +34,12 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from detectors import AttributeWatch
-from flows.settings import Settings
-from operators.alerts import new_alert, now_ms
-from operators.attribute_regions import ImportanceSnapshot, OpenAlert, RegionState
-from operators.attribute_sites import SiteState, SiteSummary
-from operators.decode import Feedback
+from boucle.detectors import AttributeWatch
+from boucle.config.settings import Settings
+from boucle.operators.alerts import new_alert, now_ms
+from boucle.operators.attribute_regions import ImportanceSnapshot, OpenAlert, RegionState
+from boucle.operators.attribute_sites import SiteState, SiteSummary
+from boucle.operators.decode import Feedback
 
 __all__ = [
     "AttributeAlertEngine", "AttributeAlertsOut", "ImportanceSnapshot", "RegionState", "SiteState", "SiteSummary",

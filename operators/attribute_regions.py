@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
-from detectors import KeyDriverImportance, PeerGroup
-from flows.settings import SEVERITY_RANK
-from operators.alerts import alert_id
-from operators.attribute_sites import SeriesStatus, SiteSummary
+from boucle.detectors import KeyDriverImportance, PeerGroup
+from boucle.config.settings import SEVERITY_RANK
+from boucle.operators.alerts import alert_id
+from boucle.operators.attribute_sites import SeriesStatus, SiteSummary
 
 if TYPE_CHECKING:
-    from operators.attribute_alerts import AttributeAlertEngine
+    from boucle.operators.attribute_alerts import AttributeAlertEngine
 
 __all__ = ["DAY_MS", "HOUR_MS", "ImportanceSnapshot", "OpenAlert", "RegionState"]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from detectors import AttributeWatch, Halo
-from operators.decode import Feedback
+from boucle.detectors import AttributeWatch, Halo
+from boucle.operators.decode import Feedback
 
 if TYPE_CHECKING:
-    from operators.attribute_alerts import AttributeAlertEngine
+    from boucle.operators.attribute_alerts import AttributeAlertEngine
 
 __all__ = ["SeriesStatus", "SiteState", "SiteSummary"]
 

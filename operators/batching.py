@@ -12,7 +12,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulBatchLogic
 
-from sinks.batch import TableBatch
+from boucle.sinks.batch import TableBatch
 
 __all__ = ["batch_rows"]
 

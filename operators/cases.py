@@ -43,10 +43,10 @@ import orjson
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from flows.settings import Site
-from operators.alerts import alert_id, iso_ms, new_alert
-from operators.decode import DeadLetter, Invalid, json_object, required_strings
-from sources.message import RawMessage
+from boucle.config.settings import Site
+from boucle.operators.alerts import alert_id, iso_ms, new_alert
+from boucle.operators.decode import DeadLetter, Invalid, json_object, required_strings
+from boucle.sources.message import RawMessage
 
 __all__ = [
     "ACTIONS",
@@ -338,7 +338,7 @@ def _unknown(event: CaseEvent, why: str) -> DeadLetter:
 
 def case_rows(items: Iterable[tuple]) -> list:
     """The ``cases`` table batch for a list of case rows (imported lazily: sinks know no domain)."""
-    from sinks.batch import TableBatch
+    from boucle.sinks.batch import TableBatch
 
     rows = list(items)
     return [TableBatch("cases", CASE_COLUMNS, rows)] if rows else []

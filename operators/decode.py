@@ -4,7 +4,7 @@ The validator is compiled once from the settings (known sites, the scale of ever
 checks one event in a few microseconds (msgspec parses and type-checks it in C), because per-event
 Python work bounds the throughput.
 
->>> from flows.config import settings_from_dict
+>>> from boucle.config.loader import settings_from_dict
 >>> settings = settings_from_dict({
 ...     "regions": [{"id": "north"}], "sites": [{"id": "s1", "region": "north"}],
 ...     "attributes": [{"name": "waiting_time"}]})
@@ -31,8 +31,8 @@ import msgspec
 import orjson
 from bytewax.dataflow import Stream, operator
 
-from flows.settings import CHANNELS, Settings
-from sources.message import RawMessage
+from boucle.config.settings import CHANNELS, Settings
+from boucle.sources.message import RawMessage
 
 __all__ = [
     "DeadLetter", "DecodedBatch", "Decoder", "Feedback", "Invalid", "decode_batches", "group_by_site", "json_object",

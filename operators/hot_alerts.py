@@ -13,11 +13,11 @@ import bytewax.operators as op
 from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from flows.settings import SEVERITY_RANK, Settings
-from operators.alerts import ALERT_SCHEMA, Alert, alert_id, iso_ms, now_ms
-from operators.decode import Feedback
-from operators.hot_rules import HotRules
-from operators.privacy import mask_pii
+from boucle.config.settings import SEVERITY_RANK, Settings
+from boucle.operators.alerts import ALERT_SCHEMA, Alert, alert_id, iso_ms, now_ms
+from boucle.operators.decode import Feedback
+from boucle.operators.hot_rules import HotRules
+from boucle.operators.privacy import mask_pii
 
 __all__ = ["HotAlertBuilder", "hot_alerts"]
 

@@ -3,7 +3,7 @@
 A rule fires when all its conditions hold. Keyword lists match word starts in any configured
 language (a French site also gets comments in English), case-insensitively.
 
->>> from flows.config import settings_from_dict
+>>> from boucle.config.loader import settings_from_dict
 >>> settings = settings_from_dict({
 ...     "regions": [{"id": "north"}], "sites": [{"id": "s1", "region": "north"}],
 ...     "hot_alerts": {
@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Iterable
 
-from flows.settings import Condition, Settings
+from boucle.config.settings import Condition, Settings
 
 __all__ = ["HotRules"]
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Iterable
 
 
-from operators.cases import parse_time
-from operators.decode import DeadLetter, Invalid, json_object, required_strings
-from sources.message import RawMessage
+from boucle.operators.cases import parse_time
+from boucle.operators.decode import DeadLetter, Invalid, json_object, required_strings
+from boucle.sources.message import RawMessage
 
 __all__ = ["INVITATION_COLUMNS", "Invitation", "decode_invitation", "invitation_rows"]
 
@@ -63,7 +63,7 @@ def decode_invitation(message: RawMessage, sites: frozenset[str] | None = None) 
 
 def invitation_rows(invitations: Iterable, region_of: dict[str, str]) -> list:
     """One ``invitations`` table batch (items: :class:`Invitation` or anything with its fields)."""
-    from sinks.batch import TableBatch
+    from boucle.sinks.batch import TableBatch
 
     rows = [(i.invitation_id, i.sent_ms, i.site_id, region_of.get(i.site_id, ""), i.channel, i.customer_id,
              int(i.consent_contact)) for i in invitations]  # fmt: skip

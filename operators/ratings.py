@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from flows.settings import Settings
+    from boucle.config.settings import Settings
 
 __all__ = ["RatingLayout"]
 

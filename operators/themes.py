@@ -30,9 +30,9 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from flows.settings import Site
-from operators.alerts import alert_id, iso_ms, new_alert
-from operators.decode import Feedback
+from boucle.config.settings import Site
+from boucle.operators.alerts import alert_id, iso_ms, new_alert
+from boucle.operators.decode import Feedback
 
 __all__ = ["DEFAULT_LEXICONS", "THEME_COLUMNS", "SurgeRule", "ThemeDetector", "ThemeWindows", "comment_themes"]
 

@@ -29,8 +29,8 @@ import bytewax.operators as op
 from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from operators.decode import Feedback
-from operators.ratings import RatingLayout
+from boucle.operators.decode import Feedback
+from boucle.operators.ratings import RatingLayout
 
 __all__ = ["ScoreRow", "SiteWindows", "WindowSpec", "WindowedBatch", "event_time_windows"]
 

@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition
 
-from sinks.prepare import prepare_sinks
+from boucle.sinks.prepare import prepare_sinks
 
 __all__ = ["BackgroundSink"]
 

@@ -17,7 +17,7 @@ from rich.console import Console as RichConsole
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from flows.settings import Console
+    from boucle.config.settings import Console
 
 __all__ = ["SEVERITY_STYLES", "ConsoleAlertSink", "alert_line"]
 

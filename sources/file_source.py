@@ -21,7 +21,7 @@ from typing import Optional
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from sources.message import RawMessage
+from boucle.sources.message import RawMessage
 
 __all__ = ["JsonlFileSource"]
 

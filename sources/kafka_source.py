@@ -21,7 +21,7 @@ read again (at-least-once). Nothing is committed to Kafka: the consumer group id
 ``tail=False`` (``boucle run --to-end``) stops each partition at the end it finds
 (``enable.partition.eof``), so a run over a topic is bounded.
 
->>> from flows.settings import Kafka
+>>> from boucle.config.settings import Kafka
 >>> config = client_config(Kafka(brokers="k1:9092,k2:9092", librdkafka={"security.protocol": "SSL"}))
 >>> config["bootstrap.servers"], config["security.protocol"]
 ('k1:9092,k2:9092', 'SSL')
@@ -38,8 +38,8 @@ from bytewax.inputs import StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError
 from confluent_kafka.admin import AdminClient
 
-from flows.settings import Kafka
-from sources.message import RawMessage
+from boucle.config.settings import Kafka
+from boucle.sources.message import RawMessage
 
 __all__ = ["KafkaFeedbackSource", "client_config", "consumer_tuning"]
 

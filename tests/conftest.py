@@ -2,12 +2,12 @@
 
 import pytest
 
-from flows.config import REPO_CONFIG, load_settings
+from boucle.config.loader import SHIPPED_CONFIG, load_settings
 
 
 @pytest.fixture(scope="session")
 def settings():
-    return load_settings(REPO_CONFIG)
+    return load_settings(SHIPPED_CONFIG)
 
 
 # ---- Kafka (issue #3): a real Kafka-protocol broker for the whole session ----

@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 
 import orjson
 
-from operators.alerts import _NAMESPACE, Alert, alert_id, alert_json, iso_ms, new_alert
-from sinks.jsonl import encode_line
-from sinks.kafka import alert_records
+from boucle.operators.alerts import _NAMESPACE, Alert, alert_id, alert_json, iso_ms, new_alert
+from boucle.sinks.jsonl import encode_line
+from boucle.sinks.kafka import alert_records
 
 
 def _alert(**extra) -> Alert:

@@ -8,8 +8,8 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from bytewax.dataflow import Dataflow
 import bytewax.operators as op
 
-from operators.attribute_alerts import AttributeAlertEngine, attribute_alerts
-from operators.decode import Feedback
+from boucle.operators.attribute_alerts import AttributeAlertEngine, attribute_alerts
+from boucle.operators.decode import Feedback
 
 HOUR = 3_600_000
 T0 = 1_790_812_800_000  # 2026-10-01T00:00Z
@@ -106,7 +106,7 @@ def test_bytewax_operator_matches_the_replay(settings):
 def _moody_site(settings, halo: bool, days: int = 30, per_day: int = 12, seed: int = 5):
     """One site whose respondents share a strong mood across attributes; waiting time alone slides
     0.6 point over the last 14 days. Returns the site's state after the replay."""
-    from operators.attribute_sites import SiteState
+    from boucle.operators.attribute_sites import SiteState
 
     cfg = settings.attribute_alerts.model_copy(update={"halo": halo})
     engine = AttributeAlertEngine(settings.model_copy(update={"attribute_alerts": cfg}))

@@ -7,10 +7,10 @@ import itertools
 import orjson
 import pytest
 
-from flows.settings import Site
-from operators.cases import CASE_COLUMNS, CaseEvent, CaseTracker, decode_case_event, parse_time
-from operators.decode import DeadLetter
-from sources.message import RawMessage
+from boucle.config.settings import Site
+from boucle.operators.cases import CASE_COLUMNS, CaseEvent, CaseTracker, decode_case_event, parse_time
+from boucle.operators.decode import DeadLetter
+from boucle.sources.message import RawMessage
 
 H = 3_600_000
 T0 = parse_time("2026-10-01T10:00:00Z")
@@ -20,7 +20,7 @@ COL = {name: i for i, name in enumerate(CASE_COLUMNS)}
 
 
 def hot(aid: str, site: str = "s1", at: int = T0) -> dict:
-    from operators.alerts import iso_ms
+    from boucle.operators.alerts import iso_ms
 
     return {"alert_id": aid, "kind": "hot", "status": "open", "site_id": site, "region": "north",
             "severity": "high", "event_time": iso_ms(at)}
@@ -152,7 +152,7 @@ def test_malformed_case_events_are_dead_letters(value, code):
 
 
 def test_frontline_simulator_is_deterministic_and_releases_on_event_time():
-    from sources.simulator.frontline import FrontlineSimulator
+    from boucle.sources.simulator.frontline import FrontlineSimulator
 
     alerts = [hot(f"a{i}", at=T0 + i * 60_000) for i in range(300)]
     sim = FrontlineSimulator(seed=3)

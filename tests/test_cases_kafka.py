@@ -7,13 +7,13 @@ import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 from confluent_kafka import Producer
 
-from flows.feedback_flow import FlowOutputs, build_flow
-from flows.loop import LoopSources
+from boucle.flows.feedback_flow import FlowOutputs, build_flow
+from boucle.flows.loop import LoopSources
 from kafka_broker import unique_topic
-from operators.alerts import alert_id
-from operators.cases import CASE_COLUMNS
-from sources.kafka_source import KafkaFeedbackSource
-from sources.message import RawMessage
+from boucle.operators.alerts import alert_id
+from boucle.operators.cases import CASE_COLUMNS
+from boucle.sources.kafka_source import KafkaFeedbackSource
+from boucle.sources.message import RawMessage
 
 
 

@@ -6,14 +6,14 @@ import math
 
 import pytest
 
-from flows.cases_cli import loop_totals, site_kpis, top_themes
-from operators.alerts import iso_ms
-from operators.cases import CaseEvent, CaseTracker, case_rows, parse_time
-from operators.invitations import Invitation, invitation_rows
-from sinks.batch import TableBatch
-from sinks.clickhouse.client import close_all, connect
-from sinks.clickhouse.schema import init_schema
-from sinks.clickhouse.writer import TableWriter
+from boucle.flows.cli.cases import loop_totals, site_kpis, top_themes
+from boucle.operators.alerts import iso_ms
+from boucle.operators.cases import CaseEvent, CaseTracker, case_rows, parse_time
+from boucle.operators.invitations import Invitation, invitation_rows
+from boucle.sinks.batch import TableBatch
+from boucle.sinks.clickhouse.client import close_all, connect
+from boucle.sinks.clickhouse.schema import init_schema
+from boucle.sinks.clickhouse.writer import TableWriter
 
 H = 3_600_000
 T0 = parse_time("2026-10-01T10:00:00Z")

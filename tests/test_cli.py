@@ -8,8 +8,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from sinks.clickhouse.client import close_all
+from boucle.flows.cli.app import app
+from boucle.sinks.clickhouse.client import close_all
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.config import load_settings
+from boucle.config.loader import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from flows.config import REPO_CONFIG, ConfigError, load_settings, settings_from_dict
+from boucle.config.loader import SHIPPED_CONFIG, ConfigError, load_settings, settings_from_dict
 
 
 def test_shipped_config_describes_a_demo_network(settings):
@@ -61,7 +61,7 @@ def test_missing_file(tmp_path):
 def test_environment_overrides_the_file(monkeypatch):
     monkeypatch.setenv("BOUCLE_WAREHOUSE__URL", "http://ch.internal:8123")
     monkeypatch.setenv("BOUCLE_WAREHOUSE__PASSWORD", "s3cret")
-    settings = load_settings(REPO_CONFIG)
+    settings = load_settings(SHIPPED_CONFIG)
     assert settings.warehouse.url == "http://ch.internal:8123"
     assert settings.warehouse.password.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(settings.warehouse)
@@ -70,7 +70,7 @@ def test_environment_overrides_the_file(monkeypatch):
 def test_bad_environment_value_is_reported(monkeypatch):
     monkeypatch.setenv("BOUCLE_WAREHOUSE__BATCH_ROWS", "many")
     with pytest.raises(ConfigError, match="warehouse.batch_rows"):
-        load_settings(REPO_CONFIG)
+        load_settings(SHIPPED_CONFIG)
 
 
 def test_simulation_start_must_be_aware():

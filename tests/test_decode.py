@@ -6,9 +6,9 @@ import orjson
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from flows.feedback_flow import FlowOutputs, build_flow
-from operators.decode import Decoder, DeadLetter, Feedback
-from sources.message import RawMessage
+from boucle.flows.feedback_flow import FlowOutputs, build_flow
+from boucle.operators.decode import Decoder, DeadLetter, Feedback
+from boucle.sources.message import RawMessage
 
 GOOD = {
     "event_id": "e1",

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pytest
 
-from detectors import (
+from boucle.detectors import (
     AttributeWatch,
     DecayedMoments,
     DownwardTrend,

@@ -10,9 +10,9 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, run_main
 
-from flows.config import load_settings
-from sources.file_source import JsonlFileSource
-from sources.simulator import Simulator
+from boucle.config.loader import load_settings
+from boucle.sources.file_source import JsonlFileSource
+from boucle.sources.simulator import Simulator
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ from datetime import timedelta
 import orjson
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from flows.feedback_flow import FlowOutputs, build_flow
-from operators.hot_alerts import HotAlertBuilder
-from operators.decode import Decoder
-from sources.message import RawMessage
+from boucle.flows.feedback_flow import FlowOutputs, build_flow
+from boucle.operators.hot_alerts import HotAlertBuilder
+from boucle.operators.decode import Decoder
+from boucle.sources.message import RawMessage
 
 
 def event(i, minutes=0, **fields):
@@ -117,8 +117,8 @@ def test_one_hot_alert_per_customer_and_site_within_cooldown(settings):
 def test_batch_matcher_agrees_with_the_single_one_on_every_condition_kind():
     from types import SimpleNamespace
 
-    from flows.config import settings_from_dict
-    from operators.hot_rules import HotRules
+    from boucle.config.loader import settings_from_dict
+    from boucle.operators.hot_rules import HotRules
 
     settings = settings_from_dict({
         "regions": [{"id": "north"}], "sites": [{"id": "s1", "region": "north"}],
@@ -147,7 +147,7 @@ def test_batch_matcher_agrees_with_the_single_one_on_every_condition_kind():
 
 
 def test_hot_alert_has_the_contract_layout_of_new_alert(settings):
-    from operators.alerts import new_alert
+    from boucle.operators.alerts import new_alert
 
     alert = build(settings, scores={"nps": 2}, customer={"id": "c1", "consent_contact": True, "phone": "0612345678"})
     fields = {k: alert[k] for k in ("severity", "site_id", "region", "triggers", "evidence", "message", "owner", "team")}

@@ -40,7 +40,7 @@ def boucle_env(tmp: Path, bootstrap: str, topics: dict[str, str], **extra: str) 
 
 def boucle(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args], env=env, cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "-m", "boucle.flows.cli.app", *args], env=env, cwd=REPO, capture_output=True, text=True,
         timeout=timeout,
     )
     assert result.returncode == 0, f"boucle {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -60,7 +60,7 @@ def new_topics(broker, partitions: int = 3) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def kafka_run(kafka_broker, settings, tmp_path_factory):
     """Simulate DAYS days into a fresh topic, run the flow to the end, read every output topic."""
-    from sources.simulator import Simulator
+    from boucle.sources.simulator import Simulator
 
     tmp = tmp_path_factory.mktemp("kafka_flow")
     topics = new_topics(kafka_broker)

@@ -14,10 +14,10 @@ import time
 import orjson
 from bytewax.testing import TestingSink, run_main
 
-from flows.feedback_flow import FlowOutputs, build_flow
+from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from kafka_broker import consume_all
-from sinks.kafka import produce_messages, producer_config
-from sources.simulator import Simulator, SimulatorSource
+from boucle.sinks.kafka import produce_messages, producer_config
+from boucle.sources.simulator import Simulator, SimulatorSource
 from test_kafka_flow import REPO, boucle, boucle_env, new_topics
 
 DAYS = 3
@@ -57,7 +57,7 @@ def test_sigkill_mid_stream_then_resume_is_exactly_once_in_effect(kafka_broker, 
     topics = new_topics(kafka_broker)
     env = boucle_env(tmp_path, kafka_broker.bootstrap, topics)
     recovery = tmp_path / "recovery"
-    run_args = [sys.executable, "-m", "flows.cli", "run", "--source", "kafka", "--no-progress",
+    run_args = [sys.executable, "-m", "boucle.flows.cli.app", "run", "--source", "kafka", "--no-progress",
                 "--recovery-dir", str(recovery), "--event-time", "--epoch-interval", "0.5"]
 
     first = subprocess.Popen(run_args, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

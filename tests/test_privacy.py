@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from operators.privacy import mask_pii
+from boucle.operators.privacy import mask_pii
 
 
 @pytest.mark.parametrize(
@@ -42,9 +42,9 @@ def test_ordinary_numbers_are_kept(text):
 
 
 def test_stored_feedback_comments_are_masked():
-    from flows.rows import feedback_rows
-    from operators.decode import Feedback
-    from operators.windows import WindowedBatch
+    from boucle.flows.rows import feedback_rows
+    from boucle.operators.decode import Feedback
+    from boucle.operators.windows import WindowedBatch
 
     event = Feedback("e1", 0, "s1", "store", "", {"nps": 1}, {}, "Appelez le 06 12 34 56 78 ou a@b.fr", "fr",
                      {"id": "c", "consent_contact": True, "email": "a@b.fr"}, 0, "t:0:0")

@@ -14,13 +14,13 @@ from datetime import date, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from flows.report import SECTIONS, ReportError, parse_period, write_report
-from flows.settings import Warehouse
-from operators.windows import SCORE_COLUMNS
-from sinks.batch import TableBatch
-from sinks.clickhouse.client import close_all, connect
-from sinks.clickhouse.schema import init_schema
-from sinks.clickhouse.writer import TableWriter
+from boucle.flows.cli.report import SECTIONS, ReportError, parse_period, write_report
+from boucle.config.settings import Warehouse
+from boucle.operators.windows import SCORE_COLUMNS
+from boucle.sinks.batch import TableBatch
+from boucle.sinks.clickhouse.client import close_all, connect
+from boucle.sinks.clickhouse.schema import init_schema
+from boucle.sinks.clickhouse.writer import TableWriter
 
 DB = "report"
 START = date(2026, 10, 1)

@@ -15,9 +15,9 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, run_main
 
-from flows.config import load_settings
-from flows.settings import CHANNELS
-from sources.simulator import (
+from boucle.config.loader import load_settings
+from boucle.config.settings import CHANNELS
+from boucle.sources.simulator import (
     INCIDENT_KINDS,
     JOURNEY_STAGES,
     MALFORMED_REASONS,
@@ -221,7 +221,7 @@ def test_malformed_messages_have_the_configured_share_and_labels(full, settings)
 
 
 def test_the_decoder_agrees_with_every_label(full, settings):
-    decode = pytest.importorskip("operators.decode")
+    decode = pytest.importorskip("boucle.operators.decode")
     _, messages, labels, _ = full
     expected = {label["raw_sha1"]: label["reason_code"] for label in labels if label["type"] == "malformed"}
     decoder = decode.Decoder(settings)

@@ -19,13 +19,13 @@ from bytewax.run import cli_main
 from bytewax.testing import TestingSource, run_main
 from clickhouse_connect.driver.exceptions import OperationalError
 
-from flows.settings import Warehouse
-from sinks.batch import TableBatch
-from sinks.clickhouse.client import WarehouseError, client_lock, close_all, connect, with_retries
-from sinks.clickhouse.query import TABLES, QueryError, optimize_final, run_query
-from sinks.clickhouse.schema import init_schema, table_columns
-from sinks.clickhouse.sink import ClickHouseSink
-from sinks.clickhouse.writer import TableWriter
+from boucle.config.settings import Warehouse
+from boucle.sinks.batch import TableBatch
+from boucle.sinks.clickhouse.client import WarehouseError, client_lock, close_all, connect, with_retries
+from boucle.sinks.clickhouse.query import TABLES, QueryError, optimize_final, run_query
+from boucle.sinks.clickhouse.schema import init_schema, table_columns
+from boucle.sinks.clickhouse.sink import ClickHouseSink
+from boucle.sinks.clickhouse.writer import TableWriter
 
 # ---- fixtures (sinks) -------------------------------------------------------------------------
 
@@ -120,11 +120,11 @@ def test_feedback_rows_store_the_validated_fields(ch):
     """ClickHouse unpacks channel, ratings and language from the row's JSON: what is stored is what
     the decoder validated, even for a message whose keys are duplicated (read last-wins by the
     decoder; ClickHouse reading the message itself would take the first, unvalidated value)."""
-    from flows.config import settings_from_dict
-    from flows.rows import feedback_rows as rows_of
-    from operators.decode import Decoder
-    from operators.windows import WindowedBatch
-    from sources.message import RawMessage
+    from boucle.config.loader import settings_from_dict
+    from boucle.flows.rows import feedback_rows as rows_of
+    from boucle.operators.decode import Decoder
+    from boucle.operators.windows import WindowedBatch
+    from boucle.sources.message import RawMessage
 
     settings = settings_from_dict({
         "regions": [{"id": "north"}], "sites": [{"id": "s1", "region": "north"}],
@@ -306,8 +306,8 @@ def test_unreachable_server_gives_a_clear_error():
 def test_chdb_path_locked_by_another_process(client, warehouse):
     code = (
         "import sys\n"
-        "from flows.settings import Warehouse\n"
-        "from sinks.clickhouse.client import WarehouseError, connect\n"
+        "from boucle.config.settings import Warehouse\n"
+        "from boucle.sinks.clickhouse.client import WarehouseError, connect\n"
         f"try:\n    connect(Warehouse(path={warehouse.path!r}))\n"
         "except WarehouseError as e:\n    print(e); sys.exit(3)\n"
     )

@@ -11,9 +11,9 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 from rich.console import Console as RichConsole
 
-from flows.settings import Console
-from sinks.console import ConsoleAlertSink
-from sinks.jsonl import JsonlSink
+from boucle.config.settings import Console
+from boucle.sinks.console import ConsoleAlertSink
+from boucle.sinks.jsonl import JsonlSink
 
 
 def run(items, sink, batch_size: int = 3) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from flows.settings import Site
-from operators.decode import Feedback
-from operators.themes import SurgeRule, ThemeDetector, ThemeWindows
+from boucle.config.settings import Site
+from boucle.operators.decode import Feedback
+from boucle.operators.themes import SurgeRule, ThemeDetector, ThemeWindows
 
 DAY = 86_400_000
 T0 = 1_790_812_800_000  # 2026-10-01T00:00:00Z
@@ -40,7 +40,7 @@ def test_detection_with_negations(text, lang, themes):
 
 
 def test_every_simulated_irritant_is_found_and_no_praise_is():
-    from sources.simulator.text import _PHRASES
+    from boucle.sources.simulator.text import _PHRASES
 
     for attribute, (irritants_fr, irritants_en, praise_fr, praise_en) in _PHRASES.items():
         for text in irritants_fr:

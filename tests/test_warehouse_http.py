@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from flows.config import REPO_CONFIG, load_settings
-from sinks.clickhouse.client import WarehouseError, close_all, connect
+from boucle.config.loader import SHIPPED_CONFIG, load_settings
+from boucle.sinks.clickhouse.client import WarehouseError, close_all, connect
 
 
 class StandIn(BaseHTTPRequestHandler):
@@ -66,7 +66,7 @@ def test_wrong_credentials_from_the_environment_fail_at_once_with_a_clear_error(
     monkeypatch.setenv("BOUCLE_WAREHOUSE__URL", url)
     monkeypatch.setenv("BOUCLE_WAREHOUSE__USER", "analyst")
     monkeypatch.setenv("BOUCLE_WAREHOUSE__PASSWORD", "hunter2")
-    warehouse = load_settings(REPO_CONFIG).warehouse
+    warehouse = load_settings(SHIPPED_CONFIG).warehouse
     assert (warehouse.url, warehouse.user) == (url, "analyst")
     with pytest.raises(WarehouseError) as info:
         connect(warehouse, max_retry_seconds=30)
@@ -80,7 +80,7 @@ def test_wrong_credentials_from_the_environment_fail_at_once_with_a_clear_error(
 
 
 def test_an_overloaded_server_is_retried_with_backoff_then_reported(stand_in):
-    from flows.settings import Warehouse
+    from boucle.config.settings import Warehouse
 
     StandIn.status = 503
     url = f"http://127.0.0.1:{stand_in.server_address[1]}"

@@ -26,12 +26,12 @@ from datetime import date, datetime, timezone
 import orjson
 import pytest
 
-from flows.settings import Attribute, Region, Settings, Site, Warehouse
-from operators.windows import SCORE_COLUMNS
-from sinks.batch import TableBatch
-from sinks.clickhouse.client import close_all, connect
-from sinks.clickhouse.schema import applied_migrations, init_schema, migrate, sync_dimensions
-from sinks.clickhouse.writer import TableWriter
+from boucle.config.settings import Attribute, Region, Settings, Site, Warehouse
+from boucle.operators.windows import SCORE_COLUMNS
+from boucle.sinks.batch import TableBatch
+from boucle.sinks.clickhouse.client import close_all, connect
+from boucle.sinks.clickhouse.schema import applied_migrations, init_schema, migrate, sync_dimensions
+from boucle.sinks.clickhouse.writer import TableWriter
 
 DB = "views"
 DAY = 86400
@@ -287,7 +287,7 @@ def test_migrations_twice_are_a_no_op(ch):
 def test_retention_ttl_is_set_once_and_removable(ch):
     from datetime import timedelta
 
-    from sinks.clickhouse.schema import apply_retention
+    from boucle.sinks.clickhouse.schema import apply_retention
 
     assert len(apply_retention(ch, DB, timedelta(days=400))) == 9  # + cases, invitations, comment_themes (v0005)
     assert apply_retention(ch, DB, timedelta(days=400)) == []

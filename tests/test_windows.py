@@ -7,11 +7,11 @@ import orjson
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from flows.feedback_flow import window_spec
-from operators.alerts import iso_ms
-from operators.decode import Decoder, decode_batches, group_by_site
-from operators.windows import SCORE_COLUMNS, SiteWindows, event_time_windows
-from sources.message import RawMessage
+from boucle.flows.feedback_flow import window_spec
+from boucle.operators.alerts import iso_ms
+from boucle.operators.decode import Decoder, decode_batches, group_by_site
+from boucle.operators.windows import SCORE_COLUMNS, SiteWindows, event_time_windows
+from boucle.sources.message import RawMessage
 
 HOUR = 3_600_000
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-    from flows.settings import Warehouse
+    from boucle.config.settings import Warehouse
 
 __all__ = [
     "WarehouseError",

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sinks.clickhouse.client import client_lock
+from boucle.sinks.clickhouse.client import client_lock
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client

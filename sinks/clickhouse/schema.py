@@ -26,12 +26,12 @@ from datetime import timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from sinks.clickhouse.client import client_lock
+from boucle.sinks.clickhouse.client import client_lock
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-    from flows.settings import Settings
+    from boucle.config.settings import Settings
 
 __all__ = [
     "Migration",
@@ -90,7 +90,7 @@ class Migration:
 def migrations() -> list[Migration]:
     """Every migration shipped with the package, in version order."""
     found = []
-    for entry in resources.files("sinks.clickhouse").iterdir():
+    for entry in resources.files("boucle.sinks.clickhouse").iterdir():
         match = _MIGRATION_FILE.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
@@ -218,7 +218,7 @@ def sync_dimensions(client: Client, database: str, settings: Settings) -> int:
     Only rows that are new or changed are inserted, so a second call inserts nothing. Returns the
     number of rows inserted.
     """
-    from sinks.clickhouse.writer import INSERT_SETTINGS
+    from boucle.sinks.clickhouse.writer import INSERT_SETTINGS
 
     _check_identifier(database)
     region_names = {r.id: r.name or r.id for r in settings.regions}

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from sinks.batch import TableBatch
-from sinks.clickhouse.client import connect
-from sinks.clickhouse.schema import init_schema
-from sinks.clickhouse.writer import TableWriter, warm_up_arrow
+from boucle.sinks.batch import TableBatch
+from boucle.sinks.clickhouse.client import connect
+from boucle.sinks.clickhouse.schema import init_schema
+from boucle.sinks.clickhouse.writer import TableWriter, warm_up_arrow
 
 if TYPE_CHECKING:
-    from flows.settings import Settings, Warehouse
+    from boucle.config.settings import Settings, Warehouse
 
 __all__ = ["ClickHouseSink", "merge_batches"]
 

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from sinks.batch import TableBatch
-from sinks.clickhouse.client import _reason, client_lock, with_retries
-from sinks.clickhouse.schema import table_columns
+from boucle.sinks.batch import TableBatch
+from boucle.sinks.clickhouse.client import _reason, client_lock, with_retries
+from boucle.sinks.clickhouse.schema import table_columns
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client

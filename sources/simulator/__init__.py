@@ -4,10 +4,10 @@
 :class:`SimulatorSource` feeds them to a bytewax dataflow, resumably, optionally in real time.
 """
 
-from sources.simulator.generate import JOURNEY_STAGES
-from sources.simulator.incidents import INCIDENT_KINDS, Incident
-from sources.simulator.malformed import MALFORMED_REASONS
-from sources.simulator.simulator import Simulator
-from sources.simulator.source import SimulatorSource
+from boucle.sources.simulator.generate import JOURNEY_STAGES
+from boucle.sources.simulator.incidents import INCIDENT_KINDS, Incident
+from boucle.sources.simulator.malformed import MALFORMED_REASONS
+from boucle.sources.simulator.simulator import Simulator
+from boucle.sources.simulator.source import SimulatorSource
 
 __all__ = ["INCIDENT_KINDS", "JOURNEY_STAGES", "MALFORMED_REASONS", "Incident", "Simulator", "SimulatorSource"]

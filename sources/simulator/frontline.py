@@ -33,9 +33,9 @@ from typing import Any
 
 import orjson
 
-from operators.alerts import iso_ms
-from operators.cases import parse_time
-from sources.message import RawMessage
+from boucle.operators.alerts import iso_ms
+from boucle.operators.cases import parse_time
+from boucle.sources.message import RawMessage
 
 __all__ = ["FrontlineSimulator", "INVITED_CHANNELS", "InvitationSimulator", "SimInvitation"]
 

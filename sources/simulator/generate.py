@@ -16,12 +16,12 @@ from typing import Iterator
 import numpy as np
 import orjson
 
-from flows.settings import CHANNELS, Settings
-from sources.simulator.customers import CustomerPool
-from sources.simulator.incidents import Incident
-from sources.simulator.malformed import MALFORMED_REASONS, corrupt
-from sources.simulator.model import LOADING, NOISE, QuestionModel
-from sources.simulator.profiles import (
+from boucle.config.settings import CHANNELS, Settings
+from boucle.sources.simulator.customers import CustomerPool
+from boucle.sources.simulator.incidents import Incident
+from boucle.sources.simulator.malformed import MALFORMED_REASONS, corrupt
+from boucle.sources.simulator.model import LOADING, NOISE, QuestionModel
+from boucle.sources.simulator.profiles import (
     STREAM_BURST,
     STREAM_CONTENT,
     STREAM_COUNTS,
@@ -29,7 +29,7 @@ from sources.simulator.profiles import (
     SiteProfile,
     site_rng,
 )
-from sources.simulator.seasonality import (
+from boucle.sources.simulator.seasonality import (
     DAY_MS,
     DOW_WEIGHTS,
     HOUR_MS,
@@ -38,7 +38,7 @@ from sources.simulator.seasonality import (
     local_hour_weekday,
     rating_seasonality,
 )
-from sources.simulator.text import CommentComposer
+from boucle.sources.simulator.text import CommentComposer
 
 __all__ = ["JOURNEY_STAGES", "Context", "Record", "merged_records", "site_batches", "site_count", "site_records"]
 

@@ -21,9 +21,9 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from sources.simulator.model import LOADING, NOISE, QuestionModel, shift_for_drop
-from sources.simulator.profiles import SiteProfile, network_rng
-from sources.simulator.seasonality import DAY_MS, HOUR_MS
+from boucle.sources.simulator.model import LOADING, NOISE, QuestionModel, shift_for_drop
+from boucle.sources.simulator.profiles import SiteProfile, network_rng
+from boucle.sources.simulator.seasonality import DAY_MS, HOUR_MS
 
 __all__ = ["INCIDENT_KINDS", "Incident", "iso_ms", "plan_incidents"]
 
@@ -98,8 +98,8 @@ def plan_incidents(
 ) -> list[Incident]:
     """The incidents of a simulation; most sites stay incident-free.
 
-    >>> from flows.config import load_settings
-    >>> from sources.simulator.profiles import build_profiles
+    >>> from boucle.config.loader import load_settings
+    >>> from boucle.sources.simulator.profiles import build_profiles
     >>> s = load_settings()
     >>> plan = plan_incidents(build_profiles(s, 42), QuestionModel.from_names(a.name for a in s.attributes),
     ...                       42, 1790812800000, 28)

@@ -5,7 +5,7 @@ evenly spaced quantiles of a lognormal with a median of 30 responses a day, clip
 so every network has a few very busy sites and a few with only a handful of answers a day.
 Quality effects (site level, site x attribute) come from the site's own random stream.
 
->>> from flows.config import load_settings
+>>> from boucle.config.loader import load_settings
 >>> profiles = build_profiles(load_settings(), seed=42)
 >>> volumes = sorted(p.daily_mean for p in profiles)
 >>> volumes[0] < 5 < 20 < volumes[len(volumes) // 2] < 40 < 120 < volumes[-1] <= 200
@@ -19,8 +19,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-from flows.settings import Settings, Site
-from sources.simulator.seasonality import UTC_OFFSET_HOURS
+from boucle.config.settings import Settings, Site
+from boucle.sources.simulator.seasonality import UTC_OFFSET_HOURS
 
 __all__ = ["MEDIAN_DAILY", "SiteProfile", "build_profiles", "site_rng"]
 

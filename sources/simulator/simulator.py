@@ -1,6 +1,6 @@
 """The simulator: synthetic feedback for a whole network, with ground truth, by seed.
 
->>> from flows.config import load_settings
+>>> from boucle.config.loader import load_settings
 >>> sim = Simulator(load_settings(), days=1, volume_scale=0.2)
 >>> first = next(sim.messages())
 >>> first.origin, first.partition, first.offset, first.key.startswith(b"store-")
@@ -14,13 +14,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Iterator
 
-from flows.settings import Settings
-from sources.message import RawMessage
-from sources.simulator.generate import Context, merged_records, site_count, site_records
-from sources.simulator.incidents import plan_incidents
-from sources.simulator.model import QuestionModel
-from sources.simulator.profiles import SiteProfile, build_profiles
-from sources.simulator.seasonality import DAY_MS
+from boucle.config.settings import Settings
+from boucle.sources.message import RawMessage
+from boucle.sources.simulator.generate import Context, merged_records, site_count, site_records
+from boucle.sources.simulator.incidents import plan_incidents
+from boucle.sources.simulator.model import QuestionModel
+from boucle.sources.simulator.profiles import SiteProfile, build_profiles
+from boucle.sources.simulator.seasonality import DAY_MS
 
 __all__ = ["Simulator"]
 

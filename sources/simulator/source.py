@@ -4,8 +4,8 @@ Partition ``sim-i`` carries the sites with ``index % partitions == i``. Its snap
 offset of the next message; a resumed partition regenerates its stream (deterministic by seed)
 and skips what was already emitted.
 
->>> from flows.config import load_settings
->>> from sources.simulator import Simulator
+>>> from boucle.config.loader import load_settings
+>>> from boucle.sources.simulator import Simulator
 >>> source = SimulatorSource(Simulator(load_settings(), days=0.5, volume_scale=0.1), partitions=2)
 >>> source.list_parts()
 ['sim-0', 'sim-1']
@@ -23,8 +23,8 @@ from typing import Iterator, Optional
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from sources.message import RawMessage
-from sources.simulator.simulator import Simulator
+from boucle.sources.message import RawMessage
+from boucle.sources.simulator.simulator import Simulator
 
 __all__ = ["SimulatorSource"]
 

@@ -3,19 +3,20 @@
 >>> settings_from_dict({"sites": [{"id": "s1", "region": "north"}]})
 Traceback (most recent call last):
 ...
-flows.config.ConfigError: <dict>: sites[0].region: unknown region 'north' (known: none)
+boucle.config.loader.ConfigError: <dict>: sites[0].region: unknown region 'north' (known: none)
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
 from pydantic import ValidationError
 
-from flows.settings import CHANNELS, Settings
+from boucle.config.settings import CHANNELS, Settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,7 +25,8 @@ else:  # pragma: no cover
 
 __all__ = ["ConfigError", "default_config_path", "load_settings", "settings_from_dict"]
 
-REPO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "boucle.toml"
+# The demo network, shipped inside the package (a wheel runs from any directory).
+SHIPPED_CONFIG = Path(str(resources.files("boucle.config").joinpath("boucle.toml")))
 
 
 class ConfigError(Exception):
@@ -36,7 +38,7 @@ def default_config_path() -> Path:
     if env := os.environ.get("BOUCLE_CONFIG"):
         return Path(env)
     local = Path("config/boucle.toml")
-    return local if local.exists() else REPO_CONFIG
+    return local if local.exists() else SHIPPED_CONFIG
 
 
 def load_settings(path: str | Path | None = None) -> Settings:

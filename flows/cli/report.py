@@ -26,12 +26,12 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flows.settings import parse_duration
+from boucle.config.settings import parse_duration
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-    from flows.settings import Settings
+    from boucle.config.settings import Settings
 
 __all__ = ["ReportError", "SECTIONS", "build_report", "collect", "parse_period", "write_report"]
 
@@ -124,7 +124,7 @@ class ReportData:
 
 
 def _rows(client: Client, sql: str, **params: Any) -> list[dict]:
-    from sinks.clickhouse.client import client_lock
+    from boucle.sinks.clickhouse.client import client_lock
 
     with client_lock(client):
         result = client.query(sql, parameters=params)
@@ -143,7 +143,7 @@ def collect(client: Client, database: str, *, region: str | None, period_days: i
         raise ReportError(f"no site of region {region!r} in the warehouse (see the sites table)")
     known = {r["period_days"] for r in _rows(client, f"SELECT DISTINCT period_days FROM {db}.periods")}
     if period_days not in known:  # the views compare the periods listed there; add this one
-        from sinks.clickhouse.writer import INSERT_SETTINGS
+        from boucle.sinks.clickhouse.writer import INSERT_SETTINGS
 
         client.insert("periods", [(period_days,)], column_names=["period_days"], database=db,
                       settings=dict(INSERT_SETTINGS))
@@ -364,8 +364,8 @@ def build_report(data: ReportData) -> str:
 def write_report(settings: Settings, out: Path, *, region: str | None = None, period: Any = "30d",
                  lang: str = "en") -> Path:
     """Build the report from the warehouse of ``settings`` and write it to ``out``."""
-    from sinks.clickhouse.client import connect
-    from sinks.clickhouse.schema import init_schema
+    from boucle.sinks.clickhouse.client import connect
+    from boucle.sinks.clickhouse.schema import init_schema
 
     if lang not in TEXT:
         raise ReportError(f"--lang must be one of {', '.join(TEXT)}, got {lang!r}")

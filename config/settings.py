@@ -1,6 +1,6 @@
 """Typed settings: the entity registry, the question catalogue, rules, windows and sinks.
 
-These models only describe shapes and local rules; :mod:`flows.config` loads a file, lets
+These models only describe shapes and local rules; :mod:`boucle.config.loader` loads a file, lets
 ``BOUCLE_*`` environment variables override it, checks cross-references and reports the path of a
 bad key.
 

@@ -14,8 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.settings import Settings, parse_duration
-from flows.summary import facts_table
+from boucle.config.settings import Settings, parse_duration
+from boucle.flows.cli.common import console, err, load
+from boucle.flows.summary import facts_table
 
 __all__ = ["cases_app", "loop_totals", "print_loop_summary", "site_kpis", "top_themes"]
 
@@ -24,7 +25,7 @@ cases_app = typer.Typer(help="Closing the loop: case KPIs, non-respondents, prom
 
 
 def _client(settings: Settings):
-    from sinks.clickhouse.client import connect
+    from boucle.sinks.clickhouse.client import connect
 
     return connect(settings.warehouse)
 
@@ -124,22 +125,15 @@ def print_loop_summary(console: Console, settings: Settings, region: str | None 
         console.print(top)
 
 
-def _cli():
-    from flows import cli
-
-    return cli
-
-
 @cases_app.command("summary")
 def summary(region: Optional[str] = typer.Option(None, help="Only this region (id from the config).")) -> None:
     """The loop's KPIs per site: contacted share, time to first contact, FCR, untreated, escalations.
 
     Example: `boucle cases summary --region ile-de-france`
     """
-    cli = _cli()
-    settings = cli._settings()
+    settings = load()
     if region and region not in {r.id for r in settings.regions}:
-        cli.err.print(f"unknown region {region!r}; one of {', '.join(r.id for r in settings.regions)}")
+        err.print(f"unknown region {region!r}; one of {', '.join(r.id for r in settings.regions)}")
         raise typer.Exit(2)
     client, db = _client(settings), settings.warehouse.database
     table = Table(title=f"Cases per site{f' ({region})' if region else ''}", title_justify="left")
@@ -150,8 +144,8 @@ def summary(region: Optional[str] = typer.Option(None, help="Only this region (i
         table.add_row(r["site_id"], r["site_name"], r["region"], f"{r['cases']:,}", _pct(r["contacted_share"]),
                       _hours(r["median_hours_to_first_contact"]), _pct(r["fcr_rate"]), _pct(r["untreated_rate"]),
                       _pct(r["escalation_rate"]), f"{r['pending_cases']:,}")  # fmt: skip
-    cli.console.print(table)
-    print_loop_summary(cli.console, settings, region)
+    console.print(table)
+    print_loop_summary(console, settings, region)
 
 
 @cases_app.command("non-respondents")
@@ -165,8 +159,7 @@ def non_respondents(
 
     Example: `boucle cases non-respondents --after 5d --site store-0001`
     """
-    cli = _cli()
-    settings = cli._settings()
+    settings = load()
     days = parse_duration(after or settings.cases.non_respondent_after).total_seconds() / 86400
     conditions = ["NOT responded", "days_waiting >= {after:Float64}"]
     if site:
@@ -182,7 +175,7 @@ def non_respondents(
     table = Table(*result.column_names, title=f"Non-respondents after {days:g} days", title_justify="left")
     for row in result.result_rows:
         table.add_row(*(str(v) for v in row))
-    cli.console.print(table)
+    console.print(table)
 
 
 @cases_app.command("promoters")
@@ -191,8 +184,7 @@ def promoters(
     limit: int = typer.Option(20, min=1, help="At most this many rows."),
 ) -> None:
     """Promoters (NPS 9-10) who consented to be contacted: thank them, ask for a referral."""
-    cli = _cli()
-    settings = cli._settings()
+    settings = load()
     client, db = _client(settings), settings.warehouse.database
     result = client.query(
         f"SELECT occurred_at, site_id, customer_id, nps, comment FROM `{db}`.v_promoters"
@@ -202,7 +194,7 @@ def promoters(
     table = Table(*result.column_names, title="Promoters to thank (consenting)", title_justify="left")
     for row in result.result_rows:
         table.add_row(*(str(v) for v in row))
-    cli.console.print(table)
+    console.print(table)
 
 
 @cases_app.command("search")
@@ -215,8 +207,7 @@ def search(
 
     Example: `boucle cases search attente --site store-0001`
     """
-    cli = _cli()
-    settings = cli._settings()
+    settings = load()
     client, db = _client(settings), settings.warehouse.database
     result = client.query(
         f"SELECT occurred_at, site_id, scores['nps'] AS nps, comment FROM `{db}`.feedback"
@@ -227,4 +218,4 @@ def search(
     table = Table(*result.column_names, title=f"Comments with {word!r}", title_justify="left")
     for row in result.result_rows:
         table.add_row(*(str(v) for v in row))
-    cli.console.print(table)
+    console.print(table)

@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from flows.settings import Settings
+from boucle.config.settings import Settings
+from boucle.flows.cli.common import console, err, load
 
 __all__ = ["alerts_app", "ensure_kafka_topics", "simulate_to_kafka", "with_kafka"]
 
@@ -25,8 +26,8 @@ def with_kafka(settings: Settings, **changes) -> Settings:
 
 def ensure_kafka_topics(settings: Settings, partitions: int = 6) -> None:
     """Create the feedback, alert and dead-letter topics if missing (warn if the broker refuses)."""
-    from sinks.kafka import ensure_topics
-    from sources.kafka_source import client_config
+    from boucle.sinks.kafka import ensure_topics
+    from boucle.sources.kafka_source import client_config
 
     kafka = settings.kafka
     wanted = {kafka.feedback_topic: partitions, kafka.alerts_topic: partitions, kafka.dlq_topic: 1,
@@ -43,8 +44,8 @@ def ensure_kafka_topics(settings: Settings, partitions: int = 6) -> None:
 def simulate_to_kafka(settings: Settings, simulator, total: int, rate, realtime: bool, partitions: int) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from sinks.kafka import ensure_topics, produce_messages, producer_config
-    from sources.kafka_source import client_config
+    from boucle.sinks.kafka import ensure_topics, produce_messages, producer_config
+    from boucle.sources.kafka_source import client_config
 
     kafka = settings.kafka
     try:
@@ -84,13 +85,12 @@ def alerts_tail(
 
     Example: `boucle alerts tail --brokers localhost:9092 --region ile-de-france --kind hot`
     """
-    from flows import cli
-    from flows.alerts_tail import AlertFilter, tail_alerts
-    from flows.settings import SEVERITY_RANK
+    from boucle.flows.cli.alerts_tail import AlertFilter, tail_alerts
+    from boucle.config.settings import SEVERITY_RANK
 
-    settings = with_kafka(cli._settings(), brokers=brokers)
+    settings = with_kafka(load(), brokers=brokers)
     if min_severity is not None and min_severity not in SEVERITY_RANK:
-        cli.err.print(f"--min-severity must be one of {', '.join(SEVERITY_RANK)}")
+        err.print(f"--min-severity must be one of {', '.join(SEVERITY_RANK)}")
         raise typer.Exit(2)
     try:
         tail_alerts(
@@ -99,5 +99,5 @@ def alerts_tail(
             console=None if json_out else Console(highlight=False),
         )
     except RuntimeError as exc:
-        cli.err.print(f"[bold red]kafka error[/] {exc}")
+        err.print(f"[bold red]kafka error[/] {exc}")
         raise typer.Exit(1) from None

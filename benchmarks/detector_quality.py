@@ -36,10 +36,10 @@ from typing import Any
 
 from rich.console import Console
 
-from flows.config import REPO_CONFIG, load_settings
-from operators.attribute_alerts import AttributeAlertEngine
-from operators.decode import Decoder
-from sources.simulator import Simulator
+from boucle.config.loader import SHIPPED_CONFIG, load_settings
+from boucle.operators.attribute_alerts import AttributeAlertEngine
+from boucle.operators.decode import Decoder
+from boucle.sources.simulator import Simulator
 
 HOUR_MS = 3_600_000
 TYPES = ("step_drop", "gradual_decline", "regional_drop", "bad_burst")
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     console = Console(width=140)
     summaries = {}
-    for path in args.config or [str(REPO_CONFIG)]:
+    for path in args.config or [str(SHIPPED_CONFIG)]:
         settings = load_settings(path)
         results = {seed: run_seed(settings, seed, args.days, args.batch, args.grace) for seed in args.seeds}
         for text in args.groups:

@@ -22,7 +22,7 @@ COLUMNS = (
 
 def feedback_batch(n: int, seed: int):
     """A realistic ``feedback`` TableBatch of ``n`` rows."""
-    from sinks.batch import TableBatch
+    from boucle.sinks.batch import TableBatch
 
     rng = random.Random(seed)
     t0 = 1_790_000_000_000 + seed * n * 1000
@@ -43,10 +43,10 @@ def feedback_batch(n: int, seed: int):
 
 
 def main(argv: list[str] | None = None) -> float:
-    from flows.settings import Warehouse
-    from sinks.clickhouse.client import close_all, connect
-    from sinks.clickhouse.schema import init_schema
-    from sinks.clickhouse.writer import TableWriter
+    from boucle.config.settings import Warehouse
+    from boucle.sinks.clickhouse.client import close_all, connect
+    from boucle.sinks.clickhouse.schema import init_schema
+    from boucle.sinks.clickhouse.writer import TableWriter
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=10)

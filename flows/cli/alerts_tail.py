@@ -18,9 +18,9 @@ from typing import Callable, Iterable, TextIO
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
 
-from flows.settings import SEVERITY_RANK, Kafka
-from sinks.console import alert_line
-from sources.kafka_source import client_config, consumer_tuning
+from boucle.config.settings import SEVERITY_RANK, Kafka
+from boucle.sinks.console import alert_line
+from boucle.sources.kafka_source import client_config, consumer_tuning
 
 __all__ = ["AlertFilter", "tail_alerts"]
 

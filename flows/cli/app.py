@@ -18,10 +18,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.cases_cli import cases_app
-from flows.kafka_cli import alerts_app, ensure_kafka_topics, simulate_to_kafka, with_kafka
-from flows.config import ConfigError, load_settings
-from flows.settings import Settings
+from boucle.flows.cli.cases import cases_app
+from boucle.flows.cli.kafka import alerts_app, ensure_kafka_topics, simulate_to_kafka, with_kafka
+from boucle.flows.cli.common import State, console, err, fail_on_warehouse_errors, load
+from boucle.config.settings import Settings
 
 app = typer.Typer(
     help=(
@@ -40,43 +40,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(cases_app, name="cases")
 
-console = Console()
-err = Console(stderr=True)
-
-
-class State:
-    config: Optional[Path] = None
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings(State.config)
-    except ConfigError as exc:
-        err.print(f"[bold red]config error[/]\n{exc}")
-        raise typer.Exit(2) from None
-
-
-def _fail_on_warehouse_errors(fn):
-    """Warehouse problems are one clear line, not a traceback."""
-    from functools import wraps
-
-    from sinks.clickhouse.client import WarehouseError
-    from sinks.clickhouse.query import QueryError
-
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except WarehouseError as exc:
-            err.print(f"[bold red]warehouse error[/] {exc}")
-            raise typer.Exit(1) from None
-        except QueryError as exc:
-            err.print(f"[bold red]query refused[/] {exc}")
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
 @app.callback()
 def main(
     config: Optional[Path] = typer.Option(
@@ -88,13 +51,13 @@ def main(
 
 
 def _simulator(settings: Settings, seed: Optional[int], days: Optional[float], **kwargs):
-    from sources.simulator import Simulator
+    from boucle.sources.simulator import Simulator
 
     return Simulator(settings, seed=seed, days=days, **kwargs)
 
 
 @app.command()
-@_fail_on_warehouse_errors
+@fail_on_warehouse_errors
 def run(
     source: str = typer.Option("simulator", help="simulator (synthetic feedback) or a JSONL file path."),
     days: Optional[float] = typer.Option(None, help="Simulated days (default: simulation.days)."),
@@ -131,10 +94,10 @@ def run(
     Example: `boucle run --days 7 --workers 2` ·
     `boucle run --source kafka --brokers localhost:9092 --recovery-dir var/recovery`
     """
-    settings = _settings()
+    settings = load()
     settings = with_kafka(settings, brokers=brokers, feedback_topic=topic)
     if source == "kafka":
-        from sources.kafka_source import KafkaFeedbackSource
+        from boucle.sources.kafka_source import KafkaFeedbackSource
 
         kafka = settings.kafka
         console.print(
@@ -146,7 +109,7 @@ def run(
         src = KafkaFeedbackSource(kafka, tail=not to_end, from_end=from_end)
         loop = None
         if settings.cases.enabled:
-            from flows.loop import LoopSources
+            from boucle.flows.loop import LoopSources
 
             loop = LoopSources(
                 case_events=KafkaFeedbackSource(kafka, [kafka.case_events_topic], tail=not to_end, from_end=from_end),
@@ -159,7 +122,7 @@ def run(
         )
         return
     if source == "simulator":
-        from sources.simulator import SimulatorSource
+        from boucle.sources.simulator import SimulatorSource
 
         simulator = _simulator(settings, seed, days)
         src, total = SimulatorSource(simulator, partitions=workers), simulator.count()
@@ -181,13 +144,13 @@ def _loop(settings: Settings, **kwargs):
     """The loop branches (cases, themes; simulated frontline and invitations) unless cases.enabled is off."""
     if not settings.cases.enabled:
         return None
-    from flows.loop import LoopSources
+    from boucle.flows.loop import LoopSources
 
     return LoopSources(**kwargs)
 
 
 @app.command()
-@_fail_on_warehouse_errors
+@fail_on_warehouse_errors
 def replay(
     file: Path = typer.Argument(..., help="JSONL file, one feedback event per line (e.g. from `boucle simulate`)."),
     workers: int = typer.Option(1, min=1, help="bytewax workers (threads) in this process."),
@@ -198,13 +161,13 @@ def replay(
 
     Example: `boucle simulate --out var/feedback.jsonl && boucle replay var/feedback.jsonl`
     """
-    settings = _settings()
+    settings = load()
     src, total = _file_source(file)
     _run(settings, src, total, workers, recovery_dir, progress, loop=_loop(settings))
 
 
 def _file_source(path: Path):
-    from sources.file_source import JsonlFileSource
+    from boucle.sources.file_source import JsonlFileSource
 
     if not path.is_file():
         err.print(f"[bold red]no such file[/] {path}")
@@ -221,8 +184,8 @@ def _run(
 ) -> None:
     from datetime import timedelta
 
-    from flows.run import RunOptions, default_outputs, kafka_outputs, run_flow, warehouse_counts
-    from flows.summary import print_summary
+    from boucle.flows.run import RunOptions, default_outputs, kafka_outputs, run_flow, warehouse_counts
+    from boucle.flows.summary import print_summary
 
     options = RunOptions(
         workers=workers, recovery_dir=recovery_dir, progress=progress, total=total, bounded=bounded,
@@ -236,7 +199,7 @@ def _run(
             sink.print_summary()
     print_summary(console, stats, settings, warehouse_counts(settings))
     if loop is not None:
-        from flows.cases_cli import print_loop_summary
+        from boucle.flows.cli.cases import print_loop_summary
 
         print_loop_summary(console, settings)
     out = settings.outputs
@@ -269,7 +232,7 @@ def simulate(
     """
     from rich.progress import track
 
-    settings = _settings()
+    settings = load()
     if out is None and brokers is None:
         err.print("give --out FILE and/or --brokers HOST:PORT")
         raise typer.Exit(2)
@@ -300,14 +263,14 @@ def simulate(
 
 
 @db_app.command("init")
-@_fail_on_warehouse_errors
+@fail_on_warehouse_errors
 def db_init() -> None:
     """Create the database, tables and views (idempotent): the same as `boucle db migrate`."""
     _db_migrate()
 
 
 @db_app.command("migrate")
-@_fail_on_warehouse_errors
+@fail_on_warehouse_errors
 def db_migrate() -> None:
     """Apply pending schema migrations, set the retention TTL and sync the sites and questions
     tables from the config. Running it again changes nothing.
@@ -318,10 +281,10 @@ def db_migrate() -> None:
 
 
 def _db_migrate() -> None:
-    from sinks.clickhouse.client import connect
-    from sinks.clickhouse.schema import applied_migrations, init_schema
+    from boucle.sinks.clickhouse.client import connect
+    from boucle.sinks.clickhouse.schema import applied_migrations, init_schema
 
-    settings = _settings()
+    settings = load()
     warehouse = settings.warehouse
     client = connect(warehouse)
     applied = init_schema(client, warehouse.database, retention=warehouse.retention, settings=settings)
@@ -336,7 +299,7 @@ def _db_migrate() -> None:
 
 
 @app.command()
-@_fail_on_warehouse_errors
+@fail_on_warehouse_errors
 def report(
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write (self-contained)."),
     region: Optional[str] = typer.Option(None, help="Only this region (id from the config); default: all."),
@@ -348,9 +311,9 @@ def report(
 
     Example: `boucle report --out var/report.html --region ile-de-france --period 30d`
     """
-    from flows.report import ReportError, write_report
+    from boucle.flows.cli.report import ReportError, write_report
 
-    settings = _settings()
+    settings = load()
     try:
         written = write_report(settings, out, region=region, period=period, lang=lang)
     except ReportError as exc:
@@ -366,7 +329,7 @@ class Format(str, Enum):
 
 
 @app.command()
-@_fail_on_warehouse_errors
+@fail_on_warehouse_errors
 def query(
     sql: str = typer.Argument(..., help="SQL; unqualified tables resolve in warehouse.database."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, json (one object per row) or csv."),
@@ -375,10 +338,10 @@ def query(
 
     Example: `boucle query "SELECT site_id, count() FROM feedback GROUP BY site_id ORDER BY 2 DESC LIMIT 5"`
     """
-    from sinks.clickhouse.client import connect
-    from sinks.clickhouse.query import run_query
+    from boucle.sinks.clickhouse.client import connect
+    from boucle.sinks.clickhouse.query import run_query
 
-    settings = _settings()
+    settings = load()
     columns, rows = run_query(connect(settings.warehouse), sql)
     if format is Format.json:
         for row in rows:

@@ -1,0 +1,1 @@
+"""The ``boucle`` command line: :mod:`.app` wires the commands, :mod:`.common` holds what they share."""
