@@ -40,9 +40,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from boucle.config.loader import load_settings  # noqa: E402
+from boucle.config.settings import Settings  # noqa: E402
 from boucle.flows.feedback_flow import FlowOutputs, build_flow  # noqa: E402
 from boucle.flows.run import throughput_gc  # noqa: E402
-from boucle.config.settings import Settings  # noqa: E402
 from boucle.operators.alerts import iso_ms  # noqa: E402
 from boucle.sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink, producer_config  # noqa: E402
 from boucle.sources.kafka_source import KafkaFeedbackSource, _RawPartition  # noqa: E402
@@ -267,9 +267,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     count = int(args.rate * args.seconds)
     warehouse = None
     if not args.no_warehouse:
-        from boucle.sinks.clickhouse.sink import ClickHouseSink
-
         from boucle.sinks.background import BackgroundSink
+        from boucle.sinks.clickhouse.sink import ClickHouseSink
 
         # As `boucle run --source kafka` does: inserts on a thread, epochs wait for them.
         warehouse = BackgroundSink(ClickHouseSink(settings.warehouse.model_copy(update={"path": str(tmp / "chdb")})))

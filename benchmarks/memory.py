@@ -18,10 +18,15 @@ import time
 import tracemalloc
 from typing import Callable
 
+from boucle.detectors import (
+    AttributeWatch,
+    DownwardTrend,
+    GradualDecline,
+    PeerComparison,
+    SeasonalExpectation,
+)
 from rich.console import Console
 from rich.table import Table
-
-from boucle.detectors import AttributeWatch, DownwardTrend, GradualDecline, PeerComparison, SeasonalExpectation
 
 BUDGET = 8 * 1024
 MINUTE = 60_000

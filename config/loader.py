@@ -14,9 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
-from pydantic import ValidationError
-
 from boucle.config.settings import CHANNELS, Settings
+from pydantic import ValidationError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -57,10 +57,10 @@ from array import array
 from functools import lru_cache
 from statistics import NormalDist
 
+from boucle.config.times import DAY_MS, HOUR_MS
+
 __all__ = ["GradualDecline"]
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 
 
 class GradualDecline:

@@ -32,12 +32,11 @@ from __future__ import annotations
 import math
 from array import array
 
-from boucle.detectors.decayed import DecayedMoments, decay_factor
+from boucle.config.times import DAY_MS, HOUR_MS
+from boucle.detectors.decayed import DecayedMoments
 
 __all__ = ["SeasonalExpectation"]
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 
 
 class SeasonalExpectation:

@@ -31,9 +31,10 @@ True
 
 from __future__ import annotations
 
+from boucle.config.times import DAY_MS
+
 __all__ = ["Halo"]
 
-DAY_MS = 86_400_000
 
 
 class Halo:

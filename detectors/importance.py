@@ -31,12 +31,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
+from boucle.config.times import DAY_MS
 from boucle.detectors.decayed import decay_factor
 
 __all__ = ["KeyDriverImportance"]
 
-DAY_MS = 86_400_000
 
 
 class KeyDriverImportance:

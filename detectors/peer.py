@@ -33,11 +33,11 @@ from __future__ import annotations
 import math
 from statistics import median
 
+from boucle.config.times import HOUR_MS
 from boucle.detectors.decayed import DecayedMoments
 
 __all__ = ["PeerComparison", "PeerGroup"]
 
-HOUR_MS = 3_600_000
 _MAD_TO_SD = 1.4826
 
 

@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import math
 
+from boucle.config.times import DAY_MS
 from boucle.detectors.decayed import DecayedMoments
 
 __all__ = ["DownwardTrend"]
 
-DAY_MS = 86_400_000
 
 
 class DownwardTrend:

@@ -23,17 +23,23 @@ from datetime import timedelta
 from typing import Any
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import Source
-from bytewax.operators import StatefulBatchLogic
-
 from boucle.config.settings import Settings
-from boucle.operators.cases import CaseEvent, CaseTracker, case_rows, decode_case_event, shard_of, track_cases
+from boucle.operators.cases import (
+    CaseEvent,
+    CaseTracker,
+    case_rows,
+    decode_case_event,
+    shard_of,
+    track_cases,
+)
 from boucle.operators.decode import DeadLetter, DecodedBatch
 from boucle.operators.invitations import Invitation, decode_invitation, invitation_rows
 from boucle.operators.themes import SurgeRule, ThemeDetector, comment_themes
 from boucle.sinks.batch import TableBatch
 from boucle.sources.simulator.frontline import FrontlineSimulator, InvitationSimulator
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
 
 __all__ = ["LoopConfig", "LoopSources", "LoopStreams", "add_loop"]
 

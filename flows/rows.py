@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
-from boucle.operators.alerts import alert_json, now_ms
+from boucle.config.times import now_ms
+from boucle.operators.alerts import alert_json
 from boucle.operators.attribute_regions import ImportanceSnapshot
 from boucle.operators.decode import DecodedBatch
 from boucle.operators.privacy import mask_pii

@@ -18,16 +18,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from bytewax.inputs import Source
-from bytewax.recovery import RecoveryConfig, init_db_dir
-from bytewax.run import cli_main
-from bytewax.testing import run_main
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+from boucle.config.settings import Settings
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from boucle.flows.loop import LoopSources
-from boucle.config.settings import Settings
 from boucle.flows.stats import RunStats
 from boucle.sinks.background import BackgroundSink
 from boucle.sinks.clickhouse.client import connect
@@ -35,6 +28,18 @@ from boucle.sinks.clickhouse.query import optimize_final
 from boucle.sinks.clickhouse.sink import ClickHouseSink
 from boucle.sinks.console import ConsoleAlertSink
 from boucle.sinks.jsonl import JsonlSink
+from bytewax.inputs import Source
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.run import cli_main
+from bytewax.testing import run_main
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 __all__ = [
     "RunOptions",

@@ -19,14 +19,13 @@ True
 from __future__ import annotations
 
 import uuid
-from functools import lru_cache
 from hashlib import sha1
-from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
+from boucle.config.times import iso_ms, now_ms
 
-__all__ = ["ALERT_SCHEMA", "Alert", "alert_id", "alert_json", "iso_ms", "new_alert", "now_ms"]
+__all__ = ["ALERT_SCHEMA", "Alert", "alert_id", "alert_json", "new_alert"]
 
 ALERT_SCHEMA = "boucle.alert/1"
 _NAMESPACE = uuid.UUID("6f1c2f4e-6b55-4a8e-9a43-8d2f1b0c7a11")
@@ -47,22 +46,6 @@ def alert_id(kind: str, *evidence: str) -> str:
 
 _NAMESPACE_SHA1 = sha1(_NAMESPACE_BYTES)
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # top bits 10
-_TWO_DIGITS = [f"{i:02d}" for i in range(60)]
-_THREE_DIGITS = [f"{i:03d}" for i in range(1000)]
-
-
-def iso_ms(epoch_ms: int) -> str:
-    minute, in_minute = divmod(epoch_ms, 60_000)
-    seconds, millis = divmod(in_minute, 1000)
-    return _iso_minute(minute) + _TWO_DIGITS[seconds] + "." + _THREE_DIGITS[millis] + "Z"
-
-
-@lru_cache(maxsize=4096)  # one call per alert: the calendar part is the slow one, and shared
-def _iso_minute(minute: int) -> str:
-    day, in_day = divmod(minute, 1440)
-    return f"{(date(1970, 1, 1) + timedelta(days=day)).isoformat()}T{in_day // 60:02d}:{in_day % 60:02d}:"
-
-
 class Alert(dict):
     """An alert as published: a JSON-ready dict that keeps its JSON once it has been serialised.
 
@@ -100,10 +83,6 @@ def _restore_alert(fields: dict[str, Any], event_ms: int | None, detected_ms: in
 def alert_json(alert: dict[str, Any]) -> bytes:
     """The published JSON of ``alert`` (its kept serialisation when it is an :class:`Alert`)."""
     return alert.json_bytes() if type(alert) is Alert else orjson.dumps(alert, option=orjson.OPT_NON_STR_KEYS)
-
-
-def now_ms() -> int:
-    return int(datetime.now(timezone.utc).timestamp() * 1000)
 
 
 def new_alert(

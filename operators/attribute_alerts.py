@@ -31,15 +31,19 @@ from statistics import median
 from typing import Any, Callable, Iterable
 
 import bytewax.operators as op
-from bytewax.dataflow import Stream, operator
-from bytewax.operators import KeyedStream, StatefulBatchLogic
-
-from boucle.detectors import AttributeWatch
 from boucle.config.settings import Settings
-from boucle.operators.alerts import new_alert, now_ms
-from boucle.operators.attribute_regions import ImportanceSnapshot, OpenAlert, RegionState
+from boucle.config.times import now_ms
+from boucle.detectors import AttributeWatch
+from boucle.operators.alerts import new_alert
+from boucle.operators.attribute_regions import (
+    ImportanceSnapshot,
+    OpenAlert,
+    RegionState,
+)
 from boucle.operators.attribute_sites import SiteState, SiteSummary
 from boucle.operators.decode import Feedback
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 __all__ = [
     "AttributeAlertEngine", "AttributeAlertsOut", "ImportanceSnapshot", "RegionState", "SiteState", "SiteSummary",

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
-from boucle.detectors import KeyDriverImportance, PeerGroup
 from boucle.config.settings import SEVERITY_RANK
+from boucle.config.times import DAY_MS, HOUR_MS
+from boucle.detectors import KeyDriverImportance, PeerGroup
 from boucle.operators.alerts import alert_id
 from boucle.operators.attribute_sites import SeriesStatus, SiteSummary
 
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DAY_MS", "HOUR_MS", "ImportanceSnapshot", "OpenAlert", "RegionState"]
 
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,18 +35,17 @@ from __future__ import annotations
 import heapq
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Iterable
 
 import bytewax.operators as op
 import orjson
-from bytewax.dataflow import Stream, operator
-from bytewax.operators import KeyedStream, StatefulBatchLogic
-
 from boucle.config.settings import Site
-from boucle.operators.alerts import alert_id, iso_ms, new_alert
+from boucle.config.times import iso_ms, parse_time
+from boucle.operators.alerts import alert_id, new_alert
 from boucle.operators.decode import DeadLetter, Invalid, json_object, required_strings
 from boucle.sources.message import RawMessage
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 __all__ = [
     "ACTIONS",
@@ -56,7 +55,6 @@ __all__ = [
     "CaseTracker",
     "case_rows",
     "decode_case_event",
-    "parse_time",
     "shard_of",
     "track_cases",
 ]
@@ -73,18 +71,6 @@ CASE_COLUMNS = (
     "contacted", "resolved", "escalated", "fcr", "sla_decided", "untreated", "sla_alerted",
     "contacts", "notes", "root_cause", "last_by", "events", "version",
 )  # fmt: skip
-
-
-def parse_time(text: str) -> int:
-    """An ISO 8601 time with a zone in epoch milliseconds.
-
-    >>> parse_time("2026-10-01T10:00:00Z"), parse_time("2026-10-01T12:00:00+02:00")
-    (1790848800000, 1790848800000)
-    """
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone (use Z or +HH:MM)")
-    return round(moment.timestamp() * 1000)
 
 
 def shard_of(key: str, shards: int) -> str:

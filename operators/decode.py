@@ -29,10 +29,9 @@ from typing import Annotated, Any, Literal
 import bytewax.operators as op
 import msgspec
 import orjson
-from bytewax.dataflow import Stream, operator
-
 from boucle.config.settings import CHANNELS, Settings
 from boucle.sources.message import RawMessage
+from bytewax.dataflow import Stream, operator
 
 __all__ = [
     "DeadLetter", "DecodedBatch", "Decoder", "Feedback", "Invalid", "decode_batches", "group_by_site", "json_object",

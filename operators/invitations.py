@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-
-from boucle.operators.cases import parse_time
+from boucle.config.times import parse_time
 from boucle.operators.decode import DeadLetter, Invalid, json_object, required_strings
 from boucle.sources.message import RawMessage
 

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bytewax.operators as op
+from boucle.config.settings import Site
+from boucle.config.times import iso_ms
+from boucle.operators.alerts import alert_id, new_alert
+from boucle.operators.decode import Feedback
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
-
-from boucle.config.settings import Site
-from boucle.operators.alerts import alert_id, iso_ms, new_alert
-from boucle.operators.decode import Feedback
 
 __all__ = ["DEFAULT_LEXICONS", "THEME_COLUMNS", "SurgeRule", "ThemeDetector", "ThemeWindows", "comment_themes"]
 

@@ -21,16 +21,15 @@ Windows are aligned to UTC (epoch multiples of their length).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import add
 from datetime import datetime, timezone
+from operator import add
 from typing import Callable, Iterable
 
 import bytewax.operators as op
-from bytewax.dataflow import operator
-from bytewax.operators import KeyedStream, StatefulBatchLogic
-
 from boucle.operators.decode import Feedback
 from boucle.operators.ratings import RatingLayout
+from bytewax.dataflow import operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 __all__ = ["ScoreRow", "SiteWindows", "WindowSpec", "WindowedBatch", "event_time_windows"]
 

@@ -28,9 +28,8 @@ import queue
 import threading
 from typing import Any, Optional
 
-from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition
-
 from boucle.sinks.prepare import prepare_sinks
+from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition
 
 __all__ = ["BackgroundSink"]
 

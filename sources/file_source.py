@@ -19,9 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-
 from boucle.sources.message import RawMessage
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 __all__ = ["JsonlFileSource"]
 

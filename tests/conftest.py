@@ -1,7 +1,6 @@
 """Shared fixtures: the shipped configuration, loaded once."""
 
 import pytest
-
 from boucle.config.loader import SHIPPED_CONFIG, load_settings
 
 

@@ -8,8 +8,8 @@ import uuid
 from datetime import datetime, timezone
 
 import orjson
-
-from boucle.operators.alerts import _NAMESPACE, Alert, alert_id, alert_json, iso_ms, new_alert
+from boucle.config.times import iso_ms
+from boucle.operators.alerts import _NAMESPACE, Alert, alert_id, alert_json, new_alert
 from boucle.sinks.jsonl import encode_line
 from boucle.sinks.kafka import alert_records
 

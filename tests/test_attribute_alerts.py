@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import random
 
-from bytewax.testing import TestingSink, TestingSource, run_main
-from bytewax.dataflow import Dataflow
 import bytewax.operators as op
-
 from boucle.operators.attribute_alerts import AttributeAlertEngine, attribute_alerts
 from boucle.operators.decode import Feedback
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSink, TestingSource, run_main
 
 HOUR = 3_600_000
 T0 = 1_790_812_800_000  # 2026-10-01T00:00Z

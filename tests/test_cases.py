@@ -6,9 +6,14 @@ import itertools
 
 import orjson
 import pytest
-
 from boucle.config.settings import Site
-from boucle.operators.cases import CASE_COLUMNS, CaseEvent, CaseTracker, decode_case_event, parse_time
+from boucle.config.times import parse_time
+from boucle.operators.cases import (
+    CASE_COLUMNS,
+    CaseEvent,
+    CaseTracker,
+    decode_case_event,
+)
 from boucle.operators.decode import DeadLetter
 from boucle.sources.message import RawMessage
 
@@ -20,7 +25,7 @@ COL = {name: i for i, name in enumerate(CASE_COLUMNS)}
 
 
 def hot(aid: str, site: str = "s1", at: int = T0) -> dict:
-    from boucle.operators.alerts import iso_ms
+    from boucle.config.times import iso_ms
 
     return {"alert_id": aid, "kind": "hot", "status": "open", "site_id": site, "region": "north",
             "severity": "high", "event_time": iso_ms(at)}

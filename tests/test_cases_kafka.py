@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import orjson
-import pytest
-from bytewax.testing import TestingSink, TestingSource, run_main
-from confluent_kafka import Producer
-
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from boucle.flows.loop import LoopSources
-from kafka_broker import unique_topic
 from boucle.operators.alerts import alert_id
 from boucle.operators.cases import CASE_COLUMNS
 from boucle.sources.kafka_source import KafkaFeedbackSource
 from boucle.sources.message import RawMessage
-
-
+from bytewax.testing import TestingSink, TestingSource, run_main
+from confluent_kafka import Producer
+from kafka_broker import unique_topic
 
 
 def feedback(event_id: str, at: str, nps: int) -> RawMessage:

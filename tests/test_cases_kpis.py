@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-
+from boucle.config.times import iso_ms, parse_time
 from boucle.flows.cli.cases import loop_totals, site_kpis, top_themes
-from boucle.operators.alerts import iso_ms
-from boucle.operators.cases import CaseEvent, CaseTracker, case_rows, parse_time
+from boucle.operators.cases import CaseEvent, CaseTracker, case_rows
 from boucle.operators.invitations import Invitation, invitation_rows
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.clickhouse.client import close_all, connect

@@ -1,8 +1,12 @@
 """Settings: the shipped file is valid; a bad file fails at start with the path of the bad key."""
 
 import pytest
-
-from boucle.config.loader import SHIPPED_CONFIG, ConfigError, load_settings, settings_from_dict
+from boucle.config.loader import (
+    SHIPPED_CONFIG,
+    ConfigError,
+    load_settings,
+    settings_from_dict,
+)
 
 
 def test_shipped_config_describes_a_demo_network(settings):

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
-
 from boucle.detectors import (
     AttributeWatch,
     DecayedMoments,

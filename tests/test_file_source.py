@@ -6,13 +6,12 @@ from datetime import timedelta
 
 import bytewax.operators as op
 import pytest
-from bytewax.dataflow import Dataflow
-from bytewax.recovery import RecoveryConfig, init_db_dir
-from bytewax.testing import TestingSink, run_main
-
 from boucle.config.loader import load_settings
 from boucle.sources.file_source import JsonlFileSource
 from boucle.sources.simulator import Simulator
+from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.testing import TestingSink, run_main
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,11 @@
 from datetime import timedelta
 
 import orjson
-from bytewax.testing import TestingSink, TestingSource, run_main
-
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
-from boucle.operators.hot_alerts import HotAlertBuilder
 from boucle.operators.decode import Decoder
+from boucle.operators.hot_alerts import HotAlertBuilder
 from boucle.sources.message import RawMessage
+from bytewax.testing import TestingSink, TestingSource, run_main
 
 
 def event(i, minutes=0, **fields):

@@ -12,7 +12,6 @@ from pathlib import Path
 import jsonschema
 import orjson
 import pytest
-
 from kafka_broker import consume_all, unique_topic
 
 REPO = Path(__file__).resolve().parent.parent

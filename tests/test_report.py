@@ -13,9 +13,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import orjson
 import pytest
-
-from boucle.flows.cli.report import SECTIONS, ReportError, parse_period, write_report
 from boucle.config.settings import Warehouse
+from boucle.flows.cli.report import SECTIONS, ReportError, parse_period, write_report
 from boucle.operators.windows import SCORE_COLUMNS
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.clickhouse.client import close_all, connect

@@ -11,10 +11,6 @@ import bytewax.operators as op
 import numpy as np
 import orjson
 import pytest
-from bytewax.dataflow import Dataflow
-from bytewax.recovery import RecoveryConfig, init_db_dir
-from bytewax.testing import TestingSink, run_main
-
 from boucle.config.loader import load_settings
 from boucle.config.settings import CHANNELS
 from boucle.sources.simulator import (
@@ -24,6 +20,9 @@ from boucle.sources.simulator import (
     Simulator,
     SimulatorSource,
 )
+from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.testing import TestingSink, run_main
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 OCCURRED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -25,12 +25,16 @@ from datetime import date, datetime, timezone
 
 import orjson
 import pytest
-
 from boucle.config.settings import Attribute, Region, Settings, Site, Warehouse
 from boucle.operators.windows import SCORE_COLUMNS
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.clickhouse.client import close_all, connect
-from boucle.sinks.clickhouse.schema import applied_migrations, init_schema, migrate, sync_dimensions
+from boucle.sinks.clickhouse.schema import (
+    applied_migrations,
+    init_schema,
+    migrate,
+    sync_dimensions,
+)
 from boucle.sinks.clickhouse.writer import TableWriter
 
 DB = "views"

@@ -4,14 +4,13 @@ from datetime import datetime, timezone
 
 import bytewax.operators as op
 import orjson
-from bytewax.dataflow import Dataflow
-from bytewax.testing import TestingSink, TestingSource, run_main
-
+from boucle.config.times import iso_ms
 from boucle.flows.feedback_flow import window_spec
-from boucle.operators.alerts import iso_ms
 from boucle.operators.decode import Decoder, decode_batches, group_by_site
 from boucle.operators.windows import SCORE_COLUMNS, SiteWindows, event_time_windows
 from boucle.sources.message import RawMessage
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSink, TestingSource, run_main
 
 HOUR = 3_600_000
 

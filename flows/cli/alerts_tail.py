@@ -16,11 +16,16 @@ import sys
 from typing import Callable, Iterable, TextIO
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
-
 from boucle.config.settings import SEVERITY_RANK, Kafka
 from boucle.sinks.console import alert_line
 from boucle.sources.kafka_source import client_config, consumer_tuning
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    TopicPartition,
+)
 
 __all__ = ["AlertFilter", "tail_alerts"]
 

@@ -15,13 +15,16 @@ from typing import Optional
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
-
-from boucle.flows.cli.cases import cases_app
-from boucle.flows.cli.kafka import alerts_app, ensure_kafka_topics, simulate_to_kafka, with_kafka
-from boucle.flows.cli.common import State, console, err, fail_on_warehouse_errors, load
 from boucle.config.settings import Settings
+from boucle.flows.cli.cases import cases_app
+from boucle.flows.cli.common import State, console, err, fail_on_warehouse_errors, load
+from boucle.flows.cli.kafka import (
+    alerts_app,
+    ensure_kafka_topics,
+    simulate_to_kafka,
+    with_kafka,
+)
+from rich.table import Table
 
 app = typer.Typer(
     help=(
@@ -184,7 +187,13 @@ def _run(
 ) -> None:
     from datetime import timedelta
 
-    from boucle.flows.run import RunOptions, default_outputs, kafka_outputs, run_flow, warehouse_counts
+    from boucle.flows.run import (
+        RunOptions,
+        default_outputs,
+        kafka_outputs,
+        run_flow,
+        warehouse_counts,
+    )
     from boucle.flows.summary import print_summary
 
     options = RunOptions(

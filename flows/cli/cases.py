@@ -11,12 +11,11 @@ import math
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
-
 from boucle.config.settings import Settings, parse_duration
 from boucle.flows.cli.common import console, err, load
 from boucle.flows.summary import facts_table
+from rich.console import Console
+from rich.table import Table
 
 __all__ = ["cases_app", "loop_totals", "print_loop_summary", "site_kpis", "top_themes"]
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from rich.console import Console
-
 from boucle.config.settings import Settings
-from boucle.flows.cli.common import console, err, load
+from boucle.flows.cli.common import err, load
+from rich.console import Console
 
 __all__ = ["alerts_app", "ensure_kafka_topics", "simulate_to_kafka", "with_kafka"]
 
@@ -42,10 +41,15 @@ def ensure_kafka_topics(settings: Settings, partitions: int = 6) -> None:
 
 
 def simulate_to_kafka(settings: Settings, simulator, total: int, rate, realtime: bool, partitions: int) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from boucle.sinks.kafka import ensure_topics, produce_messages, producer_config
     from boucle.sources.kafka_source import client_config
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     kafka = settings.kafka
     try:
@@ -85,8 +89,8 @@ def alerts_tail(
 
     Example: `boucle alerts tail --brokers localhost:9092 --region ile-de-france --kind hot`
     """
-    from boucle.flows.cli.alerts_tail import AlertFilter, tail_alerts
     from boucle.config.settings import SEVERITY_RANK
+    from boucle.flows.cli.alerts_tail import AlertFilter, tail_alerts
 
     settings = with_kafka(load(), brokers=brokers)
     if min_severity is not None and min_severity not in SEVERITY_RANK:

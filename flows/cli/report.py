@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING, Any
 from boucle.config.settings import parse_duration
 
 if TYPE_CHECKING:
-    from clickhouse_connect.driver.client import Client
-
     from boucle.config.settings import Settings
+    from clickhouse_connect.driver.client import Client
 
 __all__ = ["ReportError", "SECTIONS", "build_report", "collect", "parse_period", "write_report"]
 

@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from clickhouse_connect.driver.client import Client
-
     from boucle.config.settings import Warehouse
+    from clickhouse_connect.driver.client import Client
 
 __all__ = [
     "WarehouseError",

@@ -32,9 +32,7 @@ from statistics import NormalDist
 from typing import Any
 
 import orjson
-
-from boucle.operators.alerts import iso_ms
-from boucle.operators.cases import parse_time
+from boucle.config.times import iso_ms, parse_time
 from boucle.sources.message import RawMessage
 
 __all__ = ["FrontlineSimulator", "INVITED_CHANNELS", "InvitationSimulator", "SimInvitation"]

@@ -17,28 +17,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import numpy as np
-
+from boucle.config.times import DAY_MS, HOUR_MS, iso_ms
 from boucle.sources.simulator.model import LOADING, NOISE, QuestionModel, shift_for_drop
 from boucle.sources.simulator.profiles import SiteProfile, network_rng
-from boucle.sources.simulator.seasonality import DAY_MS, HOUR_MS
 
-__all__ = ["INCIDENT_KINDS", "Incident", "iso_ms", "plan_incidents"]
+__all__ = ["INCIDENT_KINDS", "Incident", "plan_incidents"]
 
 INCIDENT_KINDS = ("step_drop", "gradual_decline", "regional_drop", "bad_burst")
 _LATENT_SD = math.sqrt(LOADING**2 + NOISE**2)
-
-
-def iso_ms(t_ms: int) -> str:
-    """Epoch milliseconds as ISO 8601 UTC with a Z.
-
-    >>> iso_ms(1_790_000_000_000)
-    '2026-09-21T14:13:20.000Z'
-    """
-    moment = datetime.fromtimestamp(t_ms / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t_ms % 1000:03d}Z"
 
 
 @dataclass(frozen=True)

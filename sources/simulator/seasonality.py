@@ -15,6 +15,7 @@ Waiting time and checkout speed are rated worse at peak hours and on Saturdays.
 from __future__ import annotations
 
 import numpy as np
+from boucle.config.times import DAY_MS, HOUR_MS
 
 __all__ = [
     "DAY_MS",
@@ -27,8 +28,6 @@ __all__ = [
     "rating_seasonality",
 ]
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 
 _HOURS = np.array(
     [0.15, 0.1, 0.08, 0.08, 0.1, 0.15, 0.35, 1.0,  # 0-7: only web/app/ivr at night

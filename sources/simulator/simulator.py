@@ -15,12 +15,17 @@ from datetime import datetime, timezone
 from typing import Iterator
 
 from boucle.config.settings import Settings
+from boucle.config.times import DAY_MS
 from boucle.sources.message import RawMessage
-from boucle.sources.simulator.generate import Context, merged_records, site_count, site_records
+from boucle.sources.simulator.generate import (
+    Context,
+    merged_records,
+    site_count,
+    site_records,
+)
 from boucle.sources.simulator.incidents import plan_incidents
 from boucle.sources.simulator.model import QuestionModel
 from boucle.sources.simulator.profiles import SiteProfile, build_profiles
-from boucle.sources.simulator.seasonality import DAY_MS
 
 __all__ = ["Simulator"]
 
