@@ -2,27 +2,37 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+TESTING := $(VENV)/.installed-test
 
-.PHONY: run test install bench clean
+.PHONY: run test lint install bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# `make run` needs the runtime only; `make test` adds the test extra (pytest, the Kafka-protocol
+# broker, ruff, the report's plotting library).
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(TESTING): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(TESTING) $(RUNTIME)
 
-install: $(STAMP)
+install: $(RUNTIME)
 
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/boucle run
 
-test: $(STAMP)
+lint: $(TESTING)
+	$(BIN)/ruff check .
+
+test: lint
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(TESTING)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/throughput.py
 

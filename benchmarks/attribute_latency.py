@@ -12,11 +12,9 @@ the response that first raised its trigger, which identifies the arrival to comp
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -25,14 +23,12 @@ from bytewax.testing import run_main
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from boucle.config.loader import load_settings  # noqa: E402
-from boucle.flows.feedback_flow import FlowOutputs, build_flow  # noqa: E402
-from boucle.flows.run import throughput_gc  # noqa: E402
-from boucle.operators.decode import Decoder, Feedback  # noqa: E402
-from boucle.sinks.clickhouse.sink import ClickHouseSink  # noqa: E402
-from boucle.sources.simulator import Simulator  # noqa: E402
+from boucle.config.loader import load_settings
+from boucle.flows.feedback_flow import FlowOutputs, build_flow
+from boucle.flows.run import throughput_gc
+from boucle.operators.decode import Decoder, Feedback
+from boucle.sinks.clickhouse.sink import ClickHouseSink
+from boucle.sources.simulator import Simulator
 
 
 def _now_ms() -> int:

@@ -34,11 +34,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from boucle.config.loader import SHIPPED_CONFIG, load_settings
 from boucle.operators.attribute_alerts import AttributeAlertEngine
 from boucle.operators.decode import Decoder
 from boucle.sources.simulator import Simulator
-from rich.console import Console
 
 HOUR_MS = 3_600_000
 TYPES = ("step_drop", "gradual_decline", "regional_drop", "bad_burst")

@@ -41,9 +41,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from boucle.config.loader import load_settings  # noqa: E402
 from boucle.config.settings import Settings  # noqa: E402
+from boucle.config.times import iso_ms  # noqa: E402
 from boucle.flows.feedback_flow import FlowOutputs, build_flow  # noqa: E402
 from boucle.flows.run import throughput_gc  # noqa: E402
-from boucle.operators.alerts import iso_ms  # noqa: E402
 from boucle.sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink, producer_config  # noqa: E402
 from boucle.sources.kafka_source import KafkaFeedbackSource, _RawPartition  # noqa: E402
 from boucle.sources.simulator import Simulator  # noqa: E402

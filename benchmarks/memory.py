@@ -18,6 +18,9 @@ import time
 import tracemalloc
 from typing import Callable
 
+from rich.console import Console
+from rich.table import Table
+
 from boucle.detectors import (
     AttributeWatch,
     DownwardTrend,
@@ -25,8 +28,6 @@ from boucle.detectors import (
     PeerComparison,
     SeasonalExpectation,
 )
-from rich.console import Console
-from rich.table import Table
 
 BUDGET = 8 * 1024
 MINUTE = 60_000

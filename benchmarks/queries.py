@@ -12,24 +12,20 @@ does, then times ``v_peer_comparison`` and ``v_leaderboard`` for one region and 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from boucle.config.settings import Region, Settings, Site, Warehouse  # noqa: E402
-from boucle.sinks.clickhouse.client import close_all, connect  # noqa: E402
-from boucle.sinks.clickhouse.query import ROLLUPS, optimize_final  # noqa: E402
-from boucle.sinks.clickhouse.schema import init_schema  # noqa: E402
-from boucle.sinks.clickhouse.writer import INSERT_SETTINGS  # noqa: E402
+from boucle.config.settings import Region, Settings, Site, Warehouse
+from boucle.sinks.clickhouse.client import close_all, connect
+from boucle.sinks.clickhouse.query import ROLLUPS, optimize_final
+from boucle.sinks.clickhouse.schema import init_schema
+from boucle.sinks.clickhouse.writer import INSERT_SETTINGS
 
 DB = "bench"
 KINDS = ("hypermarket", "supermarket", "city")

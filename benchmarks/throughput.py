@@ -20,24 +20,21 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import orjson
 from bytewax.testing import TestingSource, run_main
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from boucle.config.loader import load_settings  # noqa: E402
-from boucle.flows.feedback_flow import FlowOutputs, build_flow  # noqa: E402
-from boucle.flows.run import throughput_gc  # noqa: E402
-from boucle.flows.stats import RunStats  # noqa: E402
-from boucle.sinks.background import BackgroundSink  # noqa: E402
-from boucle.sinks.clickhouse.client import connect  # noqa: E402
-from boucle.sinks.clickhouse.sink import ClickHouseSink  # noqa: E402
-from boucle.sinks.jsonl import JsonlSink  # noqa: E402
-from boucle.sources.simulator import Simulator  # noqa: E402
+from boucle.config.loader import load_settings
+from boucle.flows.feedback_flow import FlowOutputs, build_flow
+from boucle.flows.run import throughput_gc
+from boucle.flows.stats import RunStats
+from boucle.sinks.background import BackgroundSink
+from boucle.sinks.clickhouse.client import connect
+from boucle.sinks.clickhouse.sink import ClickHouseSink
+from boucle.sinks.jsonl import JsonlSink
+from boucle.sources.simulator import Simulator
 
 
 def main(argv: list[str] | None = None) -> None:

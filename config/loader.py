@@ -14,8 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
-from boucle.config.settings import CHANNELS, Settings
 from pydantic import ValidationError
+
+from boucle.config.settings import CHANNELS, Settings
 
 if sys.version_info >= (3, 11):
     import tomllib

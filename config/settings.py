@@ -293,7 +293,7 @@ class Kafka(_Strict):
         try:
             template.format(region="r", kind="k", severity="s")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"only {{region}}, {{kind}} and {{severity}} may appear, got {template!r} ({exc})")
+            raise ValueError(f"only {{region}}, {{kind}} and {{severity}} may appear, got {template!r} ({exc})") from None
         return template
 
     def broker_list(self) -> list[str]:

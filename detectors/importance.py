@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from boucle.config.times import DAY_MS
 from boucle.detectors.decayed import decay_factor
 

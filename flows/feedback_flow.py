@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import FixedPartitionedSink, Sink
+
 from boucle.config.settings import Settings
 from boucle.flows.loop import LoopSources, add_loop
 from boucle.flows.rows import (
@@ -37,9 +41,6 @@ from boucle.operators.ratings import scales_of
 from boucle.operators.windows import WindowSpec, event_time_windows
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.prepare import prepare_sinks
-from bytewax.dataflow import Dataflow
-from bytewax.inputs import Source
-from bytewax.outputs import FixedPartitionedSink, Sink
 
 __all__ = ["DeadLetter", "FlowOutputs", "build_flow", "window_spec"]
 

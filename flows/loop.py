@@ -23,6 +23,10 @@ from datetime import timedelta
 from typing import Any
 
 import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
+
 from boucle.config.settings import Settings
 from boucle.operators.cases import (
     CaseEvent,
@@ -37,9 +41,6 @@ from boucle.operators.invitations import Invitation, decode_invitation, invitati
 from boucle.operators.themes import SurgeRule, ThemeDetector, comment_themes
 from boucle.sinks.batch import TableBatch
 from boucle.sources.simulator.frontline import FrontlineSimulator, InvitationSimulator
-from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import Source
-from bytewax.operators import StatefulBatchLogic
 
 __all__ = ["LoopConfig", "LoopSources", "LoopStreams", "add_loop"]
 
@@ -184,7 +185,7 @@ def add_loop(
                 for e in batch.accepted
                 for inv in invite.for_response(e.event_id, e.ts_ms, e.site_id, e.channel,
                                                str(e.customer.get("id") or ""), e.customer.get("consent_contact") is True)
-            ]  # fmt: skip
+            ]
             return invitation_rows(invitations, region_of)
 
         tables.append(op.flat_map_batch("invitations_sim", decoded, simulated))
@@ -194,14 +195,14 @@ def add_loop(
         inv = op.map("invitations_decode", raw_inv, lambda m: decode_invitation(m, known))
         tables.append(op.flat_map_batch(
             "invitation_rows", inv, lambda items: invitation_rows([i for i in items if isinstance(i, Invitation)], region_of)
-        ))  # fmt: skip
+        ))
         dead_parts.append(op.filter("invitations_dead", inv, lambda i: isinstance(i, DeadLetter)))
 
     if config.themes:
         themed = comment_themes(
             "themes", by_site, sites, ThemeDetector(config.lexicons), _ms(config.theme_window),
             _ms(config.theme_lateness), config.surge,
-        )  # fmt: skip
+        )
         tables.append(op.flat_map_batch("theme_rows", themed, lambda items: _theme_rows([r for k, r in items if k == "row"])))
         alerts.append(op.filter_map("theme_alerts", themed, lambda t: t[1] if t[0] == "alert" else None))
 

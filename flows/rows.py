@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from boucle.config.times import now_ms
 from boucle.operators.alerts import alert_json
 from boucle.operators.attribute_regions import ImportanceSnapshot
@@ -108,5 +109,5 @@ def dead_letter_rows(batch: DecodedBatch) -> list[TableBatch]:
         (d.message.origin, d.message.partition, d.message.offset, d.message.received_ms or now,
          d.reason_code, d.reason, d.message.value)
         for d in batch.rejected
-    ]  # fmt: skip
+    ]
     return [TableBatch("dead_letters", DEAD_LETTER_COLUMNS, rows)]

@@ -18,16 +18,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from boucle.config.settings import Settings
-from boucle.flows.feedback_flow import FlowOutputs, build_flow
-from boucle.flows.loop import LoopSources
-from boucle.flows.stats import RunStats
-from boucle.sinks.background import BackgroundSink
-from boucle.sinks.clickhouse.client import connect
-from boucle.sinks.clickhouse.query import optimize_final
-from boucle.sinks.clickhouse.sink import ClickHouseSink
-from boucle.sinks.console import ConsoleAlertSink
-from boucle.sinks.jsonl import JsonlSink
 from bytewax.inputs import Source
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
@@ -40,6 +30,17 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+
+from boucle.config.settings import Settings
+from boucle.flows.feedback_flow import FlowOutputs, build_flow
+from boucle.flows.loop import LoopSources
+from boucle.flows.stats import RunStats
+from boucle.sinks.background import BackgroundSink
+from boucle.sinks.clickhouse.client import connect
+from boucle.sinks.clickhouse.query import optimize_final
+from boucle.sinks.clickhouse.sink import ClickHouseSink
+from boucle.sinks.console import ConsoleAlertSink
+from boucle.sinks.jsonl import JsonlSink
 
 __all__ = [
     "RunOptions",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from boucle.config.settings import Settings
-from boucle.flows.stats import RunStats
 from rich.console import Console
 from rich.table import Table
+
+from boucle.config.settings import Settings
+from boucle.flows.stats import RunStats
 
 __all__ = ["facts_table", "print_summary"]
 

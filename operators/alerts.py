@@ -23,6 +23,7 @@ from hashlib import sha1
 from typing import Any
 
 import orjson
+
 from boucle.config.times import iso_ms, now_ms
 
 __all__ = ["ALERT_SCHEMA", "Alert", "alert_id", "alert_json", "new_alert"]

@@ -31,6 +31,9 @@ from statistics import median
 from typing import Any, Callable, Iterable
 
 import bytewax.operators as op
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
+
 from boucle.config.settings import Settings
 from boucle.config.times import now_ms
 from boucle.detectors import AttributeWatch
@@ -42,8 +45,6 @@ from boucle.operators.attribute_regions import (
 )
 from boucle.operators.attribute_sites import SiteState, SiteSummary
 from boucle.operators.decode import Feedback
-from bytewax.dataflow import Stream, operator
-from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 __all__ = [
     "AttributeAlertEngine", "AttributeAlertsOut", "ImportanceSnapshot", "RegionState", "SiteState", "SiteSummary",

@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import bytewax.operators as op
-from boucle.sinks.batch import TableBatch
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulBatchLogic
+
+from boucle.sinks.batch import TableBatch
 
 __all__ = ["batch_rows"]
 

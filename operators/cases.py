@@ -39,13 +39,14 @@ from typing import Any, Iterable
 
 import bytewax.operators as op
 import orjson
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
+
 from boucle.config.settings import Site
 from boucle.config.times import iso_ms, parse_time
 from boucle.operators.alerts import alert_id, new_alert
 from boucle.operators.decode import DeadLetter, Invalid, json_object, required_strings
 from boucle.sources.message import RawMessage
-from bytewax.dataflow import Stream, operator
-from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 __all__ = [
     "ACTIONS",
@@ -70,7 +71,7 @@ CASE_COLUMNS = (
     "first_action_at", "first_contact_at", "resolved_at", "escalated_at",
     "contacted", "resolved", "escalated", "fcr", "sla_decided", "untreated", "sla_alerted",
     "contacts", "notes", "root_cause", "last_by", "events", "version",
-)  # fmt: skip
+)
 
 
 def shard_of(key: str, shards: int) -> str:
@@ -179,7 +180,7 @@ class Case:
         self.root_cause = next((e.root_cause for e in reversed(ordered) if e.root_cause), "")
         self.last_by = next((e.by for e in reversed(ordered) if e.by), "")
         self.status = ("resolved" if self.resolved_ms else "escalated" if self.escalated_ms
-                       else "contacted" if self.first_contact_ms else "open")  # fmt: skip
+                       else "contacted" if self.first_contact_ms else "open")
 
     @property
     def treated_in_time(self) -> bool:
@@ -200,7 +201,7 @@ class Case:
             int(bool(self.first_contact_ms)), int(bool(self.resolved_ms)), int(bool(self.escalated_ms)),
             int(self.fcr), int(self.sla_decided), int(self.untreated), int(self.sla_alerted),
             self.contacts, self.notes, self.root_cause, self.last_by, len(self.events), self.version,
-        )  # fmt: skip
+        )
 
 
 _SLA_TEXT = {
@@ -265,7 +266,7 @@ class CaseTracker:
 
     def on_eof(self) -> list[Out]:
         out = [("dead", _unknown(e, "no hot alert with this id by the end of the input"))
-               for events in self.pending.values() for e in events]  # fmt: skip
+               for events in self.pending.values() for e in events]
         self.pending.clear()
         return out
 
@@ -284,7 +285,7 @@ class CaseTracker:
                 out.append(("alert", self._sla_alert(case)))
             out.append(("case", case.row()))
         waited = [aid for aid, events in self.pending.items()
-                  if min(e.at_ms for e in events) + self.unknown_grace_ms < clock]  # fmt: skip
+                  if min(e.at_ms for e in events) + self.unknown_grace_ms < clock]
         for aid in waited:
             for e in self.pending.pop(aid):
                 out.append(("dead", _unknown(e, f"no hot alert with this id within {self.unknown_grace_ms // 60000} min"
@@ -312,7 +313,7 @@ class CaseTracker:
             event_ms=case.due_ms,
             owner=site.manager,
             team=site.team,
-        )  # fmt: skip
+        )
 
 
 def _unknown(event: CaseEvent, why: str) -> DeadLetter:

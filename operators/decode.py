@@ -29,9 +29,10 @@ from typing import Annotated, Any, Literal
 import bytewax.operators as op
 import msgspec
 import orjson
+from bytewax.dataflow import Stream, operator
+
 from boucle.config.settings import CHANNELS, Settings
 from boucle.sources.message import RawMessage
-from bytewax.dataflow import Stream, operator
 
 __all__ = [
     "DeadLetter", "DecodedBatch", "Decoder", "Feedback", "Invalid", "decode_batches", "group_by_site", "json_object",
@@ -140,7 +141,7 @@ def _wire_type(scores: dict[str, tuple[int, int]], attributes: dict[str, tuple[i
             ("scores", ratings(scores), {}), ("attributes", ratings(attributes), {}),
             ("channel", str, ""), ("journey_stage", str, ""), ("comment", str, ""), ("language", str, ""),
             ("customer", dict[str, Any], {}),
-        ],  # fmt: skip
+        ],
         gc=False,
     )
 
@@ -213,7 +214,7 @@ class Decoder:
                 w.event_id, round(w.occurred_at.timestamp() * 1000), site_id, channel, w.journey_stage, scores,
                 attributes, w.comment, w.language, w.customer, message.received_ms,
                 f"{message.origin}:{message.partition}:{message.offset}",  # RawMessage.position, inlined
-            ))  # fmt: skip
+            ))
         return DecodedBatch(accepted, rejected, len(messages))
 
     def _precise_wire(self, value: bytes) -> Any:
@@ -237,7 +238,7 @@ class Decoder:
         return self._wire(
             event["event_id"], _aware_time(event["occurred_at"]), event["site_id"], channel=channel, customer=customer,
             **ratings, **texts,
-        )  # fmt: skip
+        )
 
     @staticmethod
     def _bad_ratings(field: str, ratings: dict[str, Any], scales: dict[str, tuple[int, int]]) -> None:

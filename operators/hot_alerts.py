@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 import bytewax.operators as op
+from bytewax.dataflow import operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
+
 from boucle.config.settings import SEVERITY_RANK, Settings
 from boucle.config.times import iso_ms, now_ms
 from boucle.operators.alerts import ALERT_SCHEMA, Alert, alert_id
 from boucle.operators.decode import Feedback
 from boucle.operators.hot_rules import HotRules
 from boucle.operators.privacy import mask_pii
-from bytewax.dataflow import operator
-from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 __all__ = ["HotAlertBuilder", "hot_alerts"]
 
@@ -102,7 +103,7 @@ class HotAlertBuilder:
                 "comment": comment,
                 "language": event.language,
             },
-        }, event_ms=event.ts_ms, detected_ms=detected_ms)  # fmt: skip
+        }, event_ms=event.ts_ms, detected_ms=detected_ms)
         customer = event.customer
         if customer.get("consent_contact") is True:
             alert["contact"] = {key: customer[key] for key in ("id", "email", "phone") if customer.get(key)}

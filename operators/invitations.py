@@ -65,5 +65,5 @@ def invitation_rows(invitations: Iterable, region_of: dict[str, str]) -> list:
     from boucle.sinks.batch import TableBatch
 
     rows = [(i.invitation_id, i.sent_ms, i.site_id, region_of.get(i.site_id, ""), i.channel, i.customer_id,
-             int(i.consent_contact)) for i in invitations]  # fmt: skip
+             int(i.consent_contact)) for i in invitations]
     return [TableBatch("invitations", INVITATION_COLUMNS, rows)] if rows else []

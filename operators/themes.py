@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bytewax.operators as op
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
+
 from boucle.config.settings import Site
 from boucle.config.times import iso_ms
 from boucle.operators.alerts import alert_id, new_alert
 from boucle.operators.decode import Feedback
-from bytewax.dataflow import Stream, operator
-from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 __all__ = ["DEFAULT_LEXICONS", "THEME_COLUMNS", "SurgeRule", "ThemeDetector", "ThemeWindows", "comment_themes"]
 
@@ -189,7 +190,7 @@ class ThemeWindows:
             counts = st.windows.pop(start)
             comments = counts.pop("", 0)
             out += [("row", (self.site.id, self.site.region, self.window_ms // 1000, start, theme, n, comments))
-                    for theme, n in sorted(counts.items())]  # fmt: skip
+                    for theme, n in sorted(counts.items())]
             out += self._surges(start, counts, comments)
         return out
 
@@ -203,7 +204,7 @@ class ThemeWindows:
             share = n / comments
             base = st.baseline.get(theme, 0.0)
             if (st.closed >= rule.min_windows and n >= rule.min_count
-                    and share >= base + rule.min_jump and share >= rule.ratio * base):  # fmt: skip
+                    and share >= base + rule.min_jump and share >= rule.ratio * base):
                 surging.add(theme)
                 if theme not in st.surging:
                     out.append(("alert", self._alert(start, theme, n, comments, share, base)))
@@ -217,7 +218,7 @@ class ThemeWindows:
         text = (f"Thème en hausse à {site.name or site.id} : « {theme} » dans {share:.0%} des commentaires"
                 f" ({n}/{comments}), contre {base:.0%} d'habitude." if site.language == "fr" else
                 f"Emerging irritant at {site.name or site.id}: '{theme}' in {share:.0%} of comments"
-                f" ({n}/{comments}) against {base:.0%} usually.")  # fmt: skip
+                f" ({n}/{comments}) against {base:.0%} usually.")
         return new_alert(
             id=alert_id("theme_surge", site.id, theme, str(start)),
             kind="theme_surge", severity="medium", site_id=site.id, region=site.region, attribute=theme,
@@ -226,7 +227,7 @@ class ThemeWindows:
                       "baseline_share": round(base, 4), "window_start": iso_ms(start),
                       "window_length_s": self.window_ms // 1000},
             message=text, event_ms=start + self.window_ms, owner=site.owner, team=site.team,
-        )  # fmt: skip
+        )
 
 
 class _ThemeLogic(StatefulBatchLogic):

@@ -26,10 +26,11 @@ from operator import add
 from typing import Callable, Iterable
 
 import bytewax.operators as op
-from boucle.operators.decode import Feedback
-from boucle.operators.ratings import RatingLayout
 from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
+
+from boucle.operators.decode import Feedback
+from boucle.operators.ratings import RatingLayout
 
 __all__ = ["ScoreRow", "SiteWindows", "WindowSpec", "WindowedBatch", "event_time_windows"]
 
@@ -37,7 +38,7 @@ __all__ = ["ScoreRow", "SiteWindows", "WindowSpec", "WindowedBatch", "event_time
 ScoreRow = tuple
 SCORE_COLUMNS = (
     "site_id", "region", "attribute", "window_length", "window_start", "n", "sum", "bottom_n", "top_n",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ class SiteWindows:
         ]
 
     def next_close_ms(self) -> int | None:
-        ends = [start + self._finest for start in self.fine] + [l + s for l, s in self.coarse]
+        ends = [start + self._finest for start in self.fine] + [length + s for length, s in self.coarse]
         return min(ends) + self.spec.lateness_ms if ends else None
 
 

@@ -28,8 +28,9 @@ import queue
 import threading
 from typing import Any, Optional
 
-from boucle.sinks.prepare import prepare_sinks
 from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition
+
+from boucle.sinks.prepare import prepare_sinks
 
 __all__ = ["BackgroundSink"]
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from boucle.sources.message import RawMessage
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from boucle.sources.message import RawMessage
 
 __all__ = ["JsonlFileSource"]
 

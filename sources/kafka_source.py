@@ -33,12 +33,13 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
-from boucle.config.settings import Kafka
-from boucle.sources.message import RawMessage
 from bytewax.connectors.kafka import KafkaSource, _list_parts
 from bytewax.inputs import StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError
 from confluent_kafka.admin import AdminClient
+
+from boucle.config.settings import Kafka
+from boucle.sources.message import RawMessage
 
 __all__ = ["KafkaFeedbackSource", "client_config", "consumer_tuning"]
 

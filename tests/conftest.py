@@ -1,6 +1,7 @@
 """Shared fixtures: the shipped configuration, loaded once."""
 
 import pytest
+
 from boucle.config.loader import SHIPPED_CONFIG, load_settings
 
 

@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timezone
 
 import orjson
+
 from boucle.config.times import iso_ms
 from boucle.operators.alerts import _NAMESPACE, Alert, alert_id, alert_json, new_alert
 from boucle.sinks.jsonl import encode_line
@@ -22,7 +23,7 @@ def _alert(**extra) -> Alert:
 
 def test_alert_id_is_uuid5_of_kind_and_evidence():
     rng = random.Random(7)
-    for i in range(2000):
+    for _ in range(2000):
         evidence = (f"store-{rng.randrange(10_000):04d}", str(uuid.UUID(int=rng.getrandbits(128))))
         assert alert_id("hot", *evidence) == str(uuid.uuid5(_NAMESPACE, "|".join(("hot", *evidence))))
 

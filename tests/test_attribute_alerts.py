@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 
 import bytewax.operators as op
-from boucle.operators.attribute_alerts import AttributeAlertEngine, attribute_alerts
-from boucle.operators.decode import Feedback
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
+
+from boucle.operators.attribute_alerts import AttributeAlertEngine, attribute_alerts
+from boucle.operators.decode import Feedback
 
 HOUR = 3_600_000
 T0 = 1_790_812_800_000  # 2026-10-01T00:00Z
@@ -66,7 +67,7 @@ def test_resolves_after_back_to_normal(settings):
     rng = random.Random(2)
     down = _history(sites, 23, rng, drop={sites[0]: (20 * 24, 1.5)})
     after = _history(sites, 7, rng)
-    for k, batch in enumerate(after):
+    for batch in after:
         for e in batch:
             e.ts_ms += 23 * 24 * HOUR
     alerts = engine.replay(down + after)

@@ -6,6 +6,7 @@ import itertools
 
 import orjson
 import pytest
+
 from boucle.config.settings import Site
 from boucle.config.times import parse_time
 from boucle.operators.cases import (

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import orjson
+from bytewax.testing import TestingSink, TestingSource, run_main
+from confluent_kafka import Producer
+from kafka_broker import unique_topic
+
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from boucle.flows.loop import LoopSources
 from boucle.operators.alerts import alert_id
 from boucle.operators.cases import CASE_COLUMNS
 from boucle.sources.kafka_source import KafkaFeedbackSource
 from boucle.sources.message import RawMessage
-from bytewax.testing import TestingSink, TestingSource, run_main
-from confluent_kafka import Producer
-from kafka_broker import unique_topic
 
 
 def feedback(event_id: str, at: str, nps: int) -> RawMessage:
@@ -42,7 +43,7 @@ def test_case_events_from_the_topic_update_the_case_state(settings, kafka_broker
         settings, source,
         FlowOutputs(warehouse=TestingSink(tables), alerts=[TestingSink(alerts)], dead_letters=[TestingSink(dead)]),
         loop=LoopSources(case_events=KafkaFeedbackSource(kafka, [topic], tail=False)),
-    )  # fmt: skip
+    )
     run_main(flow)
 
     rows = [dict(zip(CASE_COLUMNS, r)) for b in tables if b.table == "cases" for r in b.rows]

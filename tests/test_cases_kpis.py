@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from boucle.config.times import iso_ms, parse_time
 from boucle.flows.cli.cases import loop_totals, site_kpis, top_themes
 from boucle.operators.cases import CaseEvent, CaseTracker, case_rows

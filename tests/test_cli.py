@@ -6,9 +6,10 @@ import json
 
 import orjson
 import pytest
+from typer.testing import CliRunner
+
 from boucle.flows.cli.app import app
 from boucle.sinks.clickhouse.client import close_all
-from typer.testing import CliRunner
 
 runner = CliRunner()
 

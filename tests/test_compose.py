@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from boucle.config.loader import load_settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,6 +1,7 @@
 """Settings: the shipped file is valid; a bad file fails at start with the path of the bad key."""
 
 import pytest
+
 from boucle.config.loader import (
     SHIPPED_CONFIG,
     ConfigError,

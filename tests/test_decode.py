@@ -4,10 +4,11 @@ from datetime import datetime, timezone
 
 import orjson
 import pytest
+from bytewax.testing import TestingSink, TestingSource, run_main
+
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from boucle.operators.decode import DeadLetter, Decoder, Feedback
 from boucle.sources.message import RawMessage
-from bytewax.testing import TestingSink, TestingSource, run_main
 
 GOOD = {
     "event_id": "e1",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
+
 from boucle.detectors import (
     AttributeWatch,
     DecayedMoments,

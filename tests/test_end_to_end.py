@@ -11,13 +11,14 @@ import hashlib
 from collections import Counter, defaultdict
 
 import pytest
+from bytewax.testing import TestingSink, cluster_main, run_main
+
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from boucle.flows.stats import RunStats
 from boucle.sinks.clickhouse.client import close_all, connect
 from boucle.sinks.clickhouse.query import optimize_final
 from boucle.sinks.clickhouse.sink import ClickHouseSink
 from boucle.sources.simulator import Simulator, SimulatorSource
-from bytewax.testing import TestingSink, cluster_main, run_main
 
 pytestmark = pytest.mark.slow
 DAYS = 5

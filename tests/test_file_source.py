@@ -6,12 +6,14 @@ from datetime import timedelta
 
 import bytewax.operators as op
 import pytest
+from bytewax.dataflow import Dataflow
+from bytewax.errors import BytewaxRuntimeError
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.testing import TestingSink, run_main
+
 from boucle.config.loader import load_settings
 from boucle.sources.file_source import JsonlFileSource
 from boucle.sources.simulator import Simulator
-from bytewax.dataflow import Dataflow
-from bytewax.recovery import RecoveryConfig, init_db_dir
-from bytewax.testing import TestingSink, run_main
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,7 @@ def test_dataflow_resumes_after_a_failure(path, tmp_path):
     init_db_dir(db, 1)
     recovery = RecoveryConfig(str(db))
     first, second = [], []
-    with pytest.raises(Exception):
+    with pytest.raises(BytewaxRuntimeError):  # wraps the injected RuntimeError
         run_main(_flow(JsonlFileSource(path, batch_size=50), first, fail_at=400),
                  epoch_interval=timedelta(0), recovery_config=recovery)
     run_main(_flow(JsonlFileSource(path, batch_size=50), second), epoch_interval=timedelta(0),

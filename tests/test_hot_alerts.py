@@ -3,11 +3,12 @@
 from datetime import timedelta
 
 import orjson
+from bytewax.testing import TestingSink, TestingSource, run_main
+
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from boucle.operators.decode import Decoder
 from boucle.operators.hot_alerts import HotAlertBuilder
 from boucle.sources.message import RawMessage
-from bytewax.testing import TestingSink, TestingSource, run_main
 
 
 def event(i, minutes=0, **fields):
@@ -131,7 +132,7 @@ def test_batch_matcher_agrees_with_the_single_one_on_every_condition_kind():
                 {"name": "minimum", "all": [{"any_attribute_at_minimum": True}]},
             ],
         },
-    })  # fmt: skip
+    })
     rules = HotRules(settings)
     events = [
         SimpleNamespace(scores=scores, attributes=attributes, comment=comment, channel=channel)
@@ -139,7 +140,7 @@ def test_batch_matcher_agrees_with_the_single_one_on_every_condition_kind():
         for attributes in ({}, {"waiting_time": 1}, {"cleanliness": 0}, {"waiting_time": 4, "cleanliness": 7})
         for comment in ("", "Mon ACHAT est cassé", "the order was late", "rien à dire")
         for channel in ("web", "store")
-    ]  # fmt: skip
+    ]
     expected = [(e, m) for e in events if (m := rules.matches(e.scores, e.attributes, e.comment, e.channel))]
     assert rules.matches_many(events) == expected
     assert {name for _, m in expected for name, _ in m} == {"low_csat_purchase", "web_detractor", "slow", "minimum"}
@@ -152,5 +153,5 @@ def test_hot_alert_has_the_contract_layout_of_new_alert(settings):
     fields = {k: alert[k] for k in ("severity", "site_id", "region", "triggers", "evidence", "message", "owner", "team")}
     extra = {k: alert[k] for k in ("response", "contact")}
     same = new_alert(id=alert["alert_id"], kind="hot", event_ms=alert.event_ms, detected_ms=alert.detected_ms,
-                     **fields, **extra)  # fmt: skip
+                     **fields, **extra)
     assert list(alert.items()) == list(same.items())

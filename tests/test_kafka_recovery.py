@@ -12,12 +12,13 @@ import threading
 import time
 
 import orjson
-from boucle.flows.feedback_flow import FlowOutputs, build_flow
-from boucle.sinks.kafka import produce_messages, producer_config
-from boucle.sources.simulator import Simulator, SimulatorSource
 from bytewax.testing import TestingSink, run_main
 from kafka_broker import consume_all
 from test_kafka_flow import REPO, boucle, boucle_env, new_topics
+
+from boucle.flows.feedback_flow import FlowOutputs, build_flow
+from boucle.sinks.kafka import produce_messages, producer_config
+from boucle.sources.simulator import Simulator, SimulatorSource
 
 DAYS = 3
 RATE = 1500  # events/s while the first run is alive, so the kill lands mid-stream

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from boucle.operators.privacy import mask_pii
 
 

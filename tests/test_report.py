@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import orjson
 import pytest
+
 from boucle.config.settings import Warehouse
 from boucle.flows.cli.report import SECTIONS, ReportError, parse_period, write_report
 from boucle.operators.windows import SCORE_COLUMNS

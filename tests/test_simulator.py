@@ -11,6 +11,11 @@ import bytewax.operators as op
 import numpy as np
 import orjson
 import pytest
+from bytewax.dataflow import Dataflow
+from bytewax.errors import BytewaxRuntimeError
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.testing import TestingSink, run_main
+
 from boucle.config.loader import load_settings
 from boucle.config.settings import CHANNELS
 from boucle.sources.simulator import (
@@ -20,9 +25,6 @@ from boucle.sources.simulator import (
     Simulator,
     SimulatorSource,
 )
-from bytewax.dataflow import Dataflow
-from bytewax.recovery import RecoveryConfig, init_db_dir
-from bytewax.testing import TestingSink, run_main
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 OCCURRED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -328,7 +330,7 @@ def test_source_resumes_from_its_snapshot(small, tmp_path):
     init_db_dir(tmp_path, 1)
     recovery = RecoveryConfig(str(tmp_path))
     first, second = [], []
-    with pytest.raises(Exception):
+    with pytest.raises(BytewaxRuntimeError):  # wraps the injected RuntimeError
         run_main(_flow(SimulatorSource(small, partitions=2, batch_size=50), first, fail_at=300),
                  epoch_interval=timedelta(0), recovery_config=recovery)
     run_main(_flow(SimulatorSource(small, partitions=2, batch_size=50), second),

@@ -13,6 +13,12 @@ import threading
 from datetime import datetime, timezone
 
 import pytest
+from bytewax import operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.run import cli_main
+from bytewax.testing import TestingSource, run_main
+from clickhouse_connect.driver.exceptions import OperationalError
+
 from boucle.config.settings import Warehouse
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.clickhouse.client import (
@@ -26,11 +32,6 @@ from boucle.sinks.clickhouse.query import TABLES, QueryError, optimize_final, ru
 from boucle.sinks.clickhouse.schema import init_schema, table_columns
 from boucle.sinks.clickhouse.sink import ClickHouseSink
 from boucle.sinks.clickhouse.writer import TableWriter
-from bytewax import operators as op
-from bytewax.dataflow import Dataflow
-from bytewax.run import cli_main
-from bytewax.testing import TestingSource, run_main
-from clickhouse_connect.driver.exceptions import OperationalError
 
 # ---- fixtures (sinks) -------------------------------------------------------------------------
 

@@ -6,13 +6,14 @@ import io
 import threading
 
 import orjson
-from boucle.config.settings import Console
-from boucle.sinks.console import ConsoleAlertSink
-from boucle.sinks.jsonl import JsonlSink
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 from rich.console import Console as RichConsole
+
+from boucle.config.settings import Console
+from boucle.sinks.console import ConsoleAlertSink
+from boucle.sinks.jsonl import JsonlSink
 
 
 def run(items, sink, batch_size: int = 3) -> None:

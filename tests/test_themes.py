@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from boucle.config.settings import Site
 from boucle.operators.decode import Feedback
 from boucle.operators.themes import SurgeRule, ThemeDetector, ThemeWindows

@@ -13,6 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
 from boucle.config.loader import SHIPPED_CONFIG, load_settings
 from boucle.sinks.clickhouse.client import WarehouseError, close_all, connect
 

@@ -25,6 +25,7 @@ from datetime import date, datetime, timezone
 
 import orjson
 import pytest
+
 from boucle.config.settings import Attribute, Region, Settings, Site, Warehouse
 from boucle.operators.windows import SCORE_COLUMNS
 from boucle.sinks.batch import TableBatch

@@ -1,16 +1,18 @@
 """Tumbling windows on event time: boundaries, box shares, late events, end of input, resume."""
 
+import itertools
 from datetime import datetime, timezone
 
 import bytewax.operators as op
 import orjson
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSink, TestingSource, run_main
+
 from boucle.config.times import iso_ms
 from boucle.flows.feedback_flow import window_spec
 from boucle.operators.decode import Decoder, decode_batches, group_by_site
 from boucle.operators.windows import SCORE_COLUMNS, SiteWindows, event_time_windows
 from boucle.sources.message import RawMessage
-from bytewax.dataflow import Dataflow
-from bytewax.testing import TestingSink, TestingSource, run_main
 
 HOUR = 3_600_000
 
@@ -18,12 +20,15 @@ HOUR = 3_600_000
 BASE = int(datetime(2026, 10, 1, tzinfo=timezone.utc).timestamp() * 1000)
 
 
-def feedback(settings, ts, nps=8, waiting=3, site="store-0001", i=[0]):
+_EVENT_NUMBERS = itertools.count(1)
+
+
+def feedback(settings, ts, nps=8, waiting=3, site="store-0001"):
     """A decoded event ``ts`` ms after 2026-10-01T00:00Z."""
-    i[0] += 1
-    raw = {"event_id": f"e{i[0]}", "occurred_at": iso_ms(BASE + ts), "site_id": site,
-           "scores": {"nps": nps}, "attributes": {"waiting_time": waiting}}  # fmt: skip
-    return Decoder(settings).decode(RawMessage(orjson.dumps(raw), "t", 0, i[0]))
+    n = next(_EVENT_NUMBERS)
+    raw = {"event_id": f"e{n}", "occurred_at": iso_ms(BASE + ts), "site_id": site,
+           "scores": {"nps": nps}, "attributes": {"waiting_time": waiting}}
+    return Decoder(settings).decode(RawMessage(orjson.dumps(raw), "t", 0, n))
 
 
 def rows_by(rows, length_s):
@@ -95,7 +100,7 @@ def test_flow_windows_match_a_direct_recomputation(settings):
         RawMessage(orjson.dumps({"event_id": e.event_id, "occurred_at": iso_ms(e.ts_ms), "site_id": e.site_id,
                                  "scores": e.scores, "attributes": e.attributes}), "t", 0, i)
         for i, e in enumerate(raw)
-    ]  # fmt: skip
+    ]
     captured = []
     flow = Dataflow("windows_test")
     decoded = decode_batches("decode", op.input("in", flow, TestingSource(messages, batch_size=16)), Decoder(settings))

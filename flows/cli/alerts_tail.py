@@ -16,9 +16,6 @@ import sys
 from typing import Callable, Iterable, TextIO
 
 import orjson
-from boucle.config.settings import SEVERITY_RANK, Kafka
-from boucle.sinks.console import alert_line
-from boucle.sources.kafka_source import client_config, consumer_tuning
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
@@ -26,6 +23,10 @@ from confluent_kafka import (
     KafkaError,
     TopicPartition,
 )
+
+from boucle.config.settings import SEVERITY_RANK, Kafka
+from boucle.sinks.console import alert_line
+from boucle.sources.kafka_source import client_config, consumer_tuning
 
 __all__ = ["AlertFilter", "tail_alerts"]
 

@@ -15,6 +15,8 @@ from typing import Optional
 
 import orjson
 import typer
+from rich.table import Table
+
 from boucle.config.settings import Settings
 from boucle.flows.cli.cases import cases_app
 from boucle.flows.cli.common import State, console, err, fail_on_warehouse_errors, load
@@ -24,7 +26,6 @@ from boucle.flows.cli.kafka import (
     simulate_to_kafka,
     with_kafka,
 )
-from rich.table import Table
 
 app = typer.Typer(
     help=(

@@ -11,11 +11,12 @@ import math
 from typing import Any, Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
 from boucle.config.settings import Settings, parse_duration
 from boucle.flows.cli.common import console, err, load
 from boucle.flows.summary import facts_table
-from rich.console import Console
-from rich.table import Table
 
 __all__ = ["cases_app", "loop_totals", "print_loop_summary", "site_kpis", "top_themes"]
 
@@ -142,7 +143,7 @@ def summary(region: Optional[str] = typer.Option(None, help="Only this region (i
     for r in site_kpis(client, db, region):
         table.add_row(r["site_id"], r["site_name"], r["region"], f"{r['cases']:,}", _pct(r["contacted_share"]),
                       _hours(r["median_hours_to_first_contact"]), _pct(r["fcr_rate"]), _pct(r["untreated_rate"]),
-                      _pct(r["escalation_rate"]), f"{r['pending_cases']:,}")  # fmt: skip
+                      _pct(r["escalation_rate"]), f"{r['pending_cases']:,}")
     console.print(table)
     print_loop_summary(console, settings, region)
 

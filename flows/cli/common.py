@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
+
 from boucle.config.loader import ConfigError, load_settings
 from boucle.config.settings import Settings
-from rich.console import Console
 
 __all__ = ["State", "console", "err", "fail_on_warehouse_errors", "load"]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.console import Console
+
 from boucle.config.settings import Settings
 from boucle.flows.cli.common import err, load
-from rich.console import Console
 
 __all__ = ["alerts_app", "ensure_kafka_topics", "simulate_to_kafka", "with_kafka"]
 
@@ -41,8 +42,6 @@ def ensure_kafka_topics(settings: Settings, partitions: int = 6) -> None:
 
 
 def simulate_to_kafka(settings: Settings, simulator, total: int, rate, realtime: bool, partitions: int) -> None:
-    from boucle.sinks.kafka import ensure_topics, produce_messages, producer_config
-    from boucle.sources.kafka_source import client_config
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -50,6 +49,9 @@ def simulate_to_kafka(settings: Settings, simulator, total: int, rate, realtime:
         TextColumn,
         TimeElapsedColumn,
     )
+
+    from boucle.sinks.kafka import ensure_topics, produce_messages, producer_config
+    from boucle.sources.kafka_source import client_config
 
     kafka = settings.kafka
     try:

@@ -19,6 +19,7 @@ Sections (each a plotly figure; plotly.js is inlined once, so the file opens off
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import math
 from dataclasses import dataclass, field
@@ -29,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 from boucle.config.settings import parse_duration
 
 if TYPE_CHECKING:
-    from boucle.config.settings import Settings
     from clickhouse_connect.driver.client import Client
+
+    from boucle.config.settings import Settings
 
 __all__ = ["ReportError", "SECTIONS", "build_report", "collect", "parse_period", "write_report"]
 
@@ -224,7 +226,7 @@ def _peers_figure(data: ReportData, t: dict):
                    reverse=True)
     cell = {(r["site_id"], r["attribute"]): r for r in data.peers}
     z, text, hover = [], [], []
-    for region_name, name, site in sites:
+    for _region, name, site in sites:
         z_row, text_row, hover_row = [], [], []
         for q in questions:
             r = cell.get((site, q))
@@ -368,6 +370,8 @@ def write_report(settings: Settings, out: Path, *, region: str | None = None, pe
 
     if lang not in TEXT:
         raise ReportError(f"--lang must be one of {', '.join(TEXT)}, got {lang!r}")
+    if importlib.util.find_spec("plotly") is None:
+        raise ReportError("the report draws with plotly, which is not installed: pip install 'boucle[report]'")
     period_days = parse_period(period)
     warehouse = settings.warehouse
     client = connect(warehouse)

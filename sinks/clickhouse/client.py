@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from boucle.config.settings import Warehouse
     from clickhouse_connect.driver.client import Client
+
+    from boucle.config.settings import Warehouse
 
 __all__ = [
     "WarehouseError",

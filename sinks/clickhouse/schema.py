@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 from boucle.sinks.clickhouse.client import client_lock
 
 if TYPE_CHECKING:
-    from boucle.config.settings import Settings
     from clickhouse_connect.driver.client import Client
+
+    from boucle.config.settings import Settings
 
 __all__ = [
     "Migration",

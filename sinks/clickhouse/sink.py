@@ -15,11 +15,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.clickhouse.client import connect
 from boucle.sinks.clickhouse.schema import init_schema
 from boucle.sinks.clickhouse.writer import TableWriter, warm_up_arrow
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 if TYPE_CHECKING:
     from boucle.config.settings import Settings, Warehouse

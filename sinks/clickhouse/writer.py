@@ -29,6 +29,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.clickhouse.client import _reason, client_lock, with_retries
 from boucle.sinks.clickhouse.schema import table_columns

@@ -32,6 +32,7 @@ from statistics import NormalDist
 from typing import Any
 
 import orjson
+
 from boucle.config.times import iso_ms, parse_time
 from boucle.sources.message import RawMessage
 

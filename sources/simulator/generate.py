@@ -15,6 +15,7 @@ from typing import Iterator
 
 import numpy as np
 import orjson
+
 from boucle.config.settings import CHANNELS, Settings
 from boucle.sources.simulator.customers import CustomerPool
 from boucle.sources.simulator.incidents import Incident

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from boucle.config.times import DAY_MS, HOUR_MS, iso_ms
 from boucle.sources.simulator.model import LOADING, NOISE, QuestionModel, shift_for_drop
 from boucle.sources.simulator.profiles import SiteProfile, network_rng

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
+
 from boucle.config.settings import Settings, Site
 from boucle.sources.simulator.seasonality import UTC_OFFSET_HOURS
 

@@ -15,6 +15,7 @@ Waiting time and checkout speed are rated worse at peak hours and on Saturdays.
 from __future__ import annotations
 
 import numpy as np
+
 from boucle.config.times import DAY_MS, HOUR_MS
 
 __all__ = [

@@ -21,9 +21,10 @@ from datetime import datetime, timezone
 from itertools import islice
 from typing import Iterator, Optional
 
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
 from boucle.sources.message import RawMessage
 from boucle.sources.simulator.simulator import Simulator
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 __all__ = ["SimulatorSource"]
 
