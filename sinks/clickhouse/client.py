@@ -127,7 +127,7 @@ def close_all() -> None:
         with client_lock(shared.client):
             try:
                 shared.client.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
+            except Exception:
                 logger.debug("closing %s failed", shared.label, exc_info=True)
 
 
