@@ -87,21 +87,24 @@ class AttributeAlertEngine:
             self.region_language[region] = max(set(langs), key=langs.count)
         self.region_names = {r.id: r.name or r.id for r in settings.regions}
         self.spans = {a.name: max(a.max - a.min, 1) for a in settings.attributes}  # rating points of a scale
-        probe = AttributeWatch(dict(cfg.trend), dict(cfg.expectation), dict(cfg.peer), dict(cfg.decline))
-        self.min_history = probe.expectation.min_history
-        self.peer_min_n = probe.peer.min_n
-        self.peer_z = probe.peer.z_threshold
-        self.peer_gap = probe.peer.min_gap
-        self.z_threshold = probe.expectation.z_threshold
+        # Every parameter, defaults included: the settings models mirror the detectors' constructors.
+        self.trend_params = cfg.trend.model_dump()
+        self.expectation_params = cfg.expectation.model_dump()
+        self.peer_params = cfg.peer.model_dump()
+        self.decline_params = cfg.decline.model_dump()
+        self.min_history = cfg.expectation.min_history
+        self.peer_min_n = cfg.peer.min_n
+        self.peer_z = cfg.peer.z_threshold
+        self.peer_gap = cfg.peer.min_gap
+        self.z_threshold = cfg.expectation.z_threshold
         self.resolve_after_ms = int(cfg.resolve_after.total_seconds() * 1000)
         self.hold_ms = int(cfg.regional_hold.total_seconds() * 1000)
 
     def new_watch(self, site_id: str) -> AttributeWatch:
         site = self.sites.get(site_id)
         offset = UTC_OFFSET_HOURS.get(site.country.upper(), 0) if site else 0
-        expectation = {"utc_offset_hours": offset, **self.cfg.expectation}
-        decline = {"utc_offset_hours": offset, **self.cfg.decline}
-        return AttributeWatch(dict(self.cfg.trend), expectation, dict(self.cfg.peer), decline)
+        return AttributeWatch(self.trend_params, {**self.expectation_params, "utc_offset_hours": offset},
+                              self.peer_params, {**self.decline_params, "utc_offset_hours": offset})
 
     def severity(self, evidence: dict[str, float], relative_importance: float) -> str:
         effect = max(evidence.get("baseline", 0) - evidence.get("level", 0), evidence.get("drop", 0.0),
