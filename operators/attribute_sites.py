@@ -66,7 +66,7 @@ class SiteState:
             watch = watches.get(name)
             if watch is not None:
                 if cell is None:  # the series of a site share its local time, hence the seasonal cell
-                    cell = watch.expectation._cell(t_ms)
+                    cell = watch.expectation.cell(t_ms)
                 s = watch.surprise(value, t_ms, cell)
                 if s is not None:
                     surprises[name] = s / spans.get(name, 1)
