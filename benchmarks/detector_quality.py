@@ -1,13 +1,14 @@
 """Attribute-alert quality on the simulator: recall, precision, delay, false alerts, per incident type.
 
-    python -m benchmarks.detectors                                  # default config, seeds 1-4
-    python -m benchmarks.detectors --seeds 1 2 3 --days 28 --json var/detectors.json
-    python -m benchmarks.detectors --config config/boucle.toml --config var/strict.toml
-    python -m benchmarks.detectors --seeds 1 2 3 4 5 6 7 8 --groups 1-4 5-8   # per group, then pooled
+    python benchmarks/detector_quality.py                             # default config, seeds 1-4
+    python benchmarks/detector_quality.py --seeds 1 2 3 --days 28 --json var/detectors.json
+    python benchmarks/detector_quality.py --config config/boucle.toml --config var/strict.toml
+    python benchmarks/detector_quality.py --seeds 1 2 3 4 5 6 7 8 --groups 1-4 5-8   # per group, then pooled
 
 Each seed simulates the network (``days``), decodes the messages and runs the two steps of
-:func:`operators.attribute_alerts.attribute_alerts` in-process (same state classes, no bytewax),
-in arrival-ordered batches. Opened alerts are matched to the labelled incidents:
+:func:`operators.attribute_alerts.attribute_alerts` in-process (:func:`operators.attribute_replay.replay`:
+the same state classes, no bytewax), in arrival-ordered batches. Opened alerts are matched to the
+labelled incidents:
 
 - ``step_drop`` / ``gradual_decline``: an attribute alert at the incident's site on its attribute,
   opened between its start and ``--grace`` hours after its end;
@@ -37,7 +38,8 @@ from typing import Any
 from rich.console import Console
 
 from boucle.config.loader import SHIPPED_CONFIG, load_settings
-from boucle.operators.attribute_alerts import AttributeAlertEngine
+from boucle.operators.attribute_engine import AttributeAlertEngine
+from boucle.operators.attribute_replay import replay
 from boucle.operators.decode import Decoder
 from boucle.sources.simulator import Simulator
 
@@ -68,7 +70,7 @@ def run_seed(settings, seed: int, days: float, batch: int, grace_h: float) -> di
     for values in times.values():
         values.sort()
     engine = AttributeAlertEngine(settings)
-    alerts = [a for a in engine.replay(batches) if a["status"] == "open"]
+    alerts = [a for a in replay(engine, batches) if a["status"] == "open"]
     grace = int(grace_h * HOUR_MS)
     incidents = sim.incidents
     matched: set[int] = set()

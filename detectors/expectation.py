@@ -25,6 +25,13 @@ evidence: ``alarm`` needs ``z <= -z_threshold`` *and* a recent weight of ``min_n
 >>> e = det.evidence()
 >>> det.alarm, e["z"] < -4, round(e["level"], 1), e["n"] >= 20
 (True, True, 3.1, True)
+
+The seasonal cell of a time (local day of week x ``block_hours``), and its effect:
+
+>>> det.cell(0) == det.cell(3 * hour - 1) != det.cell(3 * hour)
+True
+>>> det.effect(5 * hour) == det.effect(5 * hour, det.cell(5 * hour))
+True
 """
 
 from __future__ import annotations
@@ -74,7 +81,10 @@ class SeasonalExpectation:
         self.cells = array("d", bytes(8 * 3 * 7 * (24 // block_hours)))
         self.t_ms: int | None = None
 
-    def _cell(self, t_ms: int) -> int:
+    def cell(self, t_ms: int) -> int:
+        """The seasonal cell of ``t_ms``: local day of week x block of hours. Series with the same
+        ``utc_offset_hours`` and ``block_hours`` (those of one site) share it, so a caller that asks
+        several of them about one time may compute it once and pass it to :meth:`effect`."""
         local = t_ms + self.utc_offset_hours * HOUR_MS
         day = local // DAY_MS
         return int(((day + 3) % 7) * (24 // self.block_hours) + (local - day * DAY_MS) // (self.block_hours * HOUR_MS))
@@ -83,13 +93,14 @@ class SeasonalExpectation:
         w, s = self.cells[3 * cell], self.cells[3 * cell + 1]
         return s / (w + self.shrinkage) if w > 0 else 0.0
 
-    def effect(self, t_ms: int) -> float:
-        """The shrunk seasonal effect of ``t_ms``'s cell (rating points against the level)."""
-        return self._effect(self._cell(t_ms))
+    def effect(self, t_ms: int, cell: int | None = None) -> float:
+        """The shrunk seasonal effect of ``t_ms``'s cell (rating points against the level);
+        ``cell``: that cell, when the caller already has it (:meth:`cell`)."""
+        return self._effect(self.cell(t_ms) if cell is None else cell)
 
     def expected(self, t_ms: int) -> float:
         """The rating the site's history predicts at ``t_ms`` (level + shrunk cell effect)."""
-        return self.level.mean + self._effect(self._cell(t_ms))
+        return self.level.mean + self._effect(self.cell(t_ms))
 
     def update(self, x: float, t_ms: int) -> float:
         """Learn one rating; returns the expected value it was compared with."""
@@ -99,7 +110,7 @@ class SeasonalExpectation:
         """:meth:`update`, returning (expected value, the cell's seasonal effect) before learning."""
         x = float(x)
         level = self.level
-        cells, i = self.cells, 3 * self._cell(t_ms)
+        cells, i = self.cells, 3 * self.cell(t_ms)
         weight, total, last = cells[i], cells[i + 1], cells[i + 2]
         effect = total / (weight + self.shrinkage) if weight > 0 else 0.0
         has_level = level.w > 0
@@ -141,7 +152,7 @@ class SeasonalExpectation:
             x = float(x)
             local = t_ms + offset
             day = local // DAY_MS
-            i = 3 * int(((day + 3) % 7) * per_day + (local - day * DAY_MS) // block_ms)  # _cell
+            i = 3 * int(((day + 3) % 7) * per_day + (local - day * DAY_MS) // block_ms)  # cell()
             weight, total, last = cells[i], cells[i + 1], cells[i + 2]
             effect = total / (weight + shrinkage) if weight > 0 else 0.0
             has_level = level_w > 0

@@ -103,11 +103,12 @@ class AttributeWatch:
     def surprise(self, x: float, t_ms: int, cell: int | None = None) -> float | None:
         """``x`` less the rating this series expects at ``t_ms`` (None before ``min_history``): how a
         respondent's rating of this attribute departs from the site's usual, for the halo of the others.
-        ``cell``: ``t_ms``'s seasonal cell if known (the series of one site share it)."""
+        ``cell``: ``t_ms``'s seasonal cell if known (:meth:`SeasonalExpectation.cell`; the series of one
+        site share it)."""
         expectation = self.expectation
         if expectation.level.w < expectation.min_history:
             return None
-        return x - expectation.level.mean - expectation._effect(expectation._cell(t_ms) if cell is None else cell)
+        return x - expectation.level.mean - expectation.effect(t_ms, cell)
 
     def compare(self, group: PeerGroup | None, member: str = "") -> None:
         """Refresh the peer verdict against ``group``."""

@@ -33,7 +33,8 @@ from boucle.flows.rows import (
     score_rows,
 )
 from boucle.flows.stats import RunStats
-from boucle.operators.attribute_alerts import AttributeAlertEngine, attribute_alerts
+from boucle.operators.attribute_alerts import attribute_alerts
+from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.batching import batch_rows
 from boucle.operators.decode import DecodedBatch, Decoder, decode_batches, group_by_site
 from boucle.operators.hot_alerts import HotAlertBuilder, hot_alerts

@@ -1,183 +1,46 @@
 """Attribute alerts (the outer loop): trend, peer comparison and expectation, ranked by importance.
 
+The bytewax shell of two stateful steps:
 ```
 by site ─ sites (stateful, per site: one AttributeWatch per attribute, updated per response)
             └─ SiteSummary per batch ─ key by region ─ regions (stateful, per region) ─ alerts
+                                                                                    └ importance
 ```
-The site step updates every (site, attribute) detector with each response, so the evidence is
-judged on the response that makes it sufficient, not when a window closes; it sends its region a
-summary of the attributes that moved (recent mean/n/sd for peers, local triggers, evidence) and
-the responses' ratings for the key-driver analysis. The region step owns what needs several
-sites: the peer groups, the importance of each attribute, the alert lifecycle, and the regional
-incident — when most sites of a region drop on one attribute together it opens *one*
-``regional_incident`` and holds the site alerts for that attribute (a region-wide drop is not a
-peer problem of every site). While a few other sites of the region are already down on the
-attribute, a new site alert waits ``regional_hold`` of event time first, so that the regional
-incident, which needs a few sites, can claim the first ones too.
-
-Lifecycle per (site, attribute): ``open`` once; ``updated`` (same id) when the severity grows;
-``resolved`` once the attribute has had no trigger and ``z > -resolve_z`` for ``resolve_after``
-of event time. Ids are deterministic: ``alert_id("attribute", site, attribute, opening hour)``.
-
-Severity = effect (rating points) x importance (relative to an average attribute) x confidence.
+The site step (:mod:`operators.attribute_sites`) updates every (site, attribute) detector with each
+response, so the evidence is judged on the response that makes it sufficient, not when a window
+closes; it sends its region a summary of the attributes that moved and the responses' ratings for
+the key-driver analysis. The region step (:mod:`operators.attribute_regions`) owns what needs
+several sites: peer groups, importance, the alert lifecycle (:mod:`operators.attribute_lifecycle`)
+and the regional incident. Both take their policy (detector parameters, severity, wording) from
+one :class:`~operators.attribute_engine.AttributeAlertEngine`; :func:`operators.attribute_replay.replay`
+runs the same states without bytewax.
 """
 
 from __future__ import annotations
 
-import math
 import pickle
 from dataclasses import dataclass
-from statistics import median
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from boucle.config.settings import Settings
 from boucle.config.times import now_ms
-from boucle.detectors import AttributeWatch
-from boucle.operators.alerts import new_alert
-from boucle.operators.attribute_regions import (
-    ImportanceSnapshot,
-    OpenAlert,
-    RegionState,
-)
+from boucle.operators.attribute_engine import AttributeAlertEngine
+from boucle.operators.attribute_regions import ImportanceSnapshot, RegionState
 from boucle.operators.attribute_sites import SiteState, SiteSummary
 from boucle.operators.decode import Feedback
 
-__all__ = [
-    "AttributeAlertEngine", "AttributeAlertsOut", "ImportanceSnapshot", "RegionState", "SiteState", "SiteSummary",
-    "attribute_alerts",
-]
-
-# Fixed UTC offsets by country for local hour/day of week (daylight saving ignored).
-UTC_OFFSET_HOURS = {"FR": 1, "BE": 1, "NL": 1, "DE": 1, "ES": 1, "IT": 1, "LU": 1, "CH": 1, "GB": 0, "IE": 0,
-                    "PT": 0}
-SEVERITIES = ("low", "medium", "high", "critical")
-
-
-_WORDS = {
-    "fr": {"at": "à", "recent": "récemment", "expected": "attendu", "peers": "médiane des pairs",
-           "slope": "tendance", "per_day": "/jour", "open": "baisse", "updated": "aggravation",
-           "resolved": "retour à la normale", "region": "Baisse régionale", "sites": "sites touchés sur"},
-    "en": {"at": "at", "recent": "recently", "expected": "expected", "peers": "peer median",
-           "slope": "trend", "per_day": "/day", "open": "drop", "updated": "worsening",
-           "resolved": "back to normal", "region": "Regional drop", "sites": "sites affected out of"},
-}
-
-
-def _num(value: float, language: str, digits: int = 1) -> str:
-    text = f"{value:.{digits}f}"
-    return text.replace(".", ",") if language == "fr" else text
-
-
-class AttributeAlertEngine:
-    """Everything the two steps share: settings, detector parameters, alert building."""
-
-    def __init__(self, settings: Settings) -> None:
-        cfg = self.cfg = settings.attribute_alerts
-        self.sites = settings.site_map()
-        self.region_of = {s.id: s.region for s in settings.sites}
-        self.attribute_names = [a.name for a in settings.attributes]
-        self.labels = {a.name: {"fr": a.label_fr or a.name, "en": a.label_en or a.name} for a in settings.attributes}
-        self.region_language = {}
-        for region in {s.region for s in settings.sites}:
-            langs = [s.language for s in settings.sites if s.region == region]
-            self.region_language[region] = max(set(langs), key=langs.count)
-        self.region_names = {r.id: r.name or r.id for r in settings.regions}
-        self.spans = {a.name: max(a.max - a.min, 1) for a in settings.attributes}  # rating points of a scale
-        probe = AttributeWatch(dict(cfg.trend), dict(cfg.expectation), dict(cfg.peer), dict(cfg.decline))
-        self.min_history = probe.expectation.min_history
-        self.peer_min_n = probe.peer.min_n
-        self.peer_z = probe.peer.z_threshold
-        self.peer_gap = probe.peer.min_gap
-        self.z_threshold = probe.expectation.z_threshold
-        self.resolve_after_ms = int(cfg.resolve_after.total_seconds() * 1000)
-        self.hold_ms = int(cfg.regional_hold.total_seconds() * 1000)
-
-    def new_watch(self, site_id: str) -> AttributeWatch:
-        site = self.sites.get(site_id)
-        offset = UTC_OFFSET_HOURS.get(site.country.upper(), 0) if site else 0
-        expectation = {"utc_offset_hours": offset, **self.cfg.expectation}
-        decline = {"utc_offset_hours": offset, **self.cfg.decline}
-        return AttributeWatch(dict(self.cfg.trend), expectation, dict(self.cfg.peer), decline)
-
-    def severity(self, evidence: dict[str, float], relative_importance: float) -> str:
-        effect = max(evidence.get("baseline", 0) - evidence.get("level", 0), evidence.get("drop", 0.0),
-                     -evidence.get("gap", 0.0), 0.0)
-        confidence = min(1.0, max(-evidence.get("z", 0.0), -evidence.get("peer_z", 0.0),
-                                  self.z_threshold * evidence.get("cusum", 0.0) / max(evidence.get("cusum_threshold", 1), 1e-9))
-                         / (1.5 * self.z_threshold))
-        score = effect * math.sqrt(min(max(relative_importance, 0.25), 4.0)) * confidence
-        rank = sum(score >= level for level in self.cfg.severity_levels)
-        evidence["severity_score"] = score
-        return SEVERITIES[rank]
-
-    def site_alert(self, alert: OpenAlert, status: str, site_id: str, attr: str, triggers: list[str],
-                   evidence: dict[str, float], event_ms: int, detected_ms: int) -> dict[str, Any]:
-        site = self.sites.get(site_id)
-        language = site.language if site else "en"
-        w = _WORDS[language]
-        label = self.labels.get(attr, {}).get(language, attr)
-        name = (site.name or site.id) if site else site_id
-        text = (f"{label} {w['at']} {name} : " if language == "fr" else f"{label} {w['at']} {name}: ")
-        text += (f"{w[status]}, {_num(evidence['level'], language)}/5 {w['recent']} "
-                 f"({w['expected']} {_num(evidence['baseline'], language)}, n={evidence['n']:.0f}, "
-                 f"z={_num(evidence['z'], language)}")
-        if "peer_median" in evidence:
-            text += f", {w['peers']} {_num(evidence['peer_median'], language)}"
-        text += f", {w['slope']} {_num(evidence['slope'], language, 2)}{w['per_day']})."
-        return new_alert(
-            id=alert.id, kind="attribute", severity=alert.severity, site_id=site_id,
-            region=self.region_of.get(site_id, ""), triggers=triggers,
-            evidence={k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
-                      for k, v in evidence.items()},
-            message=text, event_ms=event_ms, owner=site.owner if site else "", team=site.team if site else "",
-            attribute=attr, status=status, detected_ms=detected_ms,
-        )
-
-    def regional_alert(self, alert: OpenAlert, status: str, region: str, attr: str, down: list[str],
-                       n_sites: int, zs: dict[str, float], event_ms: int, detected_ms: int) -> dict[str, Any]:
-        language = self.region_language.get(region, "en")
-        w = _WORDS[language]
-        label = self.labels.get(attr, {}).get(language, attr)
-        z_values = [zs[s] for s in down] or [0.0]
-        text = (f"{w['region']} — {label}, {self.region_names.get(region, region)}: {len(down)} {w['sites']} "
-                f"{n_sites} (z {_num(median(z_values), language)})" + (f", {w['resolved']}" if status == "resolved"
-                                                                      else "") + ".")
-        return new_alert(
-            id=alert.id, kind="regional_incident", severity=alert.severity, site_id="", region=region,
-            triggers=["expectation", "trend"], attribute=attr, status=status,
-            evidence={"sites_down": down, "n_sites": n_sites, "median_z": round(median(z_values), 4)},
-            message=text, event_ms=event_ms, detected_ms=detected_ms,
-        )
-
-    # -- in-process replay: the same two steps without bytewax (tests, benchmarks) ------------------
-    def replay(self, batches: Iterable[list[Feedback]], detected_ms: Callable[[], int] | None = None
-               ) -> list[dict[str, Any]]:
-        sites: dict[str, SiteState] = {}
-        regions: dict[str, RegionState] = {}
-        alerts: list[dict[str, Any]] = []
-        for batch in batches:
-            groups: dict[str, list[Feedback]] = {}
-            for event in batch:
-                groups.setdefault(event.site_id, []).append(event)
-            for site_id, events in groups.items():
-                state = sites.get(site_id) or sites.setdefault(site_id, SiteState(self))
-                summary = state.add(self, events)
-                if summary is None:
-                    continue
-                region = regions.get(summary.region) or regions.setdefault(summary.region, RegionState(self))
-                detected = detected_ms() if detected_ms else summary.t_ms
-                alerts.extend(region.add(self, summary, detected))
-        return alerts
+__all__ = ["AttributeAlertsOut", "attribute_alerts"]
 
 
 class _SiteLogic(StatefulBatchLogic):
+    """One site's :class:`SiteState`; only the state goes into the snapshot (the engine is the run's)."""
+
     def __init__(self, engine: AttributeAlertEngine, snapshot: bytes | None) -> None:
         self.engine = engine
-        self.state = pickle.loads(snapshot) if snapshot is not None else SiteState(engine)
+        self.state = pickle.loads(snapshot) if snapshot is not None else SiteState()
 
     def on_batch(self, values: list[list[Feedback]]):
         out = []
@@ -192,6 +55,8 @@ class _SiteLogic(StatefulBatchLogic):
 
 
 class _RegionLogic(StatefulBatchLogic):
+    """One region's :class:`RegionState`; alerts of a batch share one detection time."""
+
     def __init__(self, engine: AttributeAlertEngine, snapshot: bytes | None, now: Callable[[], int]) -> None:
         self.engine = engine
         self.now = now
@@ -218,6 +83,8 @@ class _RegionLogic(StatefulBatchLogic):
 
 @dataclass(frozen=True)
 class AttributeAlertsOut:
+    """The alerts (attribute and regional incidents) and each region's daily importance."""
+
     alerts: Stream[dict[str, Any]]
     importance: Stream[ImportanceSnapshot]
 

@@ -1,25 +1,32 @@
 """The region step of the attribute alerts: peers, importance, alert lifecycle, regional incidents.
 
-See :mod:`operators.attribute_alerts` for the rules; this module holds the per-region state.
+A region owns what needs several sites. It compares each site's recent level with its peers (the
+other sites of the region, :class:`~detectors.PeerGroup` per attribute), learns the importance of
+each attribute (:class:`~detectors.KeyDriverImportance`, also published per event-time day as an
+:class:`ImportanceSnapshot`), and decides: a site alert fires when one of ``alone`` is among its
+triggers or ``min_triggers`` hold together; its open / updated / resolved follow
+:mod:`operators.attribute_lifecycle`.
+
+When most sites of a region drop on one attribute together it opens *one* ``regional_incident``
+and holds the site alerts for that attribute (a region-wide drop is not a peer problem of every
+site). While a few other sites of the region are already down on the attribute, a new site alert
+waits ``regional_hold`` of event time first, so that the regional incident, which needs a few
+sites, can claim the first ones too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from statistics import median
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from boucle.config.settings import SEVERITY_RANK
-from boucle.config.times import DAY_MS, HOUR_MS
+from boucle.config.times import DAY_MS
 from boucle.detectors import KeyDriverImportance, PeerGroup
-from boucle.operators.alerts import alert_id
+from boucle.operators.attribute_engine import AttributeAlertEngine
+from boucle.operators.attribute_lifecycle import Lifecycle, OpenAlert
 from boucle.operators.attribute_sites import SeriesStatus, SiteSummary
 
-if TYPE_CHECKING:
-    from boucle.operators.attribute_alerts import AttributeAlertEngine
-
-__all__ = ["DAY_MS", "HOUR_MS", "ImportanceSnapshot", "OpenAlert", "RegionState"]
-
+__all__ = ["ImportanceSnapshot", "OpenAlert", "RegionState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,19 +42,10 @@ class ImportanceSnapshot:
     n: float
 
 
-@dataclass(slots=True)
-class OpenAlert:
-    id: str
-    severity: str
-    opened_ms: int
-    normal_since: int | None = None
-    sites: tuple[str, ...] = ()
-
-
 class RegionState:
     """Peer groups, importance, open alerts and regional incidents of one region."""
 
-    def __init__(self, engine: "AttributeAlertEngine") -> None:
+    def __init__(self, engine: AttributeAlertEngine) -> None:
         cfg = engine.cfg
         self.region = ""
         self.groups: dict[str, PeerGroup] = {}
@@ -55,13 +53,22 @@ class RegionState:
                                               names=engine.attribute_names)
         self.z: dict[str, dict[str, float]] = {}  # attribute -> site -> latest expectation z
         self.local: dict[str, dict[str, bool]] = {}  # attribute -> site -> local trigger
-        self.open: dict[tuple[str, str], OpenAlert] = {}
-        self.regional: dict[str, OpenAlert] = {}
+        self.open = Lifecycle()  # site alerts by (site, attribute)
+        self.regional = Lifecycle()  # regional incidents by attribute
         self.pending: dict[tuple[str, str], int] = {}  # (site, attribute) -> first firing while the region stirs
         self.importance_day: int | None = None  # start (ms) of the event-time day the importance describes
         self.importance_t: int = 0
 
-    def importance_snapshot(self, engine: "AttributeAlertEngine") -> ImportanceSnapshot | None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Recovery snapshots taken before the lifecycle had its own class hold plain dicts of open alerts.
+        for name in ("open", "regional"):
+            if isinstance(state.get(name), dict):
+                lifecycle = Lifecycle()
+                lifecycle.alerts = state[name]
+                state[name] = lifecycle
+        self.__dict__.update(state)
+
+    def importance_snapshot(self, engine: AttributeAlertEngine) -> ImportanceSnapshot | None:
         """The region's importance as it stands, for the day it describes (None before any response)."""
         if self.importance_day is None:
             return None
@@ -74,7 +81,7 @@ class RegionState:
             float(evidence.get("n", 0.0)),
         )
 
-    def roll_importance(self, engine: "AttributeAlertEngine", summary: "SiteSummary") -> ImportanceSnapshot | None:
+    def roll_importance(self, engine: AttributeAlertEngine, summary: SiteSummary) -> ImportanceSnapshot | None:
         """When the region's event time enters a new day, the importance of the day that ended."""
         self.region = summary.region
         day = summary.t_ms - summary.t_ms % DAY_MS
@@ -86,7 +93,8 @@ class RegionState:
         self.importance_t = max(self.importance_t, summary.t_ms)
         return ended
 
-    def add(self, engine: "AttributeAlertEngine", summary: SiteSummary, detected_ms: int) -> list[dict[str, Any]]:
+    def add(self, engine: AttributeAlertEngine, summary: SiteSummary, detected_ms: int) -> list[dict[str, Any]]:
+        """Take one site's summary: the alerts (site and regional) it opens, updates or resolves."""
         cfg = engine.cfg
         self.region = summary.region
         site = summary.site_id
@@ -134,30 +142,19 @@ class RegionState:
                 self.pending.pop(key, None)
                 severity = engine.severity(evidence, importance * k)
                 event_ms = st.alarm_ms if st.alarm_ms is not None else st.t_ms
-                if current is None:
-                    opened = event_ms - event_ms % HOUR_MS
-                    current = self.open[key] = OpenAlert(alert_id("attribute", site, attr, str(opened)),
-                                                         severity, opened)
-                    out.append(engine.site_alert(current, "open", site, attr, triggers, evidence, event_ms,
+                alert, status = self.open.fire(key, severity, event_ms, ("attribute", site, attr))
+                if status is not None:
+                    out.append(engine.site_alert(alert, status, site, attr, triggers, evidence, event_ms,
                                                  detected_ms))
-                elif SEVERITY_RANK[severity] > SEVERITY_RANK[current.severity]:
-                    current.severity = severity
-                    out.append(engine.site_alert(current, "updated", site, attr, triggers, evidence, event_ms,
+            else:
+                normal = not triggers and evidence["z"] > -cfg.resolve_z
+                resolved = self.open.calm(key, normal, st.t_ms, engine.resolve_after_ms)
+                if resolved is not None:
+                    out.append(engine.site_alert(resolved, "resolved", site, attr, triggers, evidence, st.t_ms,
                                                  detected_ms))
-                current.normal_since = None
-            elif current is not None:
-                if not triggers and evidence["z"] > -cfg.resolve_z:
-                    if current.normal_since is None:
-                        current.normal_since = st.t_ms
-                    elif st.t_ms - current.normal_since >= engine.resolve_after_ms:
-                        del self.open[key]
-                        out.append(engine.site_alert(current, "resolved", site, attr, triggers, evidence, st.t_ms,
-                                                     detected_ms))
-                else:
-                    current.normal_since = None
         return out
 
-    def _region_stirring(self, engine: "AttributeAlertEngine", attr: str, site: str) -> bool:
+    def _region_stirring(self, engine: AttributeAlertEngine, attr: str, site: str) -> bool:
         """Another site of the region has a local trigger on this attribute, or ``regional_min_sites - 1``
         others are below expectation (``z <= -regional_z``)."""
         cfg = engine.cfg
@@ -167,38 +164,30 @@ class RegionState:
         down = sum(1 for s, z in zs.items() if s != site and z <= -cfg.regional_z)
         return down >= max(cfg.regional_min_sites - 1, 1)
 
-    def _region_moving(self, engine: "AttributeAlertEngine", attr: str, site: str) -> bool:
+    def _region_moving(self, engine: AttributeAlertEngine, attr: str, site: str) -> bool:
         """Most other sites of the region are below expectation on this attribute too."""
         others = [z for s, z in self.z.get(attr, {}).items() if s != site]
         cfg = engine.cfg
         return len(others) >= cfg.regional_min_sites - 1 and median(others) <= -cfg.regional_z / 2
 
-    def _regional(self, engine: "AttributeAlertEngine", attr: str, st: SeriesStatus, detected_ms: int):
+    def _regional(self, engine: AttributeAlertEngine, attr: str, st: SeriesStatus, detected_ms: int
+                  ) -> list[dict[str, Any]]:
+        """The regional incident on ``attr``: down = below expectation (``z <= -regional_z``) or with a
+        local trigger; it holds while ``regional_min_sites`` and ``regional_share`` of the sites are down,
+        and resolves once no site has been down for ``resolve_after``."""
         cfg = engine.cfg
         zs, local = self.z.get(attr, {}), self.local.get(attr, {})
         down = sorted(s for s, z in zs.items() if z <= -cfg.regional_z or local.get(s))
         n_sites = len(zs)
         is_regional = len(down) >= cfg.regional_min_sites and len(down) >= cfg.regional_share * n_sites
-        current = self.regional.get(attr)
         if is_regional:
-            if current is None:
-                opened = st.t_ms - st.t_ms % HOUR_MS
-                current = self.regional[attr] = OpenAlert(
-                    alert_id("regional_incident", self.region, attr, str(opened)), "high", opened, sites=tuple(down))
-                return [engine.regional_alert(current, "open", self.region, attr, down, n_sites, zs, st.t_ms,
-                                              detected_ms)]
-            current.normal_since = None
-            if len(down) > len(current.sites):
-                current.sites = tuple(down)
+            alert, status = self.regional.fire(attr, "high", st.t_ms, ("regional_incident", self.region, attr))
+            if len(down) > len(alert.sites):
+                alert.sites = tuple(down)
+            return [engine.regional_alert(alert, status, self.region, attr, down, n_sites, zs, st.t_ms,
+                                          detected_ms)] if status is not None else []
+        resolved = self.regional.calm(attr, not down, st.t_ms, engine.resolve_after_ms)
+        if resolved is None:
             return []
-        if current is not None:
-            if not down:
-                if current.normal_since is None:
-                    current.normal_since = st.t_ms
-                elif st.t_ms - current.normal_since >= engine.resolve_after_ms:
-                    del self.regional[attr]
-                    return [engine.regional_alert(current, "resolved", self.region, attr, down, n_sites, zs,
-                                                  st.t_ms, detected_ms)]
-            else:
-                current.normal_since = None
-        return []
+        return [engine.regional_alert(resolved, "resolved", self.region, attr, down, n_sites, zs, st.t_ms,
+                                      detected_ms)]

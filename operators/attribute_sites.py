@@ -9,13 +9,10 @@ the responses' ratings for the key-driver analysis.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from boucle.detectors import AttributeWatch, Halo
+from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.decode import Feedback
-
-if TYPE_CHECKING:
-    from boucle.operators.attribute_alerts import AttributeAlertEngine
 
 __all__ = ["SeriesStatus", "SiteState", "SiteSummary"]
 
@@ -35,6 +32,8 @@ class SeriesStatus:
 
 @dataclass(slots=True)
 class SiteSummary:
+    """What one batch of a site's responses tells its region."""
+
     site_id: str
     region: str
     t_ms: int
@@ -43,16 +42,19 @@ class SiteSummary:
 
 
 class SiteState:
-    """The detectors of one site: an :class:`AttributeWatch` per attribute."""
+    """The detectors of one site: an :class:`AttributeWatch` per attribute, and the site's halo.
+
+    Pickled whole into the step's snapshot; the engine it is given is the run's policy, not state.
+    """
 
     halo: Halo | None = None  # (states pickled before the halo had none)
 
-    def __init__(self, engine: "AttributeAlertEngine") -> None:
+    def __init__(self) -> None:
         self.watches: dict[str, AttributeWatch] = {}
         self.site_id = ""
         self.halo = Halo()
 
-    def _halos(self, engine: "AttributeAlertEngine", attributes: dict[str, int], t_ms: int) -> dict[str, float]:
+    def _halos(self, engine: AttributeAlertEngine, attributes: dict[str, int], t_ms: int) -> dict[str, float]:
         """Each rating's halo in rating points: what the respondent's other ratings predict of it
         (:class:`~detectors.Halo`), from each series' expectation before the batch; 0 for a series
         without history yet."""
@@ -66,7 +68,7 @@ class SiteState:
             watch = watches.get(name)
             if watch is not None:
                 if cell is None:  # the series of a site share its local time, hence the seasonal cell
-                    cell = watch.expectation._cell(t_ms)
+                    cell = watch.expectation.cell(t_ms)
                 s = watch.surprise(value, t_ms, cell)
                 if s is not None:
                     surprises[name] = s / spans.get(name, 1)
@@ -76,7 +78,8 @@ class SiteState:
         halo.learn(list(surprises.values()), t_ms)
         return {name: predicted.get(name, 0.0) * spans.get(name, 1) for name in attributes}
 
-    def add(self, engine: "AttributeAlertEngine", events: list[Feedback]) -> SiteSummary | None:
+    def add(self, engine: AttributeAlertEngine, events: list[Feedback]) -> SiteSummary | None:
+        """Feed a batch of this site's responses (arrival order) to its series; None for no events."""
         if not events:
             return None
         site_id = self.site_id = events[0].site_id

@@ -8,7 +8,10 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from boucle.operators.attribute_alerts import AttributeAlertEngine, attribute_alerts
+from boucle.operators.attribute_alerts import attribute_alerts
+from boucle.operators.attribute_engine import AttributeAlertEngine
+from boucle.operators.attribute_replay import replay
+from boucle.operators.attribute_sites import SiteState
 from boucle.operators.decode import Feedback
 
 HOUR = 3_600_000
@@ -44,7 +47,7 @@ def test_step_drop_opens_one_alert_with_numbers_in_the_site_language(settings):
     engine = AttributeAlertEngine(settings)
     sites = _idf_sites(settings)
     batches = _history(sites, 24, random.Random(1), drop={sites[0]: (20 * 24, 1.2)})
-    alerts = engine.replay(batches)
+    alerts = replay(engine, batches)
     opened = [a for a in alerts if a["status"] == "open"]
     assert [(a["site_id"], a["attribute"]) for a in opened] == [(sites[0], "waiting_time")]
     alert = opened[0]
@@ -55,7 +58,7 @@ def test_step_drop_opens_one_alert_with_numbers_in_the_site_language(settings):
     assert "Temps d'attente" in alert["message"] and "/5" in alert["message"]
     # Fired on event time within a day of the drop, and deterministic when replayed.
     assert alert["event_time"] < "2026-10-22T00:00"
-    again = engine.replay(_history(sites, 24, random.Random(1), drop={sites[0]: (20 * 24, 1.2)}))
+    again = replay(engine, _history(sites, 24, random.Random(1), drop={sites[0]: (20 * 24, 1.2)}))
     assert [a["alert_id"] for a in again] == [a["alert_id"] for a in alerts]
 
 
@@ -70,7 +73,7 @@ def test_resolves_after_back_to_normal(settings):
     for batch in after:
         for e in batch:
             e.ts_ms += 23 * 24 * HOUR
-    alerts = engine.replay(down + after)
+    alerts = replay(engine, down + after)
     statuses = [a["status"] for a in alerts if a["site_id"] == sites[0]]
     assert statuses[0] == "open" and statuses[-1] == "resolved"
     assert len({a["alert_id"] for a in alerts if a["site_id"] == sites[0]}) == 1
@@ -80,7 +83,7 @@ def test_region_wide_drop_is_one_regional_incident(settings):
     engine = AttributeAlertEngine(settings)
     sites = _idf_sites(settings)
     batches = _history(sites, 24, random.Random(3), drop={s: (20 * 24, 1.0) for s in sites})
-    alerts = [a for a in engine.replay(batches) if a["status"] == "open"]
+    alerts = [a for a in replay(engine, batches) if a["status"] == "open"]
     regional = [a for a in alerts if a["kind"] == "regional_incident"]
     assert len(regional) == 1 and regional[0]["attribute"] == "waiting_time"
     assert len(regional[0]["evidence"]["sites_down"]) >= 4
@@ -98,7 +101,7 @@ def test_bytewax_operator_matches_the_replay(settings):
     stream = op.input("in", flow, TestingSource(keyed))
     op.output("out", attribute_alerts("attribute", stream, engine, now=lambda: 0).alerts, TestingSink(out))
     run_main(flow)
-    expected = engine.replay(batches)
+    expected = replay(engine, batches)
     assert [a["alert_id"] for a in out] == [a["alert_id"] for a in expected]
     assert out and out[0]["site_id"] == sites[1]
 
@@ -106,14 +109,12 @@ def test_bytewax_operator_matches_the_replay(settings):
 def _moody_site(settings, halo: bool, days: int = 30, per_day: int = 12, seed: int = 5):
     """One site whose respondents share a strong mood across attributes; waiting time alone slides
     0.6 point over the last 14 days. Returns the site's state after the replay."""
-    from boucle.operators.attribute_sites import SiteState
-
     cfg = settings.attribute_alerts.model_copy(update={"halo": halo})
     engine = AttributeAlertEngine(settings.model_copy(update={"attribute_alerts": cfg}))
     site = _idf_sites(settings)[0]
     rng = random.Random(seed)
     names = ["waiting_time", "cleanliness", "staff_friendliness", "staff_competence", "checkout_speed"]
-    state = SiteState(engine)
+    state = SiteState()
     for d in range(days):
         slide = 0.6 * max(0, d - (days - 14)) / 14
         batch = []
@@ -139,3 +140,44 @@ def test_halo_sharpens_the_decline_test_of_one_attribute(settings):
         z_plain += plain.watches["waiting_time"].decline.z
         z_halo += halo.watches["waiting_time"].decline.z
     assert z_halo < z_plain - 1.0 < 0  # summed: one realisation may still be unlucky
+
+
+def test_region_state_snapshots_round_trip_and_older_ones_load(settings):
+    """A region's state resumes from its snapshot with the same open alerts, and a snapshot taken when
+    the open alerts were plain dicts (before :class:`Lifecycle`) still loads into the same state."""
+    import pickle
+
+    from boucle.operators.attribute_lifecycle import Lifecycle
+    from boucle.operators.attribute_regions import RegionState
+
+    engine = AttributeAlertEngine(settings)
+    sites = _idf_sites(settings)
+    region = RegionState(engine)
+    states: dict[str, SiteState] = {}
+    for batch in _history(sites, 22, random.Random(4), drop={sites[1]: (20 * 24, 1.5)}, per_hour=1):
+        for site in sites:
+            summary = states.setdefault(site, SiteState()).add(engine, [e for e in batch if e.site_id == site])
+            if summary is not None:
+                region.add(engine, summary, summary.t_ms)
+    assert (sites[1], "waiting_time") in region.open
+    again = pickle.loads(pickle.dumps(region))
+    assert again.open.alerts == region.open.alerts and isinstance(again.regional, Lifecycle)
+    old = object.__new__(RegionState)
+    old.__dict__.update({**region.__dict__, "open": dict(region.open.alerts), "regional": {}})
+    resumed = pickle.loads(pickle.dumps(old))
+    assert isinstance(resumed.open, Lifecycle) and resumed.open.alerts == region.open.alerts
+
+
+def test_integer_detector_parameters_reach_the_detectors(settings):
+    """``[attribute_alerts.expectation] block_hours = 6`` (an int) builds every series' detector with it;
+    the UTC offset still comes from the site's country."""
+    cfg = settings.attribute_alerts.model_copy(
+        update={"expectation": settings.attribute_alerts.expectation.model_copy(update={"block_hours": 6})})
+    engine = AttributeAlertEngine(settings.model_copy(update={"attribute_alerts": cfg}))
+    site = _idf_sites(settings)[0]
+    state = SiteState()
+    for batch in _history([site], 3, random.Random(8)):
+        state.add(engine, batch)
+    expectation = state.watches["waiting_time"].expectation
+    assert expectation.block_hours == 6 and len(expectation.cells) == 3 * 7 * 4
+    assert expectation.utc_offset_hours == 1 == state.watches["waiting_time"].decline.utc_offset_hours

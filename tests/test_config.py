@@ -1,5 +1,7 @@
 """Settings: the shipped file is valid; a bad file fails at start with the path of the bad key."""
 
+import inspect
+
 import pytest
 
 from boucle.config.loader import (
@@ -7,6 +9,18 @@ from boucle.config.loader import (
     ConfigError,
     load_settings,
     settings_from_dict,
+)
+from boucle.config.settings import (
+    DeclineParameters,
+    ExpectationParameters,
+    PeerParameters,
+    TrendParameters,
+)
+from boucle.detectors import (
+    DownwardTrend,
+    GradualDecline,
+    PeerComparison,
+    SeasonalExpectation,
 )
 
 
@@ -50,6 +64,15 @@ def _problem(tmp_path, text: str) -> str:
         ),
         ('[[hot_alerts.rules]]\nname = "x"\nall = [{ }]', "hot_alerts.rules[0].all[0]: a condition needs"),
         ("[windows\n", "not valid TOML"),
+        (
+            "[attribute_alerts.expectation]\nblok_hours = 3",
+            "attribute_alerts.expectation.blok_hours: Extra inputs are not permitted",
+        ),
+        ("[attribute_alerts.expectation]\nblock_hours = 5", "attribute_alerts.expectation.block_hours: block_hours must divide 24"),
+        ("[attribute_alerts.expectation]\nblock_hours = 1.5", "attribute_alerts.expectation.block_hours: Input should be a valid integer"),
+        ('[attribute_alerts.trend]\nk = "low"', "attribute_alerts.trend.k: Input should be a valid number"),
+        ("[attribute_alerts.decline]\nwindow_days = 2", "attribute_alerts.decline.window_days: Input should be greater than or equal to 3"),
+        ("[attribute_alerts.peer]\nmin_peers = 3", "attribute_alerts.peer.min_peers: Extra inputs are not permitted"),
     ],
 )
 def test_bad_file_names_the_bad_key(tmp_path, text, expected):
@@ -81,3 +104,42 @@ def test_bad_environment_value_is_reported(monkeypatch):
 def test_simulation_start_must_be_aware():
     with pytest.raises(ConfigError, match="simulation.start: .*time zone"):
         settings_from_dict({"simulation": {"start": "2026-10-01T00:00:00"}})
+
+
+# The site's offset comes from its country (the registry), not from the parameters.
+PER_SITE = {"utc_offset_hours"}
+
+
+@pytest.mark.parametrize(
+    "model,detector",
+    [
+        (TrendParameters, DownwardTrend),
+        (ExpectationParameters, SeasonalExpectation),
+        (PeerParameters, PeerComparison),
+        (DeclineParameters, GradualDecline),
+    ],
+    ids=lambda x: x.__name__,
+)
+def test_detector_parameters_mirror_the_constructors(model, detector):
+    """Same names, same defaults, same types: the flow passes every field, so a default that
+    drifted from the detector's would silently change what runs."""
+    params = {
+        name: p for name, p in inspect.signature(detector.__init__).parameters.items()
+        if name != "self" and name not in PER_SITE
+    }
+    fields = model.model_fields
+    assert list(fields) == list(params)
+    for name, param in params.items():
+        default = fields[name].default
+        assert default == param.default and type(default) is type(param.default), name
+        assert fields[name].annotation.__name__ == param.annotation, name  # "int" stays int
+
+
+def test_integer_detector_parameters_stay_integers(tmp_path):
+    path = tmp_path / "int.toml"
+    path.write_text(SHIPPED_CONFIG.read_text().replace(
+        "[attribute_alerts.expectation]\n", "[attribute_alerts.expectation]\nblock_hours = 6\n"))
+    expectation = load_settings(path).attribute_alerts.expectation
+    assert expectation.block_hours == 6 and type(expectation.block_hours) is int
+    assert type(expectation.min_n) is float  # the shipped `min_n = 15`, as the detector's default
+    assert SeasonalExpectation(**expectation.model_dump()).block_hours == 6

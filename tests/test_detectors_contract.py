@@ -246,3 +246,20 @@ def test_decline_threshold_per_ramp_length():
         flat.update(rng.gauss(4.0, 0.9), i * 3_600_000 + MINUTE)
         assert not flat.alarm
     assert pickle.loads(pickle.dumps(flat)).evidence() == flat.evidence()
+
+
+def test_the_seasonal_cell_is_public_and_shared_by_a_sites_series():
+    """What the site step computes once per response for all its series (``SeasonalExpectation.cell``)
+    gives each series the surprise it would compute itself."""
+    rng = random.Random(31)
+    a = AttributeWatch(expectation={"utc_offset_hours": 1, "block_hours": 6})
+    b = AttributeWatch(expectation={"utc_offset_hours": 1, "block_hours": 6})
+    for i in range(400):
+        a.update(_rating(rng), i * 37 * MINUTE)
+        b.update(_rating(rng), i * 37 * MINUTE)
+    for t in range(400 * 37 * MINUTE, 407 * 37 * MINUTE + 24 * 60 * MINUTE, 53 * MINUTE):
+        cell = a.expectation.cell(t)
+        assert cell == b.expectation.cell(t) and 0 <= cell < 7 * 24 // 6
+        assert a.surprise(2.0, t, cell) == a.surprise(2.0, t) is not None
+        assert b.surprise(2.0, t, cell) == b.surprise(2.0, t)
+        assert a.expectation.effect(t, cell) == a.expectation.effect(t)

@@ -1,0 +1,139 @@
+"""The policy of attribute alerts: detector parameters per site, severity, wording, alert building.
+
+What the site and region steps (:mod:`operators.attribute_sites`, :mod:`operators.attribute_regions`)
+share and look up, built once from the settings; it holds no state that changes with the stream,
+so it is not part of any snapshot.
+
+Severity = effect (rating points) x importance (relative to an average attribute) x confidence,
+ranked by ``attribute_alerts.severity_levels``:
+
+>>> from boucle.config.settings import Settings
+>>> engine = AttributeAlertEngine(Settings())
+>>> evidence = {"baseline": 4.0, "level": 3.2, "z": -6.0}
+>>> engine.severity(evidence, 1.0), round(evidence["severity_score"], 2)
+('high', 0.8)
+>>> _num(3.14159, "fr"), _num(3.14159, "en", 2)
+('3,1', '3.14')
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import median
+from typing import Any
+
+from boucle.config.settings import Settings
+from boucle.detectors import AttributeWatch
+from boucle.operators.alerts import new_alert
+from boucle.operators.attribute_lifecycle import OpenAlert
+
+__all__ = ["SEVERITIES", "UTC_OFFSET_HOURS", "AttributeAlertEngine"]
+
+# Fixed UTC offsets by country for local hour/day of week (daylight saving ignored).
+UTC_OFFSET_HOURS = {"FR": 1, "BE": 1, "NL": 1, "DE": 1, "ES": 1, "IT": 1, "LU": 1, "CH": 1, "GB": 0, "IE": 0,
+                    "PT": 0}
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+_WORDS = {
+    "fr": {"at": "à", "recent": "récemment", "expected": "attendu", "peers": "médiane des pairs",
+           "slope": "tendance", "per_day": "/jour", "open": "baisse", "updated": "aggravation",
+           "resolved": "retour à la normale", "region": "Baisse régionale", "sites": "sites touchés sur"},
+    "en": {"at": "at", "recent": "recently", "expected": "expected", "peers": "peer median",
+           "slope": "trend", "per_day": "/day", "open": "drop", "updated": "worsening",
+           "resolved": "back to normal", "region": "Regional drop", "sites": "sites affected out of"},
+}
+
+
+def _num(value: float, language: str, digits: int = 1) -> str:
+    text = f"{value:.{digits}f}"
+    return text.replace(".", ",") if language == "fr" else text
+
+
+class AttributeAlertEngine:
+    """Everything the two steps share: settings, detector parameters, alert building."""
+
+    def __init__(self, settings: Settings) -> None:
+        cfg = self.cfg = settings.attribute_alerts
+        self.sites = settings.site_map()
+        self.region_of = {s.id: s.region for s in settings.sites}
+        self.attribute_names = [a.name for a in settings.attributes]
+        self.labels = {a.name: {"fr": a.label_fr or a.name, "en": a.label_en or a.name} for a in settings.attributes}
+        self.region_language = {}
+        for region in {s.region for s in settings.sites}:
+            langs = [s.language for s in settings.sites if s.region == region]
+            self.region_language[region] = max(set(langs), key=langs.count)
+        self.region_names = {r.id: r.name or r.id for r in settings.regions}
+        self.spans = {a.name: max(a.max - a.min, 1) for a in settings.attributes}  # rating points of a scale
+        # Every parameter, defaults included: the settings models mirror the detectors' constructors.
+        self.trend_params = cfg.trend.model_dump()
+        self.expectation_params = cfg.expectation.model_dump()
+        self.peer_params = cfg.peer.model_dump()
+        self.decline_params = cfg.decline.model_dump()
+        self.min_history = cfg.expectation.min_history
+        self.peer_min_n = cfg.peer.min_n
+        self.peer_z = cfg.peer.z_threshold
+        self.peer_gap = cfg.peer.min_gap
+        self.z_threshold = cfg.expectation.z_threshold
+        self.resolve_after_ms = int(cfg.resolve_after.total_seconds() * 1000)
+        self.hold_ms = int(cfg.regional_hold.total_seconds() * 1000)
+
+    def new_watch(self, site_id: str) -> AttributeWatch:
+        """The detectors of a new series of ``site_id``, on the site's local time."""
+        site = self.sites.get(site_id)
+        offset = UTC_OFFSET_HOURS.get(site.country.upper(), 0) if site else 0
+        return AttributeWatch(self.trend_params, {**self.expectation_params, "utc_offset_hours": offset},
+                              self.peer_params, {**self.decline_params, "utc_offset_hours": offset})
+
+    def severity(self, evidence: dict[str, float], relative_importance: float) -> str:
+        """The severity of ``evidence`` (its ``severity_score`` is added to it)."""
+        effect = max(evidence.get("baseline", 0) - evidence.get("level", 0), evidence.get("drop", 0.0),
+                     -evidence.get("gap", 0.0), 0.0)
+        confidence = min(1.0, max(-evidence.get("z", 0.0), -evidence.get("peer_z", 0.0),
+                                  self.z_threshold * evidence.get("cusum", 0.0) / max(evidence.get("cusum_threshold", 1), 1e-9))
+                         / (1.5 * self.z_threshold))
+        score = effect * math.sqrt(min(max(relative_importance, 0.25), 4.0)) * confidence
+        rank = sum(score >= level for level in self.cfg.severity_levels)
+        evidence["severity_score"] = score
+        return SEVERITIES[rank]
+
+    def site_alert(self, alert: OpenAlert, status: str, site_id: str, attr: str, triggers: list[str],
+                   evidence: dict[str, float], event_ms: int, detected_ms: int) -> dict[str, Any]:
+        """An ``attribute`` alert of ``alert`` in the site's language."""
+        site = self.sites.get(site_id)
+        language = site.language if site else "en"
+        w = _WORDS[language]
+        label = self.labels.get(attr, {}).get(language, attr)
+        name = (site.name or site.id) if site else site_id
+        text = (f"{label} {w['at']} {name} : " if language == "fr" else f"{label} {w['at']} {name}: ")
+        text += (f"{w[status]}, {_num(evidence['level'], language)}/5 {w['recent']} "
+                 f"({w['expected']} {_num(evidence['baseline'], language)}, n={evidence['n']:.0f}, "
+                 f"z={_num(evidence['z'], language)}")
+        if "peer_median" in evidence:
+            text += f", {w['peers']} {_num(evidence['peer_median'], language)}"
+        text += f", {w['slope']} {_num(evidence['slope'], language, 2)}{w['per_day']})."
+        return new_alert(
+            id=alert.id, kind="attribute", severity=alert.severity, site_id=site_id,
+            region=self.region_of.get(site_id, ""), triggers=triggers,
+            evidence={k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
+                      for k, v in evidence.items()},
+            message=text, event_ms=event_ms, owner=site.owner if site else "", team=site.team if site else "",
+            attribute=attr, status=status, detected_ms=detected_ms,
+        )
+
+    def regional_alert(self, alert: OpenAlert, status: str, region: str, attr: str, down: list[str],
+                       n_sites: int, zs: dict[str, float], event_ms: int, detected_ms: int) -> dict[str, Any]:
+        """A ``regional_incident`` alert of ``alert`` in the region's most common language."""
+        language = self.region_language.get(region, "en")
+        w = _WORDS[language]
+        label = self.labels.get(attr, {}).get(language, attr)
+        z_values = [zs[s] for s in down] or [0.0]
+        text = (f"{w['region']} — {label}, {self.region_names.get(region, region)}: {len(down)} {w['sites']} "
+                f"{n_sites} (z {_num(median(z_values), language)})" + (f", {w['resolved']}" if status == "resolved"
+                                                                      else "") + ".")
+        return new_alert(
+            id=alert.id, kind="regional_incident", severity=alert.severity, site_id="", region=region,
+            triggers=["expectation", "trend"], attribute=attr, status=status,
+            evidence={"sites_down": down, "n_sites": n_sites, "median_z": round(median(z_values), 4)},
+            message=text, event_ms=event_ms, detected_ms=detected_ms,
+        )
