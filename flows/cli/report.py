@@ -144,7 +144,7 @@ def collect(client: Client, database: str, *, region: str | None, period_days: i
         raise ReportError(f"no site of region {region!r} in the warehouse (see the sites table)")
     known = {r["period_days"] for r in _rows(client, f"SELECT DISTINCT period_days FROM {db}.periods")}
     if period_days not in known:  # the views compare the periods listed there; add this one
-        from boucle.sinks.clickhouse.writer import INSERT_SETTINGS
+        from boucle.sinks.clickhouse.client import INSERT_SETTINGS
 
         client.insert("periods", [(period_days,)], column_names=["period_days"], database=db,
                       settings=dict(INSERT_SETTINGS))

@@ -12,6 +12,9 @@ idempotent on its own (``IF NOT EXISTS``, ``CREATE OR REPLACE VIEW``), so a half
 >>> [s.split("(")[0].strip() for s in schema_statements("boucle")][:2]
 ['CREATE DATABASE IF NOT EXISTS boucle', 'CREATE TABLE IF NOT EXISTS boucle.feedback']
 
+:func:`warehouse_tables` lists the tables they create, read from the migrations themselves: the
+one list that compaction (:func:`sinks.clickhouse.query.optimize_final`), counts and tests use.
+
 Nothing connects or runs DDL at import time.
 """
 
@@ -23,10 +26,11 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from boucle.sinks.clickhouse.client import client_lock
+from boucle.sinks.clickhouse.client import INSERT_SETTINGS, client_lock
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -45,6 +49,7 @@ __all__ = [
     "sync_dimensions",
     "table_columns",
     "ttl_expression",
+    "warehouse_tables",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,6 +58,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COMMENT_LINE = re.compile(r"^\s*--.*$", re.MULTILINE)
 _STATEMENT_END = re.compile(r";\s*$", re.MULTILINE)
 _MIGRATION_FILE = re.compile(r"^v(\d{4})_([a-z0-9_]+)\.sql$")
+_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS \{db\}\.([A-Za-z_][A-Za-z0-9_]*)\b", re.MULTILINE)
 
 # Tables whose rows expire after warehouse.retention, and the time column the TTL counts from.
 RETENTION_COLUMNS = {
@@ -99,6 +105,17 @@ def migrations() -> list[Migration]:
     if len(set(versions)) != len(versions):
         raise RuntimeError(f"two migrations share a version: {versions}")
     return found
+
+
+@lru_cache(maxsize=1)
+def warehouse_tables() -> tuple[str, ...]:
+    """The tables the migrations create, in creation order: facts, dimensions, the rollups the
+    materialized views fill, cases. Views are not tables; ``schema_migrations`` is the migrator's own.
+
+    >>> warehouse_tables()[:4], warehouse_tables()[7:9]
+    (('feedback', 'attribute_scores', 'alerts', 'dead_letters'), ('site_attribute_daily', 'region_daily'))
+    """
+    return tuple(name for m in migrations() for name in _CREATE_TABLE.findall(m.text))
 
 
 def schema_statements(database: str) -> list[str]:
@@ -218,8 +235,6 @@ def sync_dimensions(client: Client, database: str, settings: Settings) -> int:
     Only rows that are new or changed are inserted, so a second call inserts nothing. Returns the
     number of rows inserted.
     """
-    from boucle.sinks.clickhouse.writer import INSERT_SETTINGS
-
     _check_identifier(database)
     region_names = {r.id: r.name or r.id for r in settings.regions}
     sites = [
