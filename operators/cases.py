@@ -18,7 +18,7 @@ the site's manager (``Site.manager``), with ``event_time = due``. A contact made
 as a contact, never as treated within the SLA; an action made in time but *delivered* after the
 decision corrects the case row (``untreated`` follows event time), the alert already sent stays.
 
->>> tracker = CaseTracker({"s1": Site(id="s1", region="r", manager="boss@x")}, sla_ms=HOUR)
+>>> tracker = CaseTracker({"s1": Site(id="s1", region="r", manager="boss@x")}, Cases(sla="1h"))
 >>> out = tracker.on_alert({"alert_id": "a1", "kind": "hot", "site_id": "s1", "region": "r",
 ...                         "severity": "high", "event_time": "2026-10-01T10:00:00.000Z"})
 >>> [kind for kind, _ in out], tracker.cases["a1"].status
@@ -35,6 +35,7 @@ from __future__ import annotations
 import heapq
 import zlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Iterable
 
 import bytewax.operators as op
@@ -42,7 +43,7 @@ import orjson
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from boucle.config.settings import Site
+from boucle.config.settings import Cases, Site
 from boucle.config.times import iso_ms, parse_time
 from boucle.operators.alerts import alert_id, new_alert
 from boucle.operators.decode import DeadLetter, Invalid, json_object, required_strings
@@ -61,6 +62,7 @@ __all__ = [
 ]
 
 HOUR = 3_600_000
+KEEP_MS = 45 * 24 * HOUR  # a decided case is forgotten this long after it opened (once there are many)
 ACTIONS = ("contacted", "resolved", "escalated", "note")
 _TREATMENT = frozenset(("contacted", "resolved", "escalated"))  # a note is not an action
 _CONTACT = frozenset(("contacted", "resolved"))
@@ -212,21 +214,21 @@ _SLA_TEXT = {
 Out = tuple[str, Any]  # ("case", row) | ("alert", dict) | ("dead", DeadLetter)
 
 
-class CaseTracker:
-    """The cases of one shard: hot alerts open them, case events update them, ticks run the SLA."""
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
 
-    def __init__(
-        self,
-        sites: dict[str, Site],
-        *,
-        sla_ms: int = 24 * HOUR,
-        sla_grace_ms: int = 0,
-        unknown_grace_ms: int = HOUR,
-        keep_ms: int = 45 * 24 * HOUR,
-    ) -> None:
+
+class CaseTracker:
+    """The cases of one shard: hot alerts open them, case events update them, ticks run the SLA.
+
+    ``sites`` is the entity registry (who gets a ``case_sla`` alert); ``cases`` the settings
+    section (SLA, its grace, how long an event waits for its alert).
+    """
+
+    def __init__(self, sites: dict[str, Site], cases: Cases) -> None:
         self.sites = sites
-        self.sla_ms, self.sla_grace_ms = sla_ms, sla_grace_ms
-        self.unknown_grace_ms, self.keep_ms = unknown_grace_ms, keep_ms
+        self.sla_ms, self.sla_grace_ms = _ms(cases.sla), _ms(cases.sla_grace)
+        self.unknown_grace_ms, self.keep_ms = _ms(cases.unknown_grace), KEEP_MS
         self.cases: dict[str, Case] = {}
         self.pending: dict[str, list[CaseEvent]] = {}  # events whose alert is not known (yet)
         self.due: list[tuple[int, str]] = []  # heap of (due_ms, alert_id) not yet decided

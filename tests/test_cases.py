@@ -7,7 +7,7 @@ import itertools
 import orjson
 import pytest
 
-from boucle.config.settings import Site
+from boucle.config.settings import Cases, Site
 from boucle.config.times import parse_time
 from boucle.operators.cases import (
     CASE_COLUMNS,
@@ -37,7 +37,8 @@ def ev(aid: str, action: str, at: int, first: bool = False, cause: str = "", by:
 
 
 def tracker(**kw) -> CaseTracker:
-    return CaseTracker(SITES, sla_ms=kw.pop("sla_ms", 24 * H), **kw)
+    """A tracker of SITES; ``kw`` are ``Cases`` fields (sla, sla_grace, unknown_grace)."""
+    return CaseTracker(SITES, Cases(**kw))
 
 
 def last_row(out, aid):
@@ -90,7 +91,7 @@ def test_case_events_before_their_alert_wait_for_it():
 
 
 def test_events_for_unknown_alerts_are_dead_lettered_with_a_reason():
-    t = tracker(unknown_grace_ms=H)
+    t = tracker(unknown_grace="1h")
     msg = RawMessage(orjson.dumps({"alert_id": "nope", "action": "note", "at": "2026-10-01T11:00:00Z"}), "ce", 0, 7)
     t.on_event(decode_case_event(msg))
     t.on_event(ev("other", "contacted", T0 + 30 * H))
@@ -105,7 +106,7 @@ def test_events_for_unknown_alerts_are_dead_lettered_with_a_reason():
 
 
 def test_sla_alert_fires_once_on_event_time_to_the_site_manager():
-    t = tracker(sla_ms=24 * H, sla_grace_ms=H)
+    t = tracker(sla="24h", sla_grace="1h")
     t.on_alert(hot("late", "s1"))
     t.on_alert(hot("ok", "s2"))
     t.on_event(ev("ok", "contacted", T0 + 23 * H, True))
@@ -126,7 +127,7 @@ def test_sla_alert_fires_once_on_event_time_to_the_site_manager():
 
 
 def test_alert_already_overdue_when_it_arrives_is_decided_at_once():
-    t = tracker(sla_ms=24 * H)
+    t = tracker(sla="24h")
     t.on_tick(T0 + 48 * H)
     out = t.on_alert(hot("old"))
     assert [item["kind"] for kind, item in out if kind == "alert"] == ["case_sla"]

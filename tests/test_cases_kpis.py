@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import pytest
 
@@ -32,7 +33,7 @@ def warehouse(settings, tmp_path_factory):
 
 def scenario(settings):
     """Six hot alerts at two sites, their case events, and the clock at T0 + 100 h (SLA 24 h)."""
-    t = CaseTracker(settings.site_map(), sla_ms=24 * H)
+    t = CaseTracker(settings.site_map(), settings.cases.model_copy(update={"sla": timedelta(hours=24)}))
     out = []
     for aid, site, opened in [("A", "store-0001", 0), ("B", "store-0001", 0), ("C", "store-0001", 0),
                               ("D", "store-0002", 0), ("E", "store-0002", 0), ("F", "store-0002", 90)]:

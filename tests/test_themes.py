@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from boucle.config.settings import Site
+from boucle.config.settings import Site, Themes
 from boucle.operators.decode import Feedback
-from boucle.operators.themes import SurgeRule, ThemeDetector, ThemeWindows
+from boucle.operators.themes import ThemeDetector, ThemeWindows
 
 DAY = 86_400_000
 T0 = 1_790_812_800_000  # 2026-10-01T00:00:00Z
@@ -66,7 +66,7 @@ def _event(i: int, ts: int, comment: str, lang: str = "fr") -> Feedback:
 
 def test_counts_per_window_and_one_surge_alert_when_a_theme_jumps():
     site = Site(id="s1", name="Lyon", region="north", owner="o@x", language="fr")
-    windows = ThemeWindows(site, detect, DAY, 2 * 3_600_000, SurgeRule(min_count=5, min_windows=3))
+    windows = ThemeWindows(site, detect, Themes(window="1d", min_count=5, min_windows=3), 2 * 3_600_000)
     out, i = [], 0
     for day in range(7):
         surge = day in (4, 5)
