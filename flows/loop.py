@@ -69,8 +69,8 @@ def _ms(delta: timedelta) -> int:
 
 
 class _FrontlineLogic(StatefulBatchLogic):
-    def __init__(self, seed: int, snapshot: FrontlineSimulator | None) -> None:
-        self.sim = snapshot if snapshot is not None else FrontlineSimulator(seed)
+    def __init__(self, seed: int, snapshot: tuple | None) -> None:
+        self.sim = FrontlineSimulator(seed, state=snapshot)
 
     def on_batch(self, values):
         out = []
@@ -82,8 +82,8 @@ class _FrontlineLogic(StatefulBatchLogic):
                 out.append(("tick", item))
         return out, StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> FrontlineSimulator:
-        return self.sim
+    def snapshot(self) -> tuple:
+        return self.sim.snapshot()
 
 
 def _route_case_item(kv: tuple[str, tuple[str, Any]]) -> list[tuple[str, tuple[str, Any]]]:
@@ -140,7 +140,7 @@ def add_loop(
     tracker_inputs.append(op.filter("case_items", routed, lambda kv: kv[1][0] != "dead"))
     dead_parts.append(op.filter_map("case_dead", routed, lambda kv: kv[1][1] if kv[1][0] == "dead" else None))
 
-    tracked = track_cases("cases", op.merge("cases_in", *tracker_inputs), lambda: CaseTracker(sites, cases))
+    tracked = track_cases("cases", op.merge("cases_in", *tracker_inputs), lambda state: CaseTracker(sites, cases, state))
     alerts = [op.filter_map("case_alerts", tracked, lambda t: t[1] if t[0] == "alert" else None)]
     tables = [op.flat_map_batch("case_rows", tracked, lambda items: case_rows(r for k, r in items if k == "case"))]
     dead_parts.append(op.filter_map("case_unknown", tracked, lambda t: t[1] if t[0] == "dead" else None))

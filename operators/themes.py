@@ -143,6 +143,17 @@ class _SiteThemes:
     surging: set[str] = field(default_factory=set)
     max_ts: int = 0
 
+    def snapshot(self) -> tuple:
+        """``(windows, baseline, closed, surging, max_ts)`` as plain dicts, tuples and numbers."""
+        windows = {start: dict(counts) for start, counts in self.windows.items()}
+        return windows, dict(self.baseline), self.closed, tuple(sorted(self.surging)), self.max_ts
+
+    @classmethod
+    def from_snapshot(cls, snapshot: tuple) -> _SiteThemes:
+        windows, baseline, closed, surging, max_ts = snapshot
+        return cls({start: Counter(counts) for start, counts in windows.items()}, dict(baseline), closed,
+                   set(surging), max_ts)
+
 
 class ThemeWindows:
     """Theme counts of one site per event-time window; rows and surge alerts when windows close.
@@ -150,14 +161,19 @@ class ThemeWindows:
     ``themes`` (the settings section) gives the window and the surge rule: a theme surges when, in
     a closed window, ``n >= min_count`` and its share of the window's comments is at least
     ``ratio`` x and ``min_jump`` above its baseline (an exponentially weighted share over the
-    previous windows, once ``min_windows`` exist).
+    previous windows, once ``min_windows`` exist). ``snapshot`` (from :meth:`snapshot`) resumes the
+    counts; the site, lexicons and rule always come from the current configuration.
     """
 
     def __init__(self, site: Site, detector: ThemeDetector, themes: Themes, lateness_ms: int,
-                 state: _SiteThemes | None = None) -> None:
+                 snapshot: tuple | None = None) -> None:
         self.site, self.detector, self.rule, self.lateness_ms = site, detector, themes, lateness_ms
         self.window_ms = int(themes.window.total_seconds() * 1000)
-        self.state = state or _SiteThemes()
+        self.state = _SiteThemes() if snapshot is None else _SiteThemes.from_snapshot(snapshot)
+
+    def snapshot(self) -> tuple:
+        """The counts and baselines as plain data (no configuration)."""
+        return self.state.snapshot()
 
     def add(self, events: list[Feedback]) -> list[tuple[str, Any]]:
         st, w = self.state, self.window_ms
@@ -241,8 +257,8 @@ class _ThemeLogic(StatefulBatchLogic):
     def on_eof(self):
         return self.windows.flush(), StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> _SiteThemes:
-        return self.windows.state
+    def snapshot(self) -> tuple:
+        return self.windows.snapshot()
 
 
 @operator
