@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from boucle.config.settings import Region, Settings, Site, Warehouse
+from boucle.flows.rows import dimension_rows
 from boucle.sinks.clickhouse.client import INSERT_SETTINGS, close_all, connect
 from boucle.sinks.clickhouse.query import optimize_final
 from boucle.sinks.clickhouse.schema import init_schema
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="boucle-queries-") as tmp:
         client = connect(Warehouse(path=args.path or f"{tmp}/wh", database=DB))
-        init_schema(client, DB, settings=network(args.sites, args.regions))
+        init_schema(client, DB, dimensions=dimension_rows(network(args.sites, args.regions)))
         total, t0 = 0, time.perf_counter()
         for table in blocks(args.sites, args.attributes, args.days, args.regions, args.block_rows):
             client.insert_arrow("attribute_scores", table, database=DB, settings=dict(INSERT_SETTINGS))

@@ -34,6 +34,7 @@ from rich.progress import (
 from boucle.config.settings import Settings
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from boucle.flows.loop import LoopSources
+from boucle.flows.rows import dimension_rows
 from boucle.flows.stats import RunStats
 from boucle.sinks.background import BackgroundSink
 from boucle.sinks.clickhouse.client import connect
@@ -101,7 +102,7 @@ def default_outputs(settings: Settings, console: Console) -> FlowOutputs:
     """
     out = settings.outputs
     return FlowOutputs(
-        warehouse=BackgroundSink(ClickHouseSink(settings.warehouse, settings=settings)),  # syncs sites/questions
+        warehouse=BackgroundSink(ClickHouseSink(settings.warehouse, dimensions=dimension_rows(settings))),
         alerts=[ConsoleAlertSink(out.console, console), JsonlSink(out.alerts_jsonl)],
         dead_letters=[JsonlSink(out.dead_letters_jsonl)],
     )

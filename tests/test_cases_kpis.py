@@ -9,6 +9,7 @@ import pytest
 
 from boucle.config.times import iso_ms, parse_time
 from boucle.flows.cli.cases import loop_totals, site_kpis, top_themes
+from boucle.flows.rows import dimension_rows
 from boucle.operators.cases import CaseEvent, CaseTracker, case_rows
 from boucle.operators.invitations import Invitation, invitation_rows
 from boucle.sinks.batch import TableBatch
@@ -26,7 +27,7 @@ def warehouse(settings, tmp_path_factory):
     path = tmp_path_factory.mktemp("chdb_cases") / "warehouse"
     wh = settings.warehouse.model_copy(update={"path": str(path), "url": None, "database": "loop_kpis"})
     client = connect(wh)
-    init_schema(client, wh.database, settings=settings)
+    init_schema(client, wh.database, dimensions=dimension_rows(settings))
     yield client, wh.database, TableWriter(client, wh.database)
     close_all()
 

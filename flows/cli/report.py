@@ -365,6 +365,7 @@ def build_report(data: ReportData) -> str:
 def write_report(settings: Settings, out: Path, *, region: str | None = None, period: Any = "30d",
                  lang: str = "en") -> Path:
     """Build the report from the warehouse of ``settings`` and write it to ``out``."""
+    from boucle.flows.rows import dimension_rows
     from boucle.sinks.clickhouse.client import connect
     from boucle.sinks.clickhouse.schema import init_schema
 
@@ -375,7 +376,7 @@ def write_report(settings: Settings, out: Path, *, region: str | None = None, pe
     period_days = parse_period(period)
     warehouse = settings.warehouse
     client = connect(warehouse)
-    init_schema(client, warehouse.database, retention=warehouse.retention, settings=settings)
+    init_schema(client, warehouse.database, retention=warehouse.retention, dimensions=dimension_rows(settings))
     data = collect(client, warehouse.database, region=region, period_days=period_days, lang=lang)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

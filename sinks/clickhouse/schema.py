@@ -24,6 +24,7 @@ import hashlib
 import logging
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -35,7 +36,7 @@ from boucle.sinks.clickhouse.client import INSERT_SETTINGS, client_lock
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-    from boucle.config.settings import Settings
+    from boucle.sinks.batch import TableBatch
 
 __all__ = [
     "Migration",
@@ -229,37 +230,28 @@ def _ttl_of(engine_full: str) -> str:
     return match[1].strip() if match else ""
 
 
-def sync_dimensions(client: Client, database: str, settings: Settings) -> int:
-    """Upsert ``sites`` (entity registry) and ``questions`` (catalogue) from ``settings``.
+def sync_dimensions(client: Client, database: str, tables: Iterable[TableBatch]) -> int:
+    """Upsert the rows of dimension tables (``sites``, ``questions``: ReplacingMergeTrees keyed by
+    their first column), one :class:`~sinks.batch.TableBatch` per table.
 
     Only rows that are new or changed are inserted, so a second call inserts nothing. Returns the
     number of rows inserted.
     """
     _check_identifier(database)
-    region_names = {r.id: r.name or r.id for r in settings.regions}
-    sites = [
-        (s.id, s.name or s.id, s.region, region_names.get(s.region, s.region), s.country, s.kind, s.language)
-        for s in settings.sites
-    ]
-    scores = set(settings.scores)
-    questions = [
-        (name, int(name in scores), m.label_fr or name, m.label_en or name, m.min, m.max, m.bottom_max, m.top_min)
-        for name, m in settings.questions().items()
-    ]
     inserted = 0
-    for table, columns, rows in (
-        ("sites", ("site_id", "name", "region", "region_name", "country", "kind", "language"), sites),
-        ("questions", ("attribute", "is_score", "label_fr", "label_en", "min", "max", "bottom_max", "top_min"),
-         questions),
-    ):
+    for batch in tables:
+        if not _IDENTIFIER.match(batch.table) or not all(map(_IDENTIFIER.match, batch.columns)):
+            raise ValueError(f"not a plain table or column name: {batch.table}{batch.columns}")
         with client_lock(client):
             current = set(
                 tuple(row)
-                for row in client.query(f"SELECT {', '.join(columns)} FROM `{database}`.`{table}` FINAL").result_rows
+                for row in client.query(
+                    f"SELECT {', '.join(batch.columns)} FROM `{database}`.`{batch.table}` FINAL"
+                ).result_rows
             )
-            missing = [row for row in rows if tuple(row) not in current]
+            missing = [row for row in batch.rows if tuple(row) not in current]
             if missing:
-                client.insert(table, missing, column_names=list(columns), database=database,
+                client.insert(batch.table, missing, column_names=list(batch.columns), database=database,
                               settings=dict(INSERT_SETTINGS))
         inserted += len(missing)
     return inserted
@@ -270,15 +262,15 @@ def init_schema(
     database: str,
     *,
     retention: timedelta | None = None,
-    settings: Settings | None = None,
+    dimensions: Iterable[TableBatch] = (),
 ) -> list[str]:
-    """Apply pending migrations, set the retention TTL, and sync the dimensions from ``settings``
-    (when given); make ``database`` the client's default. Idempotent. Returns applied migrations.
+    """Apply pending migrations, set the retention TTL, and sync the ``dimensions`` rows (see
+    :func:`sync_dimensions`); make ``database`` the client's default. Idempotent. Returns applied
+    migrations.
     """
     applied = migrate(client, database)
     apply_retention(client, database, retention)
-    if settings is not None:
-        sync_dimensions(client, database, settings)
+    sync_dimensions(client, database, dimensions)
     return applied
 
 
