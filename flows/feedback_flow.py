@@ -43,7 +43,7 @@ from boucle.operators.windows import WindowSpec, event_time_windows
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.prepare import prepare_sinks
 
-__all__ = ["DeadLetter", "FlowOutputs", "build_flow", "window_spec"]
+__all__ = ["DeadLetterRecord", "FlowOutputs", "build_flow", "window_spec"]
 
 
 @dataclass
@@ -70,12 +70,13 @@ def window_spec(settings: Settings, wall_clock: bool | None = None) -> WindowSpe
     )
 
 
-class DeadLetter(dict):
-    """A dead-letter item: a plain JSON-ready dict ``{origin, partition, offset, reason_code, reason,
-    raw}`` (``raw`` as text) that also carries the original message bytes and key as the attributes
-    ``value`` and ``key``, for sinks that must forward them untouched (the Kafka DLQ).
+class DeadLetterRecord(dict):
+    """What the dead-letter outputs receive for one :class:`~operators.decode.DeadLetter` (the
+    rejected message and why): a plain JSON-ready dict ``{origin, partition, offset, reason_code,
+    reason, raw}`` (``raw`` as text) that also carries the original message bytes and key as the
+    attributes ``value`` and ``key``, for sinks that must forward them untouched (the Kafka DLQ).
 
-    >>> d = DeadLetter({"raw": "{"}, value=b"{", key=b"store-0001")
+    >>> d = DeadLetterRecord({"raw": "{"}, value=b"{", key=b"store-0001")
     >>> d == {"raw": "{"}, d.value, d.key
     (True, b'{', b'store-0001')
     """
@@ -86,12 +87,12 @@ class DeadLetter(dict):
         self.key = key
 
     def __reduce__(self):
-        return (DeadLetter, (dict(self), self.value, self.key))
+        return (DeadLetterRecord, (dict(self), self.value, self.key))
 
 
-def _dead_letter_dicts(batch: DecodedBatch) -> list[dict[str, Any]]:
+def _dead_letter_records(batch: DecodedBatch) -> list[DeadLetterRecord]:
     return [
-        DeadLetter(
+        DeadLetterRecord(
             {
                 "origin": d.message.origin,
                 "partition": d.message.partition,
@@ -163,7 +164,7 @@ def build_flow(
     for i, sink in enumerate(outputs.alerts):
         op.output(f"alerts_out_{i}", _for_sink(f"alerts_key_{i}", alerts, sink), sink)
     if outputs.dead_letters:
-        dead = op.flat_map("dead_letter_dicts", dead_batches, _dead_letter_dicts)
+        dead = op.flat_map("dead_letter_dicts", dead_batches, _dead_letter_records)
         for i, sink in enumerate(outputs.dead_letters):
             op.output(f"dead_letters_out_{i}", _for_sink(f"dead_letters_key_{i}", dead, sink), sink)
 

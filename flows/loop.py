@@ -18,7 +18,7 @@ judges an SLA before seeing the actions taken in time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -38,36 +38,11 @@ from boucle.operators.cases import (
 )
 from boucle.operators.decode import DeadLetter, DecodedBatch
 from boucle.operators.invitations import Invitation, decode_invitation, invitation_rows
-from boucle.operators.themes import SurgeRule, ThemeDetector, comment_themes
+from boucle.operators.themes import comment_themes
 from boucle.sinks.batch import TableBatch
 from boucle.sources.simulator.frontline import FrontlineSimulator, InvitationSimulator
 
-__all__ = ["LoopConfig", "LoopSources", "LoopStreams", "add_loop"]
-
-
-@dataclass
-class LoopConfig:
-    sla: timedelta = timedelta(hours=24)
-    sla_grace: timedelta = timedelta(0)
-    unknown_grace: timedelta = timedelta(hours=1)
-    shards: int = 8
-    theme_window: timedelta = timedelta(days=1)
-    theme_lateness: timedelta = timedelta(hours=2)
-    surge: SurgeRule = field(default_factory=SurgeRule)
-    lexicons: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-    themes: bool = True
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "LoopConfig":
-        cases, themes = getattr(settings, "cases", None), getattr(settings, "themes", None)
-        config = cls(theme_lateness=settings.windows.allowed_lateness)
-        if cases is not None:
-            config.sla, config.sla_grace = cases.sla, cases.sla_grace
-            config.unknown_grace, config.shards = cases.unknown_grace, cases.shards
-        if themes is not None:
-            config.themes, config.theme_window, config.lexicons = themes.enabled, themes.window, themes.lexicons
-            config.surge = SurgeRule(themes.min_count, themes.min_jump, themes.ratio, themes.min_windows)
-        return config
+__all__ = ["LoopSources", "LoopStreams", "add_loop"]
 
 
 @dataclass
@@ -94,8 +69,8 @@ def _ms(delta: timedelta) -> int:
 
 
 class _FrontlineLogic(StatefulBatchLogic):
-    def __init__(self, seed: int, snapshot: FrontlineSimulator | None) -> None:
-        self.sim = snapshot if snapshot is not None else FrontlineSimulator(seed)
+    def __init__(self, seed: int, snapshot: tuple | None) -> None:
+        self.sim = FrontlineSimulator(seed, state=snapshot)
 
     def on_batch(self, values):
         out = []
@@ -107,8 +82,8 @@ class _FrontlineLogic(StatefulBatchLogic):
                 out.append(("tick", item))
         return out, StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> FrontlineSimulator:
-        return self.sim
+    def snapshot(self) -> tuple:
+        return self.sim.snapshot()
 
 
 def _route_case_item(kv: tuple[str, tuple[str, Any]]) -> list[tuple[str, tuple[str, Any]]]:
@@ -128,12 +103,12 @@ def add_loop(
     by_site: Stream,
     hot: Stream[dict[str, Any]],
     sources: LoopSources,
-    config: LoopConfig | None = None,
 ) -> LoopStreams:
-    config = config or LoopConfig.from_settings(settings)
+    """The loop's branches, configured by the ``cases`` and ``themes`` sections of ``settings``."""
+    cases, themes = settings.cases, settings.themes
     sites = settings.site_map()
     region_of = {s.id: s.region for s in sites.values()}
-    shards = max(1, config.shards)
+    shards = cases.shards
     names = [f"cases-{i}" for i in range(shards)]
 
     def ticks(batch: DecodedBatch):
@@ -165,12 +140,7 @@ def add_loop(
     tracker_inputs.append(op.filter("case_items", routed, lambda kv: kv[1][0] != "dead"))
     dead_parts.append(op.filter_map("case_dead", routed, lambda kv: kv[1][1] if kv[1][0] == "dead" else None))
 
-    sla_ms, grace_ms, unknown_ms = _ms(config.sla), _ms(config.sla_grace), _ms(config.unknown_grace)
-    tracked = track_cases(
-        "cases",
-        op.merge("cases_in", *tracker_inputs),
-        lambda: CaseTracker(sites, sla_ms=sla_ms, sla_grace_ms=grace_ms, unknown_grace_ms=unknown_ms),
-    )
+    tracked = track_cases("cases", op.merge("cases_in", *tracker_inputs), lambda state: CaseTracker(sites, cases, state))
     alerts = [op.filter_map("case_alerts", tracked, lambda t: t[1] if t[0] == "alert" else None)]
     tables = [op.flat_map_batch("case_rows", tracked, lambda items: case_rows(r for k, r in items if k == "case"))]
     dead_parts.append(op.filter_map("case_unknown", tracked, lambda t: t[1] if t[0] == "dead" else None))
@@ -198,11 +168,8 @@ def add_loop(
         ))
         dead_parts.append(op.filter("invitations_dead", inv, lambda i: isinstance(i, DeadLetter)))
 
-    if config.themes:
-        themed = comment_themes(
-            "themes", by_site, sites, ThemeDetector(config.lexicons), _ms(config.theme_window),
-            _ms(config.theme_lateness), config.surge,
-        )
+    if themes.enabled:
+        themed = comment_themes("themes", by_site, sites, themes, _ms(settings.windows.allowed_lateness))
         tables.append(op.flat_map_batch("theme_rows", themed, lambda items: _theme_rows([r for k, r in items if k == "row"])))
         alerts.append(op.filter_map("theme_alerts", themed, lambda t: t[1] if t[0] == "alert" else None))
 

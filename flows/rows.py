@@ -2,21 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from boucle.config.settings import Settings
 from boucle.config.times import now_ms
 from boucle.operators.alerts import alert_json
-from boucle.operators.attribute_regions import ImportanceSnapshot
 from boucle.operators.decode import DecodedBatch
 from boucle.operators.privacy import mask_pii
 from boucle.operators.windows import SCORE_COLUMNS, WindowedBatch
 from boucle.sinks.batch import TableBatch
 
-__all__ = ["alert_rows", "dead_letter_rows", "feedback_rows", "importance_rows", "score_rows"]
+if TYPE_CHECKING:  # the detectors behind it are not needed to write rows (nor by `boucle db migrate`)
+    from boucle.operators.attribute_regions import ImportanceSnapshot
+
+__all__ = ["alert_rows", "dead_letter_rows", "dimension_rows", "feedback_rows", "importance_rows", "score_rows"]
 
 DEAD_LETTER_COLUMNS = ("origin", "partition", "offset", "received_at", "reason_code", "reason", "raw")
+SITE_COLUMNS = ("site_id", "name", "region", "region_name", "country", "kind", "language")
+QUESTION_COLUMNS = ("attribute", "is_score", "label_fr", "label_en", "min", "max", "bottom_max", "top_min")
+
+
+def dimension_rows(settings: Settings) -> list[TableBatch]:
+    """The ``sites`` (entity registry) and ``questions`` (catalogue) rows of ``settings``, for
+    :func:`sinks.clickhouse.schema.sync_dimensions`.
+
+    >>> from boucle.config.loader import settings_from_dict
+    >>> sites, questions = dimension_rows(settings_from_dict({
+    ...     "regions": [{"id": "north", "name": "Nord"}], "sites": [{"id": "s1", "region": "north"}]}))
+    >>> sites.rows, questions.rows[0]
+    ([('s1', 's1', 'north', 'Nord', '', 'store', 'fr')], ('nps', 1, 'NPS', 'NPS', 0, 10, 6, 9))
+    """
+    region_names = {r.id: r.name or r.id for r in settings.regions}
+    sites = [
+        (s.id, s.name or s.id, s.region, region_names.get(s.region, s.region), s.country, s.kind, s.language)
+        for s in settings.sites
+    ]
+    scores = set(settings.scores)
+    questions = [
+        (name, int(name in scores), m.label_fr or name, m.label_en or name, m.min, m.max, m.bottom_max, m.top_min)
+        for name, m in settings.questions().items()
+    ]
+    return [TableBatch("sites", SITE_COLUMNS, sites), TableBatch("questions", QUESTION_COLUMNS, questions)]
 
 
 def feedback_rows(batch: WindowedBatch, region_of: dict[str, str]) -> list[TableBatch]:

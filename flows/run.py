@@ -34,10 +34,12 @@ from rich.progress import (
 from boucle.config.settings import Settings
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from boucle.flows.loop import LoopSources
+from boucle.flows.rows import dimension_rows
 from boucle.flows.stats import RunStats
 from boucle.sinks.background import BackgroundSink
 from boucle.sinks.clickhouse.client import connect
 from boucle.sinks.clickhouse.query import optimize_final
+from boucle.sinks.clickhouse.schema import warehouse_tables
 from boucle.sinks.clickhouse.sink import ClickHouseSink
 from boucle.sinks.console import ConsoleAlertSink
 from boucle.sinks.jsonl import JsonlSink
@@ -51,11 +53,6 @@ __all__ = [
     "throughput_gc",
     "warehouse_counts",
 ]
-
-TABLES = (
-    "feedback", "attribute_scores", "alerts", "dead_letters", "cases", "invitations", "comment_themes",
-    "attribute_importance",
-)
 
 
 @dataclass
@@ -105,7 +102,7 @@ def default_outputs(settings: Settings, console: Console) -> FlowOutputs:
     """
     out = settings.outputs
     return FlowOutputs(
-        warehouse=BackgroundSink(ClickHouseSink(settings.warehouse, settings=settings)),  # syncs sites/questions
+        warehouse=BackgroundSink(ClickHouseSink(settings.warehouse, dimensions=dimension_rows(settings))),
         alerts=[ConsoleAlertSink(out.console, console), JsonlSink(out.alerts_jsonl)],
         dead_letters=[JsonlSink(out.dead_letters_jsonl)],
     )
@@ -160,7 +157,7 @@ def run_flow(
         execute()
     stats.finish()
     if options.bounded and outputs.warehouse is not None:
-        optimize_final(connect(settings.warehouse), settings.warehouse.database, TABLES)
+        optimize_final(connect(settings.warehouse), settings.warehouse.database)  # every table, rollups too
     return stats
 
 
@@ -197,6 +194,7 @@ def _with_progress(execute, stats: RunStats, total: int | None, console: Console
 
 
 def warehouse_counts(settings: Settings) -> dict[str, int]:
+    """Rows per warehouse table (plain ``count()``: exact after a bounded run's compaction)."""
     client = connect(settings.warehouse)
     db = settings.warehouse.database
-    return {t: int(client.command(f"SELECT count() FROM {db}.{t}")) for t in TABLES}
+    return {t: int(client.command(f"SELECT count() FROM {db}.{t}")) for t in warehouse_tables()}

@@ -18,7 +18,7 @@ the site's manager (``Site.manager``), with ``event_time = due``. A contact made
 as a contact, never as treated within the SLA; an action made in time but *delivered* after the
 decision corrects the case row (``untreated`` follows event time), the alert already sent stays.
 
->>> tracker = CaseTracker({"s1": Site(id="s1", region="r", manager="boss@x")}, sla_ms=HOUR)
+>>> tracker = CaseTracker({"s1": Site(id="s1", region="r", manager="boss@x")}, Cases(sla="1h"))
 >>> out = tracker.on_alert({"alert_id": "a1", "kind": "hot", "site_id": "s1", "region": "r",
 ...                         "severity": "high", "event_time": "2026-10-01T10:00:00.000Z"})
 >>> [kind for kind, _ in out], tracker.cases["a1"].status
@@ -35,14 +35,15 @@ from __future__ import annotations
 import heapq
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from datetime import timedelta
+from typing import Any, Callable, Iterable
 
 import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from boucle.config.settings import Site
+from boucle.config.settings import Cases, Site
 from boucle.config.times import iso_ms, parse_time
 from boucle.operators.alerts import alert_id, new_alert
 from boucle.operators.decode import DeadLetter, Invalid, json_object, required_strings
@@ -61,6 +62,7 @@ __all__ = [
 ]
 
 HOUR = 3_600_000
+KEEP_MS = 45 * 24 * HOUR  # a decided case is forgotten this long after it opened (once there are many)
 ACTIONS = ("contacted", "resolved", "escalated", "note")
 _TREATMENT = frozenset(("contacted", "resolved", "escalated"))  # a note is not an action
 _CONTACT = frozenset(("contacted", "resolved"))
@@ -97,6 +99,17 @@ class CaseEvent:
     def key(self) -> tuple:
         """Identity of the event: a redelivered event is applied once."""
         return (self.at_ms, _ACTION_ORDER[self.action], self.by, self.first_contact, self.root_cause)
+
+    def state(self) -> tuple:
+        """The event as plain data (its message as a tuple of :class:`RawMessage` fields)."""
+        m = self.message
+        message = None if m is None else (m.value, m.origin, m.partition, m.offset, m.key, m.received_ms)
+        return (self.alert_id, self.action, self.at_ms, self.by, self.first_contact, self.root_cause, message)
+
+    @classmethod
+    def from_state(cls, state: tuple) -> CaseEvent:
+        *fields, message = state
+        return cls(*fields, None if message is None else RawMessage(*message))
 
 
 def decode_case_event(message: RawMessage) -> CaseEvent | DeadLetter:
@@ -158,6 +171,32 @@ class Case:
     notes: int = 0
     root_cause: str = ""
     last_by: str = ""
+    _saved: tuple | None = field(default=None, repr=False, compare=False)  # (version, state())
+
+    def state(self) -> tuple:
+        """The case as plain data: what it was opened with, its SLA decision and its events.
+
+        Kept until the case changes (its :attr:`version`), so a snapshot of a shard costs little
+        for the cases that did not move since the last one.
+        """
+        version = self.version
+        saved = self._saved
+        if saved is None or saved[0] != version:
+            state = (self.site_id, self.region, self.severity, self.opened_ms, self.due_ms, self.sla_decided,
+                     self.sla_alerted, tuple(e.state() for e in self.events.values()))
+            saved = self._saved = (version, state)
+        return saved[1]
+
+    @classmethod
+    def from_state(cls, alert_id: str, state: tuple) -> Case:
+        site_id, region, severity, opened_ms, due_ms, sla_decided, sla_alerted, events = state
+        case = cls(alert_id, site_id, region, severity, opened_ms, due_ms, sla_decided=sla_decided,
+                   sla_alerted=sla_alerted)
+        for event in map(CaseEvent.from_state, events):
+            case.events[event.key] = event
+        if case.events:
+            case._derive()
+        return case
 
     def add(self, event: CaseEvent) -> bool:
         """Apply ``event``; False when it was already applied."""
@@ -212,25 +251,45 @@ _SLA_TEXT = {
 Out = tuple[str, Any]  # ("case", row) | ("alert", dict) | ("dead", DeadLetter)
 
 
-class CaseTracker:
-    """The cases of one shard: hot alerts open them, case events update them, ticks run the SLA."""
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
 
-    def __init__(
-        self,
-        sites: dict[str, Site],
-        *,
-        sla_ms: int = 24 * HOUR,
-        sla_grace_ms: int = 0,
-        unknown_grace_ms: int = HOUR,
-        keep_ms: int = 45 * 24 * HOUR,
-    ) -> None:
+
+class CaseTracker:
+    """The cases of one shard: hot alerts open them, case events update them, ticks run the SLA.
+
+    ``sites`` is the entity registry (who gets a ``case_sla`` alert); ``cases`` the settings
+    section (SLA, its grace, how long an event waits for its alert); ``state`` a
+    :meth:`snapshot` to resume from. The snapshot holds the state only, as plain data, never the
+    configuration: a tracker resumed under an edited config applies the current registry, grace
+    periods and SLA (the SLA to the cases opened from then on; an open case keeps the deadline it
+    was opened with, which its rows already carry).
+    """
+
+    def __init__(self, sites: dict[str, Site], cases: Cases, state: tuple | None = None) -> None:
         self.sites = sites
-        self.sla_ms, self.sla_grace_ms = sla_ms, sla_grace_ms
-        self.unknown_grace_ms, self.keep_ms = unknown_grace_ms, keep_ms
+        self.sla_ms, self.sla_grace_ms = _ms(cases.sla), _ms(cases.sla_grace)
+        self.unknown_grace_ms, self.keep_ms = _ms(cases.unknown_grace), KEEP_MS
         self.cases: dict[str, Case] = {}
         self.pending: dict[str, list[CaseEvent]] = {}  # events whose alert is not known (yet)
         self.due: list[tuple[int, str]] = []  # heap of (due_ms, alert_id) not yet decided
         self.clock = 0
+        if state is not None:
+            clock, cases_state, pending, due = state
+            self.clock = clock
+            self.cases = {aid: Case.from_state(aid, st) for aid, st in cases_state.items()}
+            self.pending = {aid: [CaseEvent.from_state(e) for e in events] for aid, events in pending.items()}
+            self.due = [tuple(entry) for entry in due]  # already a heap: saved in heap order
+
+    def snapshot(self) -> tuple:
+        """``(clock, {alert_id: case}, {alert_id: [pending event]}, due heap)`` as tuples, lists
+        and dicts of numbers, strings and bytes."""
+        return (
+            self.clock,
+            {aid: case.state() for aid, case in self.cases.items()},
+            {aid: [e.state() for e in events] for aid, events in self.pending.items()},
+            list(self.due),
+        )
 
     # -- inputs ---------------------------------------------------------------------------------
     def on_alert(self, alert: dict[str, Any]) -> list[Out]:
@@ -298,7 +357,7 @@ class CaseTracker:
 
     def _sla_alert(self, case: Case) -> dict[str, Any]:
         site = self.sites.get(case.site_id) or Site(id=case.site_id, region=case.region)
-        hours = self.sla_ms / HOUR
+        hours = (case.due_ms - case.opened_ms) / HOUR  # the SLA the case was opened with
         return new_alert(
             id=alert_id("case_sla", case.alert_id),
             kind="case_sla",
@@ -332,8 +391,8 @@ def case_rows(items: Iterable[tuple]) -> list:
 
 
 class _TrackerLogic(StatefulBatchLogic):
-    def __init__(self, make: callable, snapshot: CaseTracker | None) -> None:
-        self.tracker: CaseTracker = snapshot if snapshot is not None else make()
+    def __init__(self, make: Callable[[tuple | None], CaseTracker], snapshot: tuple | None) -> None:
+        self.tracker = make(snapshot)
 
     def on_batch(self, values: list[tuple[str, Any]]):
         out: list[Out] = []
@@ -350,14 +409,17 @@ class _TrackerLogic(StatefulBatchLogic):
     def on_eof(self):
         return self.tracker.on_eof(), StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> CaseTracker:
-        return self.tracker
+    def snapshot(self) -> tuple:
+        return self.tracker.snapshot()
 
 
 @operator
-def track_cases(step_id: str, up: KeyedStream[tuple[str, Any]], make_tracker) -> Stream[tuple[str, Any]]:
+def track_cases(
+    step_id: str, up: KeyedStream[tuple[str, Any]], make_tracker: Callable[[tuple | None], CaseTracker]
+) -> Stream[tuple[str, Any]]:
     """``(shard, ("tick"|"alert"|"event", item))`` in; ``("case", row)``, ``("alert", dict)`` and
-    ``("dead", DeadLetter)`` out. ``make_tracker()`` builds an empty :class:`CaseTracker`."""
+    ``("dead", DeadLetter)`` out. ``make_tracker(state)`` builds a :class:`CaseTracker` from the
+    current configuration, empty (``None``) or resumed from its snapshot."""
     tracked = op.stateful_batch("tracker", up, lambda snap: _TrackerLogic(make_tracker, snap))
     return op.map("unkey", tracked, lambda kv: kv[1])
 

@@ -79,6 +79,10 @@ class Feedback(msgspec.Struct, gc=False):
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    """A message the flow rejected: the original :class:`RawMessage` and why (a reason code of
+    :data:`REASON_CODES` or a step's own, and a sentence). The flow renders it for its outputs (a JSON
+    record for the dead-letter sinks, a ``dead_letters`` row)."""
+
     message: RawMessage
     reason_code: str
     reason: str

@@ -30,12 +30,12 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from boucle.config.settings import Site
+from boucle.config.settings import Site, Themes
 from boucle.config.times import iso_ms
 from boucle.operators.alerts import alert_id, new_alert
 from boucle.operators.decode import Feedback
 
-__all__ = ["DEFAULT_LEXICONS", "THEME_COLUMNS", "SurgeRule", "ThemeDetector", "ThemeWindows", "comment_themes"]
+__all__ = ["BASELINE_ALPHA", "DEFAULT_LEXICONS", "THEME_COLUMNS", "ThemeDetector", "ThemeWindows", "comment_themes"]
 
 # theme: {language: [cue regexes]}; longer cues first within a theme does not matter (one alternation
 # sorted by length is built per language).
@@ -131,17 +131,8 @@ def _negated(before: str, negators: set[str]) -> bool:
     return any(w in negators for w in words)
 
 
-@dataclass(frozen=True)
-class SurgeRule:
-    """A theme surges when, in a closed window, ``n >= min_count`` and its share of the window's
-    comments is at least ``ratio`` x and ``min_jump`` above its baseline (an exponentially weighted
-    share over the previous windows, once ``min_windows`` exist)."""
-
-    min_count: int = 5
-    min_jump: float = 0.15
-    ratio: float = 2.0
-    min_windows: int = 3
-    alpha: float = 0.2
+# Weight of the latest closed window in a theme's baseline share (exponentially weighted).
+BASELINE_ALPHA = 0.2
 
 
 @dataclass
@@ -152,14 +143,37 @@ class _SiteThemes:
     surging: set[str] = field(default_factory=set)
     max_ts: int = 0
 
+    def snapshot(self) -> tuple:
+        """``(windows, baseline, closed, surging, max_ts)`` as plain dicts, tuples and numbers."""
+        windows = {start: dict(counts) for start, counts in self.windows.items()}
+        return windows, dict(self.baseline), self.closed, tuple(sorted(self.surging)), self.max_ts
+
+    @classmethod
+    def from_snapshot(cls, snapshot: tuple) -> _SiteThemes:
+        windows, baseline, closed, surging, max_ts = snapshot
+        return cls({start: Counter(counts) for start, counts in windows.items()}, dict(baseline), closed,
+                   set(surging), max_ts)
+
 
 class ThemeWindows:
-    """Theme counts of one site per event-time window; rows and surge alerts when windows close."""
+    """Theme counts of one site per event-time window; rows and surge alerts when windows close.
 
-    def __init__(self, site: Site, detector: ThemeDetector, window_ms: int, lateness_ms: int, rule: SurgeRule,
-                 state: _SiteThemes | None = None) -> None:
-        self.site, self.detector, self.window_ms, self.lateness_ms, self.rule = site, detector, window_ms, lateness_ms, rule
-        self.state = state or _SiteThemes()
+    ``themes`` (the settings section) gives the window and the surge rule: a theme surges when, in
+    a closed window, ``n >= min_count`` and its share of the window's comments is at least
+    ``ratio`` x and ``min_jump`` above its baseline (an exponentially weighted share over the
+    previous windows, once ``min_windows`` exist). ``snapshot`` (from :meth:`snapshot`) resumes the
+    counts; the site, lexicons and rule always come from the current configuration.
+    """
+
+    def __init__(self, site: Site, detector: ThemeDetector, themes: Themes, lateness_ms: int,
+                 snapshot: tuple | None = None) -> None:
+        self.site, self.detector, self.rule, self.lateness_ms = site, detector, themes, lateness_ms
+        self.window_ms = int(themes.window.total_seconds() * 1000)
+        self.state = _SiteThemes() if snapshot is None else _SiteThemes.from_snapshot(snapshot)
+
+    def snapshot(self) -> tuple:
+        """The counts and baselines as plain data (no configuration)."""
+        return self.state.snapshot()
 
     def add(self, events: list[Feedback]) -> list[tuple[str, Any]]:
         st, w = self.state, self.window_ms
@@ -208,7 +222,7 @@ class ThemeWindows:
                 surging.add(theme)
                 if theme not in st.surging:
                     out.append(("alert", self._alert(start, theme, n, comments, share, base)))
-            st.baseline[theme] = share if st.closed == 0 else (1 - rule.alpha) * base + rule.alpha * share
+            st.baseline[theme] = share if st.closed == 0 else (1 - BASELINE_ALPHA) * base + BASELINE_ALPHA * share
         st.surging = surging
         st.closed += 1
         return out
@@ -243,19 +257,22 @@ class _ThemeLogic(StatefulBatchLogic):
     def on_eof(self):
         return self.windows.flush(), StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> _SiteThemes:
-        return self.windows.state
+    def snapshot(self) -> tuple:
+        return self.windows.snapshot()
 
 
 @operator
 def comment_themes(
-    step_id: str, up: KeyedStream[list[Feedback]], sites: dict[str, Site], detector: ThemeDetector,
-    window_ms: int, lateness_ms: int, rule: SurgeRule,
+    step_id: str, up: KeyedStream[list[Feedback]], sites: dict[str, Site], themes: Themes, lateness_ms: int,
 ) -> Stream[tuple[str, Any]]:
-    """Per site (keyed batches of its events): ``("row", comment_themes row)`` and ``("alert", theme_surge)``."""
+    """Per site (keyed batches of its events): ``("row", comment_themes row)`` and ``("alert", theme_surge)``.
+
+    ``themes`` is the settings section (lexicons, window, surge rule); ``lateness_ms`` how long a
+    window waits for late comments."""
+    detector = ThemeDetector(themes.lexicons)
 
     def build(site_id: str, snapshot):
-        return _ThemeLogic(ThemeWindows(sites[site_id], detector, window_ms, lateness_ms, rule, snapshot))
+        return _ThemeLogic(ThemeWindows(sites[site_id], detector, themes, lateness_ms, snapshot))
 
     # stateful_batch's builder gets the snapshot only; the key is bound per key via flat_map below.
     keyed = op.map("with_key", up, lambda kv: (kv[0], (kv[0], kv[1])))

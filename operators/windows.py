@@ -43,18 +43,14 @@ SCORE_COLUMNS = (
 
 @dataclass(frozen=True)
 class WindowSpec:
-    """Window lengths (each a multiple of the shortest), lateness, and every question's scale."""
+    """Window lengths, lateness, and every question's scale, derived from the settings (whose
+    ``windows`` section checks that every length is a multiple of the shortest)."""
 
     lengths_ms: list[int]
     lateness_ms: int
     scales: dict[str, tuple[int, int, int]]  # question -> (max, bottom_max, top_min)
     region_of: dict[str, str] = field(default_factory=dict)
     wall_clock: bool = False
-
-    def __post_init__(self) -> None:
-        finest = min(self.lengths_ms)
-        if any(length % finest for length in self.lengths_ms):
-            raise ValueError("every window length must be a multiple of the shortest one")
 
 
 @dataclass(slots=True)

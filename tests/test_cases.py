@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import pickle
 
 import orjson
 import pytest
 
-from boucle.config.settings import Site
+from boucle.config.settings import Cases, Site
 from boucle.config.times import parse_time
 from boucle.operators.cases import (
     CASE_COLUMNS,
@@ -37,7 +38,8 @@ def ev(aid: str, action: str, at: int, first: bool = False, cause: str = "", by:
 
 
 def tracker(**kw) -> CaseTracker:
-    return CaseTracker(SITES, sla_ms=kw.pop("sla_ms", 24 * H), **kw)
+    """A tracker of SITES; ``kw`` are ``Cases`` fields (sla, sla_grace, unknown_grace)."""
+    return CaseTracker(SITES, Cases(**kw))
 
 
 def last_row(out, aid):
@@ -90,7 +92,7 @@ def test_case_events_before_their_alert_wait_for_it():
 
 
 def test_events_for_unknown_alerts_are_dead_lettered_with_a_reason():
-    t = tracker(unknown_grace_ms=H)
+    t = tracker(unknown_grace="1h")
     msg = RawMessage(orjson.dumps({"alert_id": "nope", "action": "note", "at": "2026-10-01T11:00:00Z"}), "ce", 0, 7)
     t.on_event(decode_case_event(msg))
     t.on_event(ev("other", "contacted", T0 + 30 * H))
@@ -105,7 +107,7 @@ def test_events_for_unknown_alerts_are_dead_lettered_with_a_reason():
 
 
 def test_sla_alert_fires_once_on_event_time_to_the_site_manager():
-    t = tracker(sla_ms=24 * H, sla_grace_ms=H)
+    t = tracker(sla="24h", sla_grace="1h")
     t.on_alert(hot("late", "s1"))
     t.on_alert(hot("ok", "s2"))
     t.on_event(ev("ok", "contacted", T0 + 23 * H, True))
@@ -126,7 +128,7 @@ def test_sla_alert_fires_once_on_event_time_to_the_site_manager():
 
 
 def test_alert_already_overdue_when_it_arrives_is_decided_at_once():
-    t = tracker(sla_ms=24 * H)
+    t = tracker(sla="24h")
     t.on_tick(T0 + 48 * H)
     out = t.on_alert(hot("old"))
     assert [item["kind"] for kind, item in out if kind == "alert"] == ["case_sla"]
@@ -175,3 +177,94 @@ def test_frontline_simulator_is_deterministic_and_releases_on_event_time():
     planned = {b["alert_id"] for b in bodies}
     assert 0.75 < len(planned & {a["alert_id"] for a in alerts}) / len(alerts) < 1  # some never treated
     assert {b["action"] for b in bodies} == {"contacted", "resolved", "escalated", "note"}
+
+
+# ---- snapshots: state only, configuration from the current settings ----------------------------
+
+def _plain(value) -> bool:
+    """True when ``value`` is built of builtins only (what a snapshot may hold)."""
+    if isinstance(value, (tuple, list)):
+        return all(map(_plain, value))
+    if isinstance(value, dict):
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    return value is None or type(value) in (str, bytes, int, float, bool)
+
+
+EDITED_SITES = {"s1": Site(id="s1", name="Lille", region="north", manager="new-boss@x", language="en")}
+
+
+def test_snapshot_is_plain_data_and_resume_applies_the_edited_config():
+    old = tracker(sla="24h")
+    old.on_alert(hot("a"))
+    old.on_event(ev("a", "note", T0 + H))
+    old.on_event(ev("z", "contacted", T0 + H))  # its alert is not known yet
+    old.on_tick(T0 + 2 * H)
+    snapshot = pickle.loads(pickle.dumps(old.snapshot()))
+    assert _plain(snapshot)
+
+    resumed = CaseTracker(EDITED_SITES, Cases(sla="2h", sla_grace="1h", unknown_grace="30h"), snapshot)
+    assert resumed.cases["a"].row() == old.cases["a"].row() and resumed.clock == old.clock
+    assert [e.key for e in resumed.pending["z"]] == [e.key for e in old.pending["z"]]
+    assert resumed.snapshot() == snapshot
+    resumed.on_alert(hot("b", at=T0 + 2 * H))  # opened after the resume: the new SLA, 2 h
+    out = resumed.on_tick(T0 + 5 * H + 1)  # past b's due + the new grace
+    alerts = [item for kind, item in out if kind == "alert"]
+    assert [(x["evidence"]["hot_alert_id"], x["owner"], x["event_time"]) for x in alerts] == [
+        ("b", "new-boss@x", "2026-10-01T14:00:00.000Z")]
+    assert "Lille" in alerts[0]["message"] and "untreated for 2 h" in alerts[0]["message"]  # edited registry
+    # "a" keeps the deadline it was opened with (24 h, in its rows); the new grace and registry apply.
+    assert resumed.on_tick(T0 + 25 * H) == []
+    out = resumed.on_tick(T0 + 25 * H + 1)
+    alerts = [item for kind, item in out if kind == "alert"]
+    assert [(x["evidence"]["hot_alert_id"], x["owner"], x["evidence"]["sla_hours"]) for x in alerts] == [
+        ("a", "new-boss@x", 24)]
+    assert "z" in resumed.pending  # the new unknown_grace (30 h) still waits for its alert
+
+
+def test_bytewax_recovery_resumes_the_tracker_under_the_edited_config(tmp_path):
+    from datetime import timedelta
+
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+    from bytewax.recovery import RecoveryConfig, init_db_dir
+    from bytewax.testing import TestingSink, TestingSource, run_main
+
+    from boucle.operators.cases import track_cases
+
+    items = [("cases-0", ("alert", hot("a"))), TestingSource.ABORT(),
+             ("cases-0", ("alert", hot("b", at=T0 + 2 * H))), ("cases-0", ("tick", T0 + 26 * H))]
+
+    def run(sites, cases) -> list:
+        out: list = []
+        flow = Dataflow("cases_recovery")
+        tracked = track_cases("cases", op.input("in", flow, TestingSource(items)),
+                              lambda state: CaseTracker(sites, cases, state))
+        op.output("out", tracked, TestingSink(out))
+        run_main(flow, epoch_interval=timedelta(0), recovery_config=RecoveryConfig(str(db)))
+        return out
+
+    db = tmp_path / "recovery"
+    db.mkdir()
+    init_db_dir(db, 1)
+    first = run(SITES, Cases(sla="24h"))
+    assert [kind for kind, _ in first] == ["case"]
+    second = run(EDITED_SITES, Cases(sla="2h"))
+    alerts = {a["evidence"]["hot_alert_id"]: a for kind, a in second if kind == "alert"}
+    assert {aid: (a["owner"], a["evidence"]["sla_hours"]) for aid, a in alerts.items()} == {
+        "a": ("new-boss@x", 24), "b": ("new-boss@x", 2)}
+
+
+def test_frontline_simulator_resumes_from_a_plain_snapshot():
+    from boucle.sources.simulator.frontline import FrontlineSimulator
+
+    alerts = [hot(f"a{i}", at=T0 + i * 60_000) for i in range(50)]
+    straight, first = FrontlineSimulator(seed=3), FrontlineSimulator(seed=3)
+    for a in alerts:
+        straight.on_alert(a)
+        first.on_alert(a)
+    expected = straight.release(T0 + 30 * 24 * H)
+    released = first.release(T0 + 6 * H)
+    snapshot = pickle.loads(pickle.dumps(first.snapshot()))
+    assert _plain(snapshot)
+    resumed = FrontlineSimulator(seed=3, state=snapshot)
+    assert released + resumed.release(T0 + 30 * 24 * H) == expected

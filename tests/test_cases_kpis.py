@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import pytest
 
 from boucle.config.times import iso_ms, parse_time
 from boucle.flows.cli.cases import loop_totals, site_kpis, top_themes
+from boucle.flows.rows import dimension_rows
 from boucle.operators.cases import CaseEvent, CaseTracker, case_rows
 from boucle.operators.invitations import Invitation, invitation_rows
 from boucle.sinks.batch import TableBatch
@@ -25,14 +27,14 @@ def warehouse(settings, tmp_path_factory):
     path = tmp_path_factory.mktemp("chdb_cases") / "warehouse"
     wh = settings.warehouse.model_copy(update={"path": str(path), "url": None, "database": "loop_kpis"})
     client = connect(wh)
-    init_schema(client, wh.database, settings=settings)
+    init_schema(client, wh.database, dimensions=dimension_rows(settings))
     yield client, wh.database, TableWriter(client, wh.database)
     close_all()
 
 
 def scenario(settings):
     """Six hot alerts at two sites, their case events, and the clock at T0 + 100 h (SLA 24 h)."""
-    t = CaseTracker(settings.site_map(), sla_ms=24 * H)
+    t = CaseTracker(settings.site_map(), settings.cases.model_copy(update={"sla": timedelta(hours=24)}))
     out = []
     for aid, site, opened in [("A", "store-0001", 0), ("B", "store-0001", 0), ("C", "store-0001", 0),
                               ("D", "store-0002", 0), ("E", "store-0002", 0), ("F", "store-0002", 90)]:

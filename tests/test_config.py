@@ -46,6 +46,7 @@ def _problem(tmp_path, text: str) -> str:
     [
         ('[windows]\nlengths = ["1h", "soon"]', "windows.lengths[1]: expected a duration"),
         ('[windows]\nlengths = ["7h"]', "windows.lengths: window length 7:00:00 must divide a day"),
+        ('[windows]\nlengths = ["2h", "3h"]', "windows.lengths: window length 3:00:00 must be a multiple of the shortest"),
         ('[warehouse]\nbatch_rows = 0', "warehouse.batch_rows: Input should be greater than 0"),
         ('[warehouse]\nurl = "x"\nusr = "me"', "warehouse.usr: Extra inputs are not permitted"),
         ('[[regions]]\nid = "n"\n[[sites]]\nid = "s"\nregion = "south"', "sites[0].region: unknown region 'south'"),

@@ -16,6 +16,7 @@ import pytest
 
 from boucle.config.settings import Warehouse
 from boucle.flows.cli.report import SECTIONS, ReportError, parse_period, write_report
+from boucle.flows.rows import dimension_rows
 from boucle.operators.windows import SCORE_COLUMNS
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.clickhouse.client import close_all, connect
@@ -36,7 +37,7 @@ def report_settings(settings, tmp_path_factory):
     warehouse = Warehouse(path=str(tmp_path_factory.mktemp("report") / "wh"), database=DB)
     settings = settings.model_copy(update={"warehouse": warehouse})
     client = connect(warehouse)
-    init_schema(client, DB, settings=settings)
+    init_schema(client, DB, dimensions=dimension_rows(settings))
     rng = random.Random(3)
     questions = list(settings.questions())
     scores, events, alerts = [], [], []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from boucle.config.settings import Site
+from boucle.config.settings import Site, Themes
 from boucle.operators.decode import Feedback
-from boucle.operators.themes import SurgeRule, ThemeDetector, ThemeWindows
+from boucle.operators.themes import ThemeDetector, ThemeWindows
 
 DAY = 86_400_000
 T0 = 1_790_812_800_000  # 2026-10-01T00:00:00Z
@@ -66,7 +66,7 @@ def _event(i: int, ts: int, comment: str, lang: str = "fr") -> Feedback:
 
 def test_counts_per_window_and_one_surge_alert_when_a_theme_jumps():
     site = Site(id="s1", name="Lyon", region="north", owner="o@x", language="fr")
-    windows = ThemeWindows(site, detect, DAY, 2 * 3_600_000, SurgeRule(min_count=5, min_windows=3))
+    windows = ThemeWindows(site, detect, Themes(window="1d", min_count=5, min_windows=3), 2 * 3_600_000)
     out, i = [], 0
     for day in range(7):
         surge = day in (4, 5)
@@ -85,3 +85,28 @@ def test_counts_per_window_and_one_surge_alert_when_a_theme_jumps():
     assert (alert["kind"], alert["attribute"], alert["evidence"]["window_start"]) == (
         "theme_surge", "waiting_time", "2026-10-05T00:00:00.000Z")
     assert alert["evidence"]["n"] == 10 and alert["evidence"]["baseline_share"] == pytest.approx(0.05)
+
+
+def test_snapshot_is_plain_data_and_resumes_under_the_current_site_and_rule():
+    import pickle
+
+    site = Site(id="s1", name="Lyon", region="north", owner="o@x", language="fr")
+    themes = Themes(window="1d", min_count=5, min_windows=3)
+
+    def day(windows, d: int) -> list:
+        texts = ["Attente interminable." if (d == 4 and k < 10) or k == 0 else "Trop cher." for k in range(20)]
+        return windows.add([_event(d * 100 + k, T0 + d * DAY + k * 60_000, t) for k, t in enumerate(texts)])
+
+    straight = ThemeWindows(site, detect, themes, 2 * 3_600_000)
+    expected = [x for d in range(6) for x in day(straight, d)] + straight.flush()
+    first = ThemeWindows(site, detect, themes, 2 * 3_600_000)
+    out = [x for d in range(4) for x in day(first, d)]
+    snapshot = pickle.loads(pickle.dumps(first.snapshot()))
+    assert repr(snapshot) == repr(eval(repr(snapshot)))  # dicts, tuples and numbers only
+    moved = Site(id="s1", name="Lyon Part-Dieu", region="north", owner="new@x", language="fr")
+    resumed = ThemeWindows(moved, detect, themes, 2 * 3_600_000, snapshot)
+    out += [x for d in (4, 5) for x in day(resumed, d)] + resumed.flush()
+    assert [x for kind, x in out if kind == "row"] == [x for kind, x in expected if kind == "row"]
+    alerts = [x for kind, x in out if kind == "alert"]
+    assert len(alerts) == 1 and alerts[0]["owner"] == "new@x" and "Lyon Part-Dieu" in alerts[0]["message"]
+    assert alerts[0]["evidence"] == next(x for kind, x in expected if kind == "alert")["evidence"]

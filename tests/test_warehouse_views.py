@@ -27,6 +27,7 @@ import orjson
 import pytest
 
 from boucle.config.settings import Attribute, Region, Settings, Site, Warehouse
+from boucle.flows.rows import dimension_rows
 from boucle.operators.windows import SCORE_COLUMNS
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.clickhouse.client import close_all, connect
@@ -134,7 +135,7 @@ def batches(split: int) -> list[TableBatch]:
 @pytest.fixture(scope="module")
 def ch(tmp_path_factory):
     client = connect(Warehouse(path=str(tmp_path_factory.mktemp("views") / "wh"), database=DB))
-    init_schema(client, DB, settings=SETTINGS)
+    init_schema(client, DB, dimensions=dimension_rows(SETTINGS))
     writer = TableWriter(client, DB)
     for batch in batches(split=100):
         writer.insert(batch)
@@ -281,8 +282,8 @@ def test_migrations_twice_are_a_no_op(ch):
     before, recorded = tables(), applied_migrations(ch, DB)
     assert sorted(recorded) == [1, 2, 3, 4, 5, 6]
     assert migrate(ch, DB) == []
-    assert init_schema(ch, DB, settings=SETTINGS) == []
-    assert sync_dimensions(ch, DB, SETTINGS) == 0
+    assert init_schema(ch, DB, dimensions=dimension_rows(SETTINGS)) == []
+    assert sync_dimensions(ch, DB, dimension_rows(SETTINGS)) == 0
     assert tables() == before and applied_migrations(ch, DB) == recorded
     assert ch.query(f"SELECT count() FROM {DB}.schema_migrations").result_rows[0][0] == 6
     assert ch.query(f"SELECT count() FROM {DB}.sites").result_rows[0][0] == 6

@@ -291,13 +291,15 @@ def db_migrate() -> None:
 
 
 def _db_migrate() -> None:
+    from boucle.flows.rows import dimension_rows
     from boucle.sinks.clickhouse.client import connect
     from boucle.sinks.clickhouse.schema import applied_migrations, init_schema
 
     settings = load()
     warehouse = settings.warehouse
     client = connect(warehouse)
-    applied = init_schema(client, warehouse.database, retention=warehouse.retention, settings=settings)
+    applied = init_schema(client, warehouse.database, retention=warehouse.retention,
+                          dimensions=dimension_rows(settings))
     recorded = applied_migrations(client, warehouse.database)
     where = f"{warehouse.url or warehouse.path} (database {warehouse.database})"
     if applied:

@@ -144,7 +144,7 @@ def collect(client: Client, database: str, *, region: str | None, period_days: i
         raise ReportError(f"no site of region {region!r} in the warehouse (see the sites table)")
     known = {r["period_days"] for r in _rows(client, f"SELECT DISTINCT period_days FROM {db}.periods")}
     if period_days not in known:  # the views compare the periods listed there; add this one
-        from boucle.sinks.clickhouse.writer import INSERT_SETTINGS
+        from boucle.sinks.clickhouse.client import INSERT_SETTINGS
 
         client.insert("periods", [(period_days,)], column_names=["period_days"], database=db,
                       settings=dict(INSERT_SETTINGS))
@@ -365,6 +365,7 @@ def build_report(data: ReportData) -> str:
 def write_report(settings: Settings, out: Path, *, region: str | None = None, period: Any = "30d",
                  lang: str = "en") -> Path:
     """Build the report from the warehouse of ``settings`` and write it to ``out``."""
+    from boucle.flows.rows import dimension_rows
     from boucle.sinks.clickhouse.client import connect
     from boucle.sinks.clickhouse.schema import init_schema
 
@@ -375,7 +376,7 @@ def write_report(settings: Settings, out: Path, *, region: str | None = None, pe
     period_days = parse_period(period)
     warehouse = settings.warehouse
     client = connect(warehouse)
-    init_schema(client, warehouse.database, retention=warehouse.retention, settings=settings)
+    init_schema(client, warehouse.database, retention=warehouse.retention, dimensions=dimension_rows(settings))
     data = collect(client, warehouse.database, region=region, period_days=period_days, lang=lang)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

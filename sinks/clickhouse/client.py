@@ -7,6 +7,13 @@ so every worker, the schema step and the query helpers must go through the same 
 :func:`client_lock` around every call that must not interleave with another thread's (the writer
 does). Query results carry aware UTC datetimes (``tz_mode="aware"``).
 
+Every insert passes :data:`INSERT_SETTINGS` explicitly: ``async_insert=0`` (ClickHouse >= 26.2
+turns async inserts on by default, which would acknowledge rows before they are stored),
+``insert_deduplicate=1`` (a retried identical block is dropped by the tables'
+``non_replicated_deduplication_window``) and ``optimize_on_insert=0``: ReplacingMergeTree would
+otherwise sort and collapse every block on insert (more than half of the insert time); duplicates
+are collapsed by background merges, ``FINAL`` and ``OPTIMIZE ... FINAL`` as for any replay.
+
 Failures become a :class:`WarehouseError` with a one-line human message (the driver's exception is
 kept as ``__cause__``). Nothing connects at import time.
 """
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
     from boucle.config.settings import Warehouse
 
 __all__ = [
+    "INSERT_SETTINGS",
     "WarehouseError",
     "client_lock",
     "close_all",
@@ -39,6 +47,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# The settings of every insert (see the module docstring); pass a copy: ``settings=dict(INSERT_SETTINGS)``.
+INSERT_SETTINGS: dict[str, Any] = {"async_insert": 0, "insert_deduplicate": 1, "optimize_on_insert": 0}
 
 # ClickHouse error codes that mean "try again later" rather than "this request is wrong".
 RETRYABLE_CODES = frozenset(

@@ -7,14 +7,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from boucle.sinks.clickhouse.client import client_lock
+from boucle.sinks.clickhouse.schema import warehouse_tables
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-__all__ = ["QueryError", "ROLLUPS", "TABLES", "optimize_final", "run_query"]
+__all__ = ["QueryError", "optimize_final", "run_query"]
 
-TABLES = ("feedback", "attribute_scores", "alerts", "dead_letters")
-ROLLUPS = ("site_attribute_daily", "region_daily")  # filled by materialized views
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -38,12 +37,13 @@ def run_query(client: Client, sql: str) -> tuple[tuple[str, ...], list[tuple[Any
     return tuple(result.column_names), list(result.result_rows)
 
 
-def optimize_final(client: Client, database: str, tables: Iterable[str] = TABLES + ROLLUPS) -> None:
-    """``OPTIMIZE TABLE ... FINAL`` each table, so replayed rows are collapsed and ``count()`` is
-    exact without ``FINAL``. Synchronous; it rewrites every part, so call it at the end of a
-    bounded run, not on a live one.
+def optimize_final(client: Client, database: str, tables: Iterable[str] | None = None) -> None:
+    """``OPTIMIZE TABLE ... FINAL`` each of ``tables`` (default: every table of the warehouse,
+    :func:`~sinks.clickhouse.schema.warehouse_tables`, rollups included), so replayed rows are
+    collapsed and ``count()`` is exact without ``FINAL``. Synchronous; it rewrites every part, so
+    call it at the end of a bounded run, not on a live one.
     """
-    for table in tables:
+    for table in warehouse_tables() if tables is None else tables:
         if not (_IDENTIFIER.match(database) and _IDENTIFIER.match(table)):
             raise ValueError(f"not a plain table name: {database}.{table}")
         with client_lock(client):

@@ -12,6 +12,9 @@ idempotent on its own (``IF NOT EXISTS``, ``CREATE OR REPLACE VIEW``), so a half
 >>> [s.split("(")[0].strip() for s in schema_statements("boucle")][:2]
 ['CREATE DATABASE IF NOT EXISTS boucle', 'CREATE TABLE IF NOT EXISTS boucle.feedback']
 
+:func:`warehouse_tables` lists the tables they create, read from the migrations themselves: the
+one list that compaction (:func:`sinks.clickhouse.query.optimize_final`), counts and tests use.
+
 Nothing connects or runs DDL at import time.
 """
 
@@ -21,17 +24,19 @@ import hashlib
 import logging
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from boucle.sinks.clickhouse.client import client_lock
+from boucle.sinks.clickhouse.client import INSERT_SETTINGS, client_lock
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-    from boucle.config.settings import Settings
+    from boucle.sinks.batch import TableBatch
 
 __all__ = [
     "Migration",
@@ -45,6 +50,7 @@ __all__ = [
     "sync_dimensions",
     "table_columns",
     "ttl_expression",
+    "warehouse_tables",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,6 +59,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COMMENT_LINE = re.compile(r"^\s*--.*$", re.MULTILINE)
 _STATEMENT_END = re.compile(r";\s*$", re.MULTILINE)
 _MIGRATION_FILE = re.compile(r"^v(\d{4})_([a-z0-9_]+)\.sql$")
+_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS \{db\}\.([A-Za-z_][A-Za-z0-9_]*)\b", re.MULTILINE)
 
 # Tables whose rows expire after warehouse.retention, and the time column the TTL counts from.
 RETENTION_COLUMNS = {
@@ -99,6 +106,17 @@ def migrations() -> list[Migration]:
     if len(set(versions)) != len(versions):
         raise RuntimeError(f"two migrations share a version: {versions}")
     return found
+
+
+@lru_cache(maxsize=1)
+def warehouse_tables() -> tuple[str, ...]:
+    """The tables the migrations create, in creation order: facts, dimensions, the rollups the
+    materialized views fill, cases. Views are not tables; ``schema_migrations`` is the migrator's own.
+
+    >>> warehouse_tables()[:4], warehouse_tables()[7:9]
+    (('feedback', 'attribute_scores', 'alerts', 'dead_letters'), ('site_attribute_daily', 'region_daily'))
+    """
+    return tuple(name for m in migrations() for name in _CREATE_TABLE.findall(m.text))
 
 
 def schema_statements(database: str) -> list[str]:
@@ -212,39 +230,28 @@ def _ttl_of(engine_full: str) -> str:
     return match[1].strip() if match else ""
 
 
-def sync_dimensions(client: Client, database: str, settings: Settings) -> int:
-    """Upsert ``sites`` (entity registry) and ``questions`` (catalogue) from ``settings``.
+def sync_dimensions(client: Client, database: str, tables: Iterable[TableBatch]) -> int:
+    """Upsert the rows of dimension tables (``sites``, ``questions``: ReplacingMergeTrees keyed by
+    their first column), one :class:`~sinks.batch.TableBatch` per table.
 
     Only rows that are new or changed are inserted, so a second call inserts nothing. Returns the
     number of rows inserted.
     """
-    from boucle.sinks.clickhouse.writer import INSERT_SETTINGS
-
     _check_identifier(database)
-    region_names = {r.id: r.name or r.id for r in settings.regions}
-    sites = [
-        (s.id, s.name or s.id, s.region, region_names.get(s.region, s.region), s.country, s.kind, s.language)
-        for s in settings.sites
-    ]
-    scores = set(settings.scores)
-    questions = [
-        (name, int(name in scores), m.label_fr or name, m.label_en or name, m.min, m.max, m.bottom_max, m.top_min)
-        for name, m in settings.questions().items()
-    ]
     inserted = 0
-    for table, columns, rows in (
-        ("sites", ("site_id", "name", "region", "region_name", "country", "kind", "language"), sites),
-        ("questions", ("attribute", "is_score", "label_fr", "label_en", "min", "max", "bottom_max", "top_min"),
-         questions),
-    ):
+    for batch in tables:
+        if not _IDENTIFIER.match(batch.table) or not all(map(_IDENTIFIER.match, batch.columns)):
+            raise ValueError(f"not a plain table or column name: {batch.table}{batch.columns}")
         with client_lock(client):
             current = set(
                 tuple(row)
-                for row in client.query(f"SELECT {', '.join(columns)} FROM `{database}`.`{table}` FINAL").result_rows
+                for row in client.query(
+                    f"SELECT {', '.join(batch.columns)} FROM `{database}`.`{batch.table}` FINAL"
+                ).result_rows
             )
-            missing = [row for row in rows if tuple(row) not in current]
+            missing = [row for row in batch.rows if tuple(row) not in current]
             if missing:
-                client.insert(table, missing, column_names=list(columns), database=database,
+                client.insert(batch.table, missing, column_names=list(batch.columns), database=database,
                               settings=dict(INSERT_SETTINGS))
         inserted += len(missing)
     return inserted
@@ -255,15 +262,15 @@ def init_schema(
     database: str,
     *,
     retention: timedelta | None = None,
-    settings: Settings | None = None,
+    dimensions: Iterable[TableBatch] = (),
 ) -> list[str]:
-    """Apply pending migrations, set the retention TTL, and sync the dimensions from ``settings``
-    (when given); make ``database`` the client's default. Idempotent. Returns applied migrations.
+    """Apply pending migrations, set the retention TTL, and sync the ``dimensions`` rows (see
+    :func:`sync_dimensions`); make ``database`` the client's default. Idempotent. Returns applied
+    migrations.
     """
     applied = migrate(client, database)
     apply_retention(client, database, retention)
-    if settings is not None:
-        sync_dimensions(client, database, settings)
+    sync_dimensions(client, database, dimensions)
     return applied
 
 

@@ -6,13 +6,14 @@ buffer kept across calls would be lost on a crash after bytewax considered it de
 upstream instead (``op.collect`` up to ``warehouse.batch_rows`` / ``flush_interval``).
 
 All workers of the process share one client (see :mod:`sinks.clickhouse.client`); when the first
-partition is built, pending migrations are applied, the retention TTL is set and, given the
-settings, the ``sites`` and ``questions`` dimensions are synced from the config (all idempotent).
+partition is built, pending migrations are applied, the retention TTL is set and the dimension
+rows given (``sites``, ``questions``, built by the flow from the config) are synced (all idempotent).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -23,7 +24,7 @@ from boucle.sinks.clickhouse.schema import init_schema
 from boucle.sinks.clickhouse.writer import TableWriter, warm_up_arrow
 
 if TYPE_CHECKING:
-    from boucle.config.settings import Settings, Warehouse
+    from boucle.config.settings import Warehouse
 
 __all__ = ["ClickHouseSink", "merge_batches"]
 
@@ -64,10 +65,10 @@ class ClickHouseSink(DynamicSink[TableBatch]):
     """
 
     def __init__(
-        self, warehouse: Warehouse, *, max_retry_seconds: float = 300.0, settings: Settings | None = None
+        self, warehouse: Warehouse, *, max_retry_seconds: float = 300.0, dimensions: Sequence[TableBatch] = ()
     ):
         self.warehouse = warehouse
-        self.settings = settings  # the entity registry and catalogue for the dimension tables
+        self.dimensions = tuple(dimensions)  # rows of the dimension tables, synced at start
         self.max_retry_seconds = max_retry_seconds
         self.rows_written: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -79,7 +80,7 @@ class ClickHouseSink(DynamicSink[TableBatch]):
         with self._lock:
             if not self._schema_ready:
                 init_schema(
-                    client, self.warehouse.database, retention=self.warehouse.retention, settings=self.settings
+                    client, self.warehouse.database, retention=self.warehouse.retention, dimensions=self.dimensions
                 )
                 self._schema_ready = True
         warm_up_arrow()

@@ -10,12 +10,8 @@ MapType(map<string, uint8>)
 >>> arrow_type("Array(String)")
 ListType(list<item: string>)
 
-Every insert passes its settings explicitly: ``async_insert=0`` (ClickHouse >= 26.2 turns async
-inserts on by default, which would acknowledge rows before they are stored),
-``insert_deduplicate=1`` (a retried identical block is dropped by the tables'
-``non_replicated_deduplication_window``) and ``optimize_on_insert=0``: ReplacingMergeTree would
-otherwise sort and collapse every block on insert (more than half of the insert time); duplicates
-are collapsed by background merges, ``FINAL`` and ``OPTIMIZE ... FINAL`` as for any replay.
+Every insert passes :data:`~sinks.clickhouse.client.INSERT_SETTINGS` explicitly (synchronous,
+deduplicated, not collapsed on insert; see :mod:`sinks.clickhouse.client`).
 
 Low-cardinality columns travel dictionary-encoded, which ClickHouse ingests faster.
 """
@@ -31,15 +27,13 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from boucle.sinks.batch import TableBatch
-from boucle.sinks.clickhouse.client import _reason, client_lock, with_retries
+from boucle.sinks.clickhouse.client import INSERT_SETTINGS, _reason, client_lock, with_retries
 from boucle.sinks.clickhouse.schema import table_columns
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-__all__ = ["INSERT_SETTINGS", "TableWriter", "arrow_type", "to_arrow", "warm_up_arrow"]
-
-INSERT_SETTINGS: dict[str, Any] = {"async_insert": 0, "insert_deduplicate": 1, "optimize_on_insert": 0}
+__all__ = ["TableWriter", "arrow_type", "to_arrow", "warm_up_arrow"]
 
 _SIMPLE: dict[str, pa.DataType] = {
     "String": pa.binary(),  # accepts str (UTF-8 encoded) and bytes (kept byte-exact)

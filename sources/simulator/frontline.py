@@ -53,13 +53,24 @@ def _uniforms(*parts: Any, n: int = 8) -> list[float]:
 
 
 class FrontlineSimulator:
-    """Plans and releases the case events of the hot alerts it is shown."""
+    """Plans and releases the case events of the hot alerts it is shown.
 
-    def __init__(self, seed: int = 42, origin: str = "frontline-sim") -> None:
+    ``state`` (from :meth:`snapshot`) resumes the events planned but not yet released; the seed
+    and origin are the caller's, never part of the snapshot.
+    """
+
+    def __init__(self, seed: int = 42, origin: str = "frontline-sim", state: tuple | None = None) -> None:
         self.seed = seed
         self.origin = origin
-        self.queue: list[tuple[int, int, bytes]] = []  # (release_ms, seq, case event JSON)
+        self.queue: list[tuple[int, int, bytes]] = []  # heap of (release_ms, seq, case event JSON)
         self.seq = 0
+        if state is not None:
+            queue, self.seq = state
+            self.queue = [tuple(entry) for entry in queue]  # saved in heap order
+
+    def snapshot(self) -> tuple:
+        """``(queue, seq)``: the planned events still to release and the next sequence number."""
+        return list(self.queue), self.seq
 
     def site_profile(self, site_id: str) -> tuple[float, float]:
         """``(share never treated, median hours to the first call)`` of a site's team."""

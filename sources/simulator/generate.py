@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 import orjson
 
-from boucle.config.settings import CHANNELS, Settings
+from boucle.config.settings import CHANNELS, Attribute, Metric
 from boucle.sources.simulator.customers import CustomerPool
 from boucle.sources.simulator.incidents import Incident
 from boucle.sources.simulator.malformed import MALFORMED_REASONS, corrupt
@@ -76,9 +76,10 @@ Record = tuple  # (arrival_ms, site_index, seq, value bytes)
 
 @dataclass
 class Context:
-    """What every site stream shares: settings, the response model, incidents, knobs."""
+    """What every site stream shares: the catalogue, the response model, incidents, knobs."""
 
-    settings: Settings
+    scores: dict[str, Metric]  # the headline scores of the catalogue
+    attributes: list[Attribute]
     seed: int
     start_ms: int
     end_ms: int
@@ -89,12 +90,12 @@ class Context:
     incidents: list[Incident]
 
     def __post_init__(self) -> None:
-        attrs = self.settings.attributes
+        attrs = self.attributes
         self.attr_lo = np.array([a.min for a in attrs], dtype=np.int64)
         self.attr_hi = np.array([a.max for a in attrs], dtype=np.int64)
         self.identity_scale = bool(np.all(self.attr_lo == 1) and np.all(self.attr_hi == 5))
-        self.scales = {name: (m.min, m.max) for name, m in self.settings.questions().items()}
-        self.score_names = [name for name in _SCORES if name in self.settings.scores]
+        self.scales = {name: (m.min, m.max) for name, m in [*self.scores.items(), *((a.name, a) for a in attrs)]}
+        self.score_names = [name for name in _SCORES if name in self.scores]
         self.composer = CommentComposer(
             self.model.names, {a.name: (a.label_fr or a.name, a.label_en or a.name) for a in attrs}
         )

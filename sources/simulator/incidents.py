@@ -90,8 +90,8 @@ def plan_incidents(
     >>> from boucle.config.loader import load_settings
     >>> from boucle.sources.simulator.profiles import build_profiles
     >>> s = load_settings()
-    >>> plan = plan_incidents(build_profiles(s, 42), QuestionModel.from_names(a.name for a in s.attributes),
-    ...                       42, 1790812800000, 28)
+    >>> plan = plan_incidents(build_profiles(s.sites, len(s.attributes), 42),
+    ...                       QuestionModel.from_names(a.name for a in s.attributes), 42, 1790812800000, 28)
     >>> sorted({i.kind for i in plan}) == sorted(INCIDENT_KINDS)
     True
     """

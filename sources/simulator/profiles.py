@@ -6,7 +6,8 @@ so every network has a few very busy sites and a few with only a handful of answ
 Quality effects (site level, site x attribute) come from the site's own random stream.
 
 >>> from boucle.config.loader import load_settings
->>> profiles = build_profiles(load_settings(), seed=42)
+>>> settings = load_settings()
+>>> profiles = build_profiles(settings.sites, len(settings.attributes), seed=42)
 >>> volumes = sorted(p.daily_mean for p in profiles)
 >>> volumes[0] < 5 < 20 < volumes[len(volumes) // 2] < 40 < 120 < volumes[-1] <= 200
 True
@@ -14,12 +15,13 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
 
-from boucle.config.settings import Settings, Site
+from boucle.config.settings import Site
 from boucle.sources.simulator.seasonality import UTC_OFFSET_HOURS
 
 __all__ = ["MEDIAN_DAILY", "SiteProfile", "build_profiles", "site_rng"]
@@ -57,9 +59,8 @@ class SiteProfile:
         return self.site.id
 
 
-def build_profiles(settings: Settings, seed: int) -> list[SiteProfile]:
-    """One profile per site of the registry, in registry order."""
-    sites = settings.sites
+def build_profiles(sites: Sequence[Site], n_attributes: int, seed: int) -> list[SiteProfile]:
+    """One profile per site of the registry, in registry order, with effects on ``n_attributes``."""
     n = len(sites)
     rng = network_rng(seed, 0)
     rank_key = rng.normal(0.0, 0.6, n) + np.array([_KIND_RANK_BONUS.get(s.kind, 0.0) for s in sites])
@@ -69,7 +70,7 @@ def build_profiles(settings: Settings, seed: int) -> list[SiteProfile]:
     for rank, i in enumerate(order):
         z = normal.inv_cdf((rank + 0.5) / n)
         daily[i] = float(np.clip(MEDIAN_DAILY * np.exp(SIGMA_DAILY * z), 1.0, MAX_DAILY))
-    n_attr = len(settings.attributes)
+    n_attr = n_attributes
     profiles = []
     for i, site in enumerate(sites):
         prng = site_rng(seed, i, STREAM_PROFILE)

@@ -43,6 +43,10 @@ class Simulator:
 
     Every keyword left to ``None`` takes ``settings.simulation.<same name>``. Content depends on
     the seed and knobs only, never on how :meth:`messages` is partitioned.
+
+    The simulator takes the settings as a whole because it reads most of them: the entity registry
+    (the sites), the catalogue (scores and attributes) and the ``simulation`` section. It passes on
+    only those: the profiles get the sites, the site streams the catalogue.
     """
 
     def __init__(
@@ -62,7 +66,6 @@ class Simulator:
         def pick(value, default):
             return default if value is None else value
 
-        self.settings = settings
         self.seed = int(pick(seed, sim.seed))
         self.start = pick(start, sim.start)
         self.days = float(pick(days, sim.days))
@@ -75,14 +78,14 @@ class Simulator:
         if not (0 <= self.malformed_share <= 1 and 0 <= self.late_share <= 1):
             raise ValueError("malformed_share and late_share must be within 0..1")
         start_ms = _epoch_ms(self.start)
-        self.profiles: list[SiteProfile] = build_profiles(settings, self.seed)
+        self.profiles: list[SiteProfile] = build_profiles(settings.sites, len(settings.attributes), self.seed)
         model = QuestionModel.from_names(a.name for a in settings.attributes)
         self.incidents = (
             plan_incidents(self.profiles, model, self.seed, start_ms, self.days, self.volume_scale)
             if self.with_incidents else []
         )
         self._ctx = Context(
-            settings=settings, seed=self.seed, start_ms=start_ms,
+            scores=dict(settings.scores), attributes=list(settings.attributes), seed=self.seed, start_ms=start_ms,
             end_ms=start_ms + round(self.days * DAY_MS), volume_scale=self.volume_scale,
             malformed_share=self.malformed_share, late_share=self.late_share, model=model,
             incidents=self.incidents,
