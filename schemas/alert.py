@@ -43,6 +43,8 @@ __all__ = ["ALERT_SCHEMA", "SCHEMA_ID", "AlertDocument", "AlertV1", "Contact", "
 ALERT_SCHEMA = "boucle.alert/1"
 SCHEMA_ID = "https://boucle.example/schemas/alert.schema.json"
 
+# The structs describe the JSON. At run time an alert is a dict laid out from AlertV1's fields
+# (boucle.operators.alerts); the enums of channels and severities are the configuration's own lists.
 Timestamp = Annotated[
     str,
     Meta(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$", extra_json_schema={"format": "date-time"}),
@@ -83,8 +85,8 @@ class Contact(Struct, kw_only=True, forbid_unknown_fields=True):
 class AlertV1(Struct, kw_only=True):
     """One alert as published on the alert topic (Kafka value, JSON; key = site_id; headers kind, severity, region, status, schema) and appended to the alerts JSONL log. Contract v1: fields are added, never repurposed, so readers must ignore fields they do not know. alert_id is deterministic (a UUIDv5 over the kind and the evidence): a replay or a resume after a crash republishes the same id with the same content, except detected_at, which is the wall-clock time of detection. Compare alerts across replays by alert_id and by content without detected_at. Delivery is at-least-once: deduplicate on alert_id (plus status for updates)."""
 
-    # The order of the fields is the order of an alert's keys. A new field goes where it reads
-    # best, with UNSET as its default unless every alert has it.
+    # The order of the fields is the order of an alert's keys: a new field goes last (the keys of
+    # today's alerts keep their places), defaulting to UNSET unless every alert has it.
     schema: Annotated[Literal[ALERT_SCHEMA], Meta(description="Contract version; also the `schema` header.")]
     alert_id: Annotated[str, Meta(
         pattern="^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
