@@ -98,3 +98,19 @@ def test_build_alert_takes_exactly_the_contracts_fields():
 def test_new_alert_refuses_fields_outside_the_contract():
     with pytest.raises(TypeError, match="'colour' is not a field of the alert contract"):
         _alert(colour="red")
+
+
+def test_a_builder_for_one_kind_fixes_scalar_fields_only():
+    from boucle.operators.alerts import alert_builder
+
+    build = alert_builder(kind="hot", status="open", attribute=None)
+    alert = build(alert_id="a", severity="high", site_id="s", region="r", triggers=["rule"], evidence={},
+                  message="m", event_time="t", detected_at="t", event_ms=1, detected_ms=2)
+    assert list(alert) == list(ALERT_FIELDS[:-2]) and (alert["kind"], alert["attribute"]) == ("hot", None)
+    with pytest.raises(TypeError):
+        build(alert_id="a", kind="attribute", severity="high", site_id="s", region="r", triggers=[], evidence={},
+              message="m", event_time="t", detected_at="t")
+    with pytest.raises(TypeError, match="scalar"):
+        alert_builder(triggers=["rule"])  # one list shared by every alert
+    with pytest.raises(TypeError):
+        alert_builder(schema="boucle.alert/2")  # the contract's constant is not for builders to change
