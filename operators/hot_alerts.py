@@ -15,12 +15,16 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from boucle.config.settings import SEVERITY_RANK, Settings
 from boucle.config.times import iso_ms, now_ms
-from boucle.operators.alerts import ALERT_SCHEMA, Alert, alert_id
+from boucle.operators.alerts import UNSET, Alert, alert_builder, alert_id
 from boucle.operators.decode import Feedback
 from boucle.operators.hot_rules import HotRules
 from boucle.operators.privacy import mask_pii
 
 __all__ = ["HotAlertBuilder", "hot_alerts"]
+
+# The fields every hot alert has fixed: the call below then passes 15 keyword arguments, the
+# most CPython passes without building a dict (see alert_builder).
+_build_hot_alert = alert_builder(kind="hot", status="open", attribute=None)
 
 _LABELS = {
     "fr": {"alert": "Alerte client", "at": "à", "said": "Verbatim"},
@@ -51,8 +55,8 @@ class HotAlertBuilder:
     ) -> Alert | None:
         """The alert for ``event`` (``matched``: its rules, if already evaluated), or None.
 
-        The alert contract's fields are laid out here directly (see :func:`~operators.alerts.new_alert`
-        for the general form): this runs for every hot alert.
+        Laid out by a builder of the contract (:func:`~boucle.operators.alerts.alert_builder`)
+        rather than :func:`~boucle.operators.alerts.new_alert`: this runs for every hot alert.
         """
         if matched is None:
             matched = self.matches(event)
@@ -71,17 +75,14 @@ class HotAlertBuilder:
             short = comment if len(comment) <= 120 else comment[:117] + "..."
             message += f" {words['said']}: \u201c{short}\u201d"
         detected_ms = now_ms() if detected_ms is None else detected_ms
-        alert = Alert({
-            "schema": ALERT_SCHEMA,
-            "alert_id": alert_id("hot", event.site_id, event.event_id),
-            "kind": "hot",
-            "status": "open",
-            "severity": severity,
-            "site_id": event.site_id,
-            "region": region,
-            "attribute": None,
-            "triggers": ["rule"],
-            "evidence": {
+        customer = event.customer
+        return _build_hot_alert(
+            alert_id=alert_id("hot", event.site_id, event.event_id),
+            severity=severity,
+            site_id=event.site_id,
+            region=region,
+            triggers=["rule"],
+            evidence={
                 "rules": [name for name, _ in matched],
                 "scores": scores,
                 "attributes_at_minimum": sorted(
@@ -89,12 +90,12 @@ class HotAlertBuilder:
                 ),
                 "purchase_keywords": self.rules.mentions("purchase", raw_comment) if raw_comment else [],
             },
-            "message": message,
-            "owner": owner,
-            "team": team,
-            "event_time": iso_ms(event.ts_ms),
-            "detected_at": iso_ms(detected_ms),
-            "response": {
+            message=message,
+            owner=owner,
+            team=team,
+            event_time=iso_ms(event.ts_ms),
+            detected_at=iso_ms(detected_ms),
+            response={
                 "event_id": event.event_id,
                 "channel": event.channel,
                 "journey_stage": event.journey_stage,
@@ -103,11 +104,14 @@ class HotAlertBuilder:
                 "comment": comment,
                 "language": event.language,
             },
-        }, event_ms=event.ts_ms, detected_ms=detected_ms)
-        customer = event.customer
-        if customer.get("consent_contact") is True:
-            alert["contact"] = {key: customer[key] for key in ("id", "email", "phone") if customer.get(key)}
-        return alert
+            # Contact details travel only with consent (the key is absent otherwise).
+            contact=(
+                {key: customer[key] for key in ("id", "email", "phone") if customer.get(key)}
+                if customer.get("consent_contact") is True else UNSET
+            ),
+            event_ms=event.ts_ms,
+            detected_ms=detected_ms,
+        )
 
 
 class _CooldownLogic(StatefulBatchLogic):

@@ -7,10 +7,23 @@ import random
 import uuid
 from datetime import datetime, timezone
 
+import msgspec
 import orjson
+import pytest
 
 from boucle.config.times import iso_ms
-from boucle.operators.alerts import _NAMESPACE, Alert, alert_id, alert_json, new_alert
+from boucle.operators.alerts import (
+    _NAMESPACE,
+    ALERT_FIELDS,
+    ALERT_SCHEMA,
+    UNSET,
+    Alert,
+    alert_id,
+    alert_json,
+    build_alert,
+    new_alert,
+)
+from boucle.schemas.alert import AlertV1
 from boucle.sinks.jsonl import encode_line
 from boucle.sinks.kafka import alert_records
 
@@ -57,3 +70,47 @@ def test_alert_survives_pickling_between_workers():
 def test_plain_dicts_still_serialise():
     plain = {"alert_id": "a1", "evidence": {1: "non-string key"}}
     assert orjson.loads(alert_json(plain)) == {"alert_id": "a1", "evidence": {"1": "non-string key"}}
+
+
+def test_alerts_are_laid_out_in_the_contracts_order():
+    assert ALERT_FIELDS == tuple(f.name for f in msgspec.structs.fields(AlertV1))
+    plain = _alert()
+    assert tuple(plain) == ALERT_FIELDS[:-2] and plain["schema"] == ALERT_SCHEMA  # no response, no contact
+    # Optional fields take their place in the contract, whatever order they are passed in.
+    full = _alert(contact={"id": "c1"}, response={"event_id": "e1"})
+    assert tuple(full) == ALERT_FIELDS
+    assert (plain["owner"], plain["team"], plain["attribute"], plain["status"]) == ("", "", None, "open")
+
+
+def test_build_alert_takes_exactly_the_contracts_fields():
+    fields = {f.name: f"v-{f.name}" for f in msgspec.structs.fields(AlertV1) if f.name != "schema"}
+    alert = build_alert(**fields, event_ms=1, detected_ms=2)
+    assert type(alert) is Alert and list(alert) == list(ALERT_FIELDS) and alert["schema"] == ALERT_SCHEMA
+    assert (alert.event_ms, alert.detected_ms) == (1, 2)
+    assert {k: v for k, v in alert.items() if k != "schema"} == fields
+    assert "contact" not in build_alert(**{**fields, "contact": UNSET})
+    with pytest.raises(TypeError):
+        build_alert(**{**fields, "schema": "boucle.alert/2"})  # a constant, not an argument
+    with pytest.raises(TypeError):
+        build_alert(**{k: v for k, v in fields.items() if k != "kind"})  # required
+
+
+def test_new_alert_refuses_fields_outside_the_contract():
+    with pytest.raises(TypeError, match="'colour' is not a field of the alert contract"):
+        _alert(colour="red")
+
+
+def test_a_builder_for_one_kind_fixes_scalar_fields_only():
+    from boucle.operators.alerts import alert_builder
+
+    build = alert_builder(kind="hot", status="open", attribute=None)
+    alert = build(alert_id="a", severity="high", site_id="s", region="r", triggers=["rule"], evidence={},
+                  message="m", event_time="t", detected_at="t", event_ms=1, detected_ms=2)
+    assert list(alert) == list(ALERT_FIELDS[:-2]) and (alert["kind"], alert["attribute"]) == ("hot", None)
+    with pytest.raises(TypeError):
+        build(alert_id="a", kind="attribute", severity="high", site_id="s", region="r", triggers=[], evidence={},
+              message="m", event_time="t", detected_at="t")
+    with pytest.raises(TypeError, match="scalar"):
+        alert_builder(triggers=["rule"])  # one list shared by every alert
+    with pytest.raises(TypeError):
+        alert_builder(schema="boucle.alert/2")  # the contract's constant is not for builders to change

@@ -10,11 +10,15 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 
+import jsonschema
+import orjson
 import pytest
 from bytewax.testing import TestingSink, cluster_main, run_main
 
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from boucle.flows.stats import RunStats
+from boucle.operators.alerts import alert_json
+from boucle.schemas import alert_schema
 from boucle.sinks.clickhouse.client import close_all, connect
 from boucle.sinks.clickhouse.query import optimize_final
 from boucle.sinks.clickhouse.sink import ClickHouseSink
@@ -106,6 +110,15 @@ def test_every_injected_bad_response_fires_its_hot_alert(outcome, simulator):
     stored = _query(client, settings.warehouse.database, "SELECT count(), uniqExact(alert_id) FROM {db}.alerts")
     assert stored[0] == (len(alerts), len(alerts))
     assert stats.alerts_by_kind == Counter(alert["kind"] for alert in alerts)  # the run summary's counts
+
+
+def test_every_alert_follows_the_published_schema(outcome):
+    alerts = outcome[3]
+    validator = jsonschema.Draft202012Validator(alert_schema(), format_checker=jsonschema.FormatChecker())
+    assert alerts  # all kinds, the loop's included: tests/test_alert_schema.py
+    for alert in alerts:
+        error = next(validator.iter_errors(orjson.loads(alert_json(alert))), None)
+        assert error is None, f"{alert['kind']} {alert['alert_id']}: {error.message} at {list(error.path)}"
 
 
 def test_late_flags_only_delayed_arrivals(outcome, simulator):

@@ -155,3 +155,23 @@ def test_hot_alert_has_the_contract_layout_of_new_alert(settings):
     same = new_alert(id=alert["alert_id"], kind="hot", event_ms=alert.event_ms, detected_ms=alert.detected_ms,
                      **fields, **extra)
     assert list(alert.items()) == list(same.items())
+
+
+def test_hot_alert_of_an_event_without_channel_follows_the_schema(settings):
+    import jsonschema
+
+    from boucle.schemas import alert_schema
+
+    fields = event(1, scores={"nps": 1})
+    del fields["channel"]  # optional in the feedback contract
+    decoded = Decoder(settings).decode(RawMessage(orjson.dumps(fields), "t", 0, 0))
+    alert = HotAlertBuilder(settings).build(decoded)
+    assert alert["response"]["channel"] == ""
+    jsonschema.validate(orjson.loads(alert.json_bytes()), alert_schema())
+
+
+def test_hot_alert_is_built_on_cpythons_fast_keyword_call():
+    """More than 15 keyword arguments and CPython builds a dict per call (~0.6 µs per hot alert)."""
+    import dis
+
+    assert "CALL_FUNCTION_EX" not in {i.opname for i in dis.get_instructions(HotAlertBuilder.build)}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -14,8 +13,9 @@ import orjson
 import pytest
 from kafka_broker import consume_all, unique_topic
 
+from boucle.schemas import alert_schema
+
 REPO = Path(__file__).resolve().parent.parent
-SCHEMA = json.loads((REPO / "schemas" / "alert.schema.json").read_text())
 DAYS = 2
 
 
@@ -112,7 +112,7 @@ def test_every_expected_hot_alert_is_published_once_with_key_and_headers(kafka_r
 
 
 def test_every_published_alert_validates_against_the_schema(kafka_run):
-    validator = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+    validator = jsonschema.Draft202012Validator(alert_schema(), format_checker=jsonschema.FormatChecker())
     assert kafka_run["alerts"]
     for msg in kafka_run["alerts"]:
         alert = orjson.loads(msg.value())
