@@ -191,7 +191,7 @@ contact=_contact, event_ms=None, detected_ms=None):
              "alert.event_ms = event_ms", "alert.detected_ms = detected_ms", *rest, "return alert"]
     source = (f"def build_alert(*, {', '.join(params)}, event_ms=None, detected_ms=None):\n"
               + "".join(f"    {line}\n" for line in lines))
-    exec(compile(source, f"<{contract.__name__} builder>", "exec"), namespace)
+    exec(compile(source, f"<{contract.__name__} builder>", "exec"), namespace)  # noqa: S102 - our own source, from the contract
     build = namespace["build_alert"]
     build.__module__, build.__source__ = __name__, source
     build.__doc__ = f"An :class:`Alert` laid out as {contract.__name__} says" + (
