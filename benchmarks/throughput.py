@@ -31,7 +31,7 @@ from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from boucle.flows.run import throughput_gc
 from boucle.flows.stats import RunStats
 from boucle.sinks.background import BackgroundSink
-from boucle.sinks.clickhouse.client import connect
+from boucle.sinks.clickhouse.client import close_all, connect
 from boucle.sinks.clickhouse.sink import ClickHouseSink
 from boucle.sinks.jsonl import JsonlSink
 from boucle.sources.simulator import Simulator
@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     console = Console()
 
     settings = load_settings(args.config)
-    with tempfile.TemporaryDirectory(prefix="boucle-bench-") as tmp:
+    # chDB may still be merging in the background when the runs end: close it before the directory
+    # goes, and never lose the measured figures to a cleanup error.
+    with tempfile.TemporaryDirectory(prefix="boucle-bench-", ignore_cleanup_errors=True) as tmp:
         settings = settings.model_copy(
             update={"warehouse": settings.warehouse.model_copy(update={"path": f"{tmp}/chdb", "url": None})}
         )
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 runs.append(seconds)
             results.append((label, sorted(runs), stats, stored))
+        close_all()
 
     loads_rate = n / loads_seconds
     table = Table(title=f"Embedded flow throughput, 1 worker ({n:,} messages, {payload_bytes / n:.0f} B each)")
