@@ -376,7 +376,7 @@ def _scale_thresholds(z_threshold: float, scale_days: float):
 
     @lru_cache(maxsize=256)
     def threshold(length_days: float) -> float:
-        if length_days <= scale_days:
+        if length_days <= scale_days or p0 <= 0.0:  # (a z_threshold past ~38 has no float tail)
             return z_threshold
         return -_NORMAL.inv_cdf(min(p0 * length_days / scale_days, 0.5))
 

@@ -360,6 +360,8 @@ def test_decline_threshold_per_ramp_length():
         flat.update(rng.gauss(4.0, 0.9), i * 3_600_000 + MINUTE)
         assert not flat.alarm
     assert pickle.loads(pickle.dumps(flat)).evidence() == flat.evidence()
+    # A threshold whose tail underflows (no float below cdf(-38)) stays itself for every length.
+    assert GradualDecline(z_threshold=50.0, scale_days=7.0).threshold(14.0) == 50.0
 
 
 def test_the_seasonal_cell_is_public_and_shared_by_a_sites_series():
