@@ -8,6 +8,22 @@
 - :mod:`detectors.peer` — robust comparison with the sites of a peer group;
 - :mod:`detectors.importance` — online key-driver analysis (normalised weights);
 - :mod:`detectors.watch` — the per-series detectors of one (site, attribute) together.
+
+Every detector exports what it has *learnt* as plain data and is rebuilt from the parameters of the
+day and that state: ``det.state()`` is a dict of numbers, strings, ``None`` and lists/dicts/tuples
+of them, never a parameter, and ``type(det).from_state(state, **params)`` takes the constructor's
+keyword arguments. Rebuilt with the same parameters, a detector gives exactly the outputs of one
+never interrupted; rebuilt with edited ones, the edited ones apply from then on. A part of the state
+whose shape a parameter fixes (``SeasonalExpectation.block_hours``, ``GradualDecline.window_days``)
+starts afresh when that parameter changes (each class says which). Snapshots of the operators are
+built from these states (``tests/test_detectors_contract.py`` drives every detector through it).
+
+>>> from boucle.detectors import DownwardTrend
+>>> det = DownwardTrend(h=15.0)
+>>> for i in range(100):
+...     det.update(4.0 - (i >= 60) * 2.0, i * 3_600_000)
+>>> det.alarm, DownwardTrend.from_state(det.state(), h=100.0).alarm   # a higher threshold, same data
+(True, False)
 """
 
 from boucle.detectors.decayed import DecayedMoments

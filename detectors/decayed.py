@@ -20,11 +20,22 @@ without moving the clock back.
 >>> m.update(1, t_ms=2 * day)        # two days later: the old responses weigh a quarter each
 >>> round(m.get(), 2), round(m.weight, 2)
 (3.17, 2.61)
+
+The learnt state is plain data, without the half-life: :meth:`~DecayedMoments.from_state` rebuilds
+the statistic under the parameters of the day (here a longer memory from now on).
+
+>>> state = m.state()
+>>> sorted(state)
+['m2', 'mean', 't_ms', 'w', 'w2']
+>>> again = DecayedMoments.from_state(state, half_life_ms=2 * day)
+>>> again.get() == m.get(), again.half_life_ms
+(True, 172800000)
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from river import stats
 
@@ -105,6 +116,21 @@ class DecayedMoments(stats.base.Univariate):
 
     def get(self) -> float:
         return self.mean
+
+    # -- state as plain data (see detectors/__init__.py) ---------------------------------------
+    def state(self) -> dict[str, Any]:
+        """What the statistic has learnt, as plain numbers (no parameter)."""
+        return {"t_ms": self.t_ms, "w": self.w, "w2": self.w2, "mean": self.mean, "m2": self.m2}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **params: Any) -> "DecayedMoments":
+        """A statistic built with ``params`` (the constructor's) that resumes from :meth:`state`."""
+        return cls(**params)._load(state)
+
+    def _load(self, state: dict[str, Any]) -> "DecayedMoments":
+        self.t_ms, self.w, self.w2 = state["t_ms"], state["w"], state["w2"]
+        self.mean, self.m2 = state["mean"], state["m2"]
+        return self
 
     def copy(self) -> "DecayedMoments":
         """An independent copy of the statistic (state included; ``clone`` gives a fresh one)."""

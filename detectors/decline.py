@@ -48,6 +48,14 @@ False
 >>> e = det.evidence()
 >>> det.alarm, e["decline_z"] <= -4, 0.4 < e["decline"] < 1.2
 (True, True, True)
+
+Rebuilt from its :meth:`~GradualDecline.state` with the same parameters it goes on exactly as before;
+with a longer window (a ring of another length) it starts afresh, like a new series:
+
+>>> GradualDecline.from_state(det.state()).evidence() == e
+True
+>>> GradualDecline.from_state(det.state(), window_days=21).evidence()["decline_n"]
+0.0
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ import math
 from array import array
 from functools import lru_cache
 from statistics import NormalDist
+from typing import Any
 
 from boucle.config.times import DAY_MS, HOUR_MS
 
@@ -203,6 +212,39 @@ class GradualDecline:
         self._settle()
         return self.__dict__
 
+    # -- state as plain data (see detectors/__init__.py) ---------------------------------------
+    _FIELDS = ("day", "first_day", "h_n", "h_s", "h_ss", "h_days", "t_ms", "next_eval_ms")
+
+    def state(self) -> dict[str, Any]:
+        """What the detector has learnt: the daily ring (``bins``: n, sum, sum of squares per slot),
+        the history block, the clock, and the latest fit (``fit``: sd, n_window, z, decline,
+        onset_days), no parameter. A pending evaluation is fitted first, as when it is read."""
+        d = self.__dict__
+        out = {name: d[name] for name in self._FIELDS}
+        out["bins"] = self.bins.tolist()
+        out["fit"] = self._settle()
+        return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **params: Any) -> "GradualDecline":
+        """A detector built with ``params`` (the constructor's) that resumes from :meth:`state`.
+
+        The latest fit is kept as it was made: edited thresholds (``z_threshold``, ``min_decline``,
+        ``scale_days``) apply to it at once, the other parameters from the next evaluation (within
+        ``eval_every_hours`` of event time). A state whose ring has another length than
+        ``window_days`` is not used: the detector starts afresh (empty), as a new series would."""
+        return cls(**params)._load(state)
+
+    def _load(self, state: dict[str, Any]) -> "GradualDecline":
+        bins = state["bins"]
+        if len(bins) != len(self.bins):  # another window_days: its slots are other days
+            return self
+        for name in self._FIELDS:
+            setattr(self, name, state[name])
+        self.bins = array("d", bins)
+        self._fit = tuple(state["fit"])
+        return self
+
     @property
     def sd(self) -> float:
         """Pooled within-day standard deviation at the latest evaluation (floored)."""
@@ -334,7 +376,7 @@ def _scale_thresholds(z_threshold: float, scale_days: float):
 
     @lru_cache(maxsize=256)
     def threshold(length_days: float) -> float:
-        if length_days <= scale_days:
+        if length_days <= scale_days or p0 <= 0.0:  # (a z_threshold past ~38 has no float tail)
             return z_threshold
         return -_NORMAL.inv_cdf(min(p0 * length_days / scale_days, 0.5))
 

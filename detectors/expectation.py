@@ -32,12 +32,21 @@ The seasonal cell of a time (local day of week x ``block_hours``), and its effec
 True
 >>> det.effect(5 * hour) == det.effect(5 * hour, det.cell(5 * hour))
 True
+
+Rebuilt from its :meth:`~SeasonalExpectation.state` with other cells (6-hour blocks), it keeps the
+level and the recent residuals but starts its seasonal effects afresh: a 3-hour cell is not a
+6-hour one.
+
+>>> wider = SeasonalExpectation.from_state(det.state(), block_hours=6)
+>>> len(wider.cells) == 3 * 7 * 4, sum(wider.cells), wider.level.mean == det.level.mean
+(True, 0.0, True)
 """
 
 from __future__ import annotations
 
 import math
 from array import array
+from typing import Any
 
 from boucle.config.times import DAY_MS, HOUR_MS
 from boucle.detectors.decayed import DecayedMoments
@@ -198,6 +207,33 @@ class SeasonalExpectation:
         if residuals:
             self.recent.update_many(residuals, residual_ts)  # nothing reads it in the loop: same sums
         return expecteds, effects, weights
+
+    # -- state as plain data (see detectors/__init__.py) ---------------------------------------
+    def state(self) -> dict[str, Any]:
+        """What the detector has learnt: the level, the recent residuals, the seasonal cells (a flat
+        list of (weight, sum, last update) per cell) and the local clock the cells are indexed on
+        (``layout``: UTC offset and hours per block; it tells a rebuild whether they still fit and is
+        never applied as a parameter)."""
+        return {"t_ms": self.t_ms, "level": self.level.state(), "recent": self.recent.state(),
+                "cells": self.cells.tolist(), "layout": (self.utc_offset_hours, self.block_hours)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **params: Any) -> "SeasonalExpectation":
+        """A detector built with ``params`` (the constructor's) that resumes from :meth:`state`.
+
+        When ``block_hours`` or ``utc_offset_hours`` differ from those the cells were learnt on, the
+        cells no longer describe the same hours: the seasonal effects start afresh (empty, as for a
+        new series) while the level and the recent residuals are kept."""
+        return cls(**params)._load(state)
+
+    def _load(self, state: dict[str, Any]) -> "SeasonalExpectation":
+        self.t_ms = state["t_ms"]
+        self.level._load(state["level"])
+        self.recent._load(state["recent"])
+        cells = state["cells"]
+        if tuple(state["layout"]) == (self.utc_offset_hours, self.block_hours) and len(cells) == len(self.cells):
+            self.cells = array("d", cells)
+        return self
 
     @property
     def sd(self) -> float:

@@ -27,9 +27,13 @@ True
 >>> h = halo.halos({"a": -0.5, "b": -0.5, "c": 0.0})
 >>> round(h["c"], 3) == round(halo.coefficient(2) * -0.5, 3), h["a"] < 0
 (True, True)
+>>> Halo.from_state(halo.state()).rho == halo.rho, Halo.from_state(halo.state(), max_rho=0.1).rho
+(True, 0.1)
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from boucle.config.times import DAY_MS
 
@@ -41,6 +45,7 @@ class Halo:
     """Time-decayed intraclass correlation of the surprises within a response, and the halos."""
 
     def __init__(self, half_life_days: float = 28.0, prior: float = 30.0, max_rho: float = 0.9):
+        self.half_life_days = half_life_days  # the parameter, under its name (river's convention)
         self.half_life_ms = half_life_days * DAY_MS
         self.prior = prior
         self.max_rho = max_rho
@@ -94,6 +99,19 @@ class Halo:
         total = sum(surprises.values())
         b = self.coefficient(k) / k
         return {name: b * (total - s) for name, s in surprises.items()}
+
+    def state(self) -> dict[str, Any]:
+        """The decayed sums as plain data (no parameter)."""
+        return {"t_ms": self.t_ms, "n": self.n, "cross": self.cross, "square": self.square}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **params: Any) -> "Halo":
+        """A halo built with ``params`` (the constructor's) that resumes from :meth:`state`."""
+        return cls(**params)._load(state)
+
+    def _load(self, state: dict[str, Any]) -> "Halo":
+        self.t_ms, self.n, self.cross, self.square = state["t_ms"], state["n"], state["cross"], state["square"]
+        return self
 
     def copy(self) -> "Halo":
         new = object.__new__(Halo)

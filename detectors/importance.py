@@ -24,11 +24,20 @@ instance per region and one overall.
 >>> w = kda.weights()
 >>> round(sum(w.values()), 6), max(w, key=w.get), w["store_layout"] < 0.05
 (1.0, 'waiting_time', True)
+
+Its :meth:`~KeyDriverImportance.state` is the rows' names and the four matrices as lists; rebuilt under
+other parameters (a shorter memory), it goes on from the same sums, and a name of the current
+catalogue it had not seen is added after the others:
+
+>>> again = KeyDriverImportance.from_state(kda.state(), half_life_days=7.0, names=["cleanliness", "parking"])
+>>> again.n == kda.n, again.half_life_days, again.names
+(True, 7.0, ['waiting_time', 'cleanliness', 'store_layout', 'parking'])
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -122,6 +131,32 @@ class KeyDriverImportance:
         np.add.at(self.s, pairs, weight * vi)
         np.add.at(self.ss, pairs, weight * (vi * vi))
         np.add.at(self.sxy, pairs, weight * (vi * vj))
+
+    # -- state as plain data (see detectors/__init__.py) ---------------------------------------
+    def state(self) -> dict[str, Any]:
+        """``rows``: the attribute of each matrix row after the target's (row 0, the names learnt so
+        far, the catalogue's first), and the decayed pairwise sums as nested lists; no parameter."""
+        return {"t_ms": self.t_ms, "rows": list(self.names), "w": self.w.tolist(), "s": self.s.tolist(),
+                "ss": self.ss.tolist(), "sxy": self.sxy.tolist()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **params: Any) -> "KeyDriverImportance":
+        """A statistic built with ``params`` (the constructor's) that resumes from :meth:`state`. The
+        state's names keep their rows; names of ``params`` it lacks are added after them (as an
+        attribute first answered now would be), names it has that ``params`` lacks are kept."""
+        return cls(**params)._load(state)
+
+    def _load(self, state: dict[str, Any]) -> "KeyDriverImportance":
+        rows = state["rows"]
+        extra = [name for name in self.names if name not in rows]
+        self.names = list(rows)
+        self.index = {name: i + 1 for i, name in enumerate(self.names)}
+        for attr in ("w", "s", "ss", "sxy"):
+            setattr(self, attr, np.array(state[attr], dtype=float).reshape(len(self.names) + 1, -1))
+        self.t_ms = state["t_ms"]
+        for name in extra:
+            self._add(name)
+        return self
 
     @property
     def n(self) -> float:

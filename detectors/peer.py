@@ -26,12 +26,20 @@ out; ``alarm`` also needs a gap of at least ``min_gap`` rating points.
 (4.0, 5.0, True, -0.9)
 >>> group.compare("f", 3.1, 2.0, 0.9)["z"] > -3   # the same level on 2 responses: no evidence
 True
+
+Both resume from their plain :meth:`~PeerGroup.state` under the parameters of the day:
+
+>>> PeerComparison.from_state(site.state(), min_gap=1.0).alarm        # a 0.9 gap is not enough now
+False
+>>> PeerGroup.from_state(group.state(), min_peers=6).compare("f", 3.1, 60, 0.9) is None
+True
 """
 
 from __future__ import annotations
 
 import math
 from statistics import median
+from typing import Any
 
 from boucle.config.times import HOUR_MS
 from boucle.detectors.decayed import DecayedMoments
@@ -52,6 +60,19 @@ class PeerGroup:
 
     def update(self, member: str, mean: float, n: float, sd: float = 1.0) -> None:
         self.members[str(member)] = (float(mean), float(n), float(sd))
+
+    def state(self) -> dict[str, Any]:
+        """The members as plain data: ``{"members": {member: (mean, n, sd)}}`` (no parameter)."""
+        return {"members": dict(self.members)}  # the values are tuples: a shallow copy is a copy
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **params: Any) -> "PeerGroup":
+        """A group built with ``params`` (the constructor's) that resumes from :meth:`state`."""
+        return cls(**params)._load(state)
+
+    def _load(self, state: dict[str, Any]) -> "PeerGroup":
+        self.members = {member: tuple(values) for member, values in state["members"].items()}
+        return self
 
     def remove(self, member: str) -> None:
         self.members.pop(member, None)
@@ -106,6 +127,22 @@ class PeerComparison:
 
     def update_many(self, xs: list[float], ts: list[int]) -> None:
         self.recent.update_many(xs, ts)
+
+    def state(self) -> dict[str, Any]:
+        """The recent moments and the latest comparison (a dict of numbers or None), no parameter."""
+        return {"recent": self.recent.state(), "last": None if self.last is None else dict(self.last)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **params: Any) -> "PeerComparison":
+        """A detector built with ``params`` (the constructor's) that resumes from :meth:`state`; the
+        latest comparison is kept, judged against the current thresholds."""
+        return cls(**params)._load(state)
+
+    def _load(self, state: dict[str, Any]) -> "PeerComparison":
+        self.recent._load(state["recent"])
+        last = state["last"]
+        self.last = None if last is None else dict(last)
+        return self
 
     def summary(self) -> tuple[float, float, float]:
         """(recent mean, effective n, sd): what the series publishes to its peer group."""

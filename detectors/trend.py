@@ -27,11 +27,17 @@ Two complementary statistics on the rating stream:
 >>> e = det.evidence()
 >>> det.alarm, e["cusum"] >= e["threshold"], 0.5 < e["drop"] < 1.2
 (True, True, True)
+
+Resumed from its state under a stricter threshold, the same evidence is not enough any more:
+
+>>> DownwardTrend.from_state(det.state(), h=e["cusum"] + 1, slope_z=0).alarm
+False
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from boucle.config.times import DAY_MS
 from boucle.detectors.decayed import DecayedMoments
@@ -207,6 +213,27 @@ class DownwardTrend:
         new.__dict__.update(self.__dict__)
         new.baseline = self.baseline.copy()
         return new
+
+    # -- state as plain data (see detectors/__init__.py) ---------------------------------------
+    _FIELDS = ("first_ms", "cusum", "run_n", "run_shortfall", "t_ms", "sw", "st", "sx", "stt", "stx")
+
+    def state(self) -> dict[str, Any]:
+        """What the detector has learnt (CUSUM run, regression sums, the baseline's), no parameter."""
+        d = self.__dict__
+        out = {name: d[name] for name in self._FIELDS}
+        out["baseline"] = self.baseline.state()
+        return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **params: Any) -> "DownwardTrend":
+        """A detector built with ``params`` (the constructor's) that resumes from :meth:`state`."""
+        return cls(**params)._load(state)
+
+    def _load(self, state: dict[str, Any]) -> "DownwardTrend":
+        for name in self._FIELDS:
+            setattr(self, name, state[name])
+        self.baseline._load(state["baseline"])  # keeps the half-life of the current parameters
+        return self
 
     def slope(self) -> tuple[float, float]:
         """Slope in rating points per day and its standard error (0, inf while undetermined)."""

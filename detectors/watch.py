@@ -36,6 +36,14 @@ which the caller (the operator that owns the keys) passes in.
 ...     many.update_many(xs[k:k + 37], ts[k:k + 37])
 >>> one.evidence() == many.evidence(), one.triggers() == many.triggers() == ['trend', 'expectation']
 (True, True)
+
+Its :meth:`~AttributeWatch.state` gathers its detectors' states; rebuilt from it with the keyword
+dicts of the day, the edited parameters apply (here an expectation test that needs far more evidence):
+
+>>> AttributeWatch.from_state(watch.state()).triggers()
+['trend', 'expectation']
+>>> AttributeWatch.from_state(watch.state(), expectation={"z_threshold": 100.0}).triggers()
+['trend']
 """
 
 from __future__ import annotations
@@ -98,6 +106,26 @@ class AttributeWatch:
         new.__dict__.update(self.__dict__)
         new.expectation, new.trend = self.expectation.copy(), self.trend.copy()
         new.peer, new.decline = self.peer.copy(), self.decline.copy()
+        return new
+
+    # -- state as plain data (see detectors/__init__.py) ---------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Each detector's :meth:`state` under its name, and the series' clock and count."""
+        return {"t_ms": self.t_ms, "count": self.count, "expectation": self.expectation.state(),
+                "trend": self.trend.state(), "peer": self.peer.state(), "decline": self.decline.state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], trend: dict[str, Any] | None = None,
+                   expectation: dict[str, Any] | None = None, peer: dict[str, Any] | None = None,
+                   decline: dict[str, Any] | None = None) -> "AttributeWatch":
+        """A watch built with the keyword dicts (the constructor's) that resumes from :meth:`state`;
+        each detector follows its own ``from_state`` rules (a reshaped part starts afresh)."""
+        new = cls(trend, expectation, peer, decline)
+        new.t_ms, new.count = state["t_ms"], state["count"]
+        new.expectation._load(state["expectation"])
+        new.trend._load(state["trend"])
+        new.peer._load(state["peer"])
+        new.decline._load(state["decline"])
         return new
 
     def surprise(self, x: float, t_ms: int, cell: int | None = None) -> float | None:

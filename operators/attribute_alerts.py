@@ -14,13 +14,18 @@ several sites: peer groups, importance, the alert lifecycle (:mod:`operators.att
 and the regional incident. Both take their policy (detector parameters, severity, wording) from
 one :class:`~operators.attribute_engine.AttributeAlertEngine`; :func:`operators.attribute_replay.replay`
 runs the same states without bytewax.
+
+Snapshots are plain data without configuration (:meth:`SiteState.snapshot`, :meth:`RegionState.snapshot`):
+a run resumed under an edited ``[attribute_alerts]`` rebuilds every detector with the edited
+parameters. A snapshot pickled whole by an earlier version (bytes) still loads, and is rebuilt the
+same way.
 """
 
 from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
@@ -34,13 +39,23 @@ from boucle.operators.decode import Feedback
 
 __all__ = ["AttributeAlertsOut", "attribute_alerts"]
 
+_State = TypeVar("_State", SiteState, RegionState)
+
+
+def _resume(cls: type[_State], engine: AttributeAlertEngine, snapshot: dict[str, Any] | bytes) -> _State:
+    """``cls`` rebuilt with ``engine`` from a plain snapshot, or from a state pickled whole (bytes, with
+    the parameters of its day, which are dropped: its learnt state is rebuilt like a plain one)."""
+    if isinstance(snapshot, bytes):
+        snapshot = pickle.loads(snapshot).snapshot()
+    return cls.from_snapshot(engine, snapshot)
+
 
 class _SiteLogic(StatefulBatchLogic):
     """One site's :class:`SiteState`; only the state goes into the snapshot (the engine is the run's)."""
 
-    def __init__(self, engine: AttributeAlertEngine, snapshot: bytes | None) -> None:
+    def __init__(self, engine: AttributeAlertEngine, snapshot: dict[str, Any] | bytes | None) -> None:
         self.engine = engine
-        self.state = pickle.loads(snapshot) if snapshot is not None else SiteState()
+        self.state = SiteState() if snapshot is None else _resume(SiteState, engine, snapshot)
 
     def on_batch(self, values: list[list[Feedback]]):
         out = []
@@ -50,17 +65,18 @@ class _SiteLogic(StatefulBatchLogic):
                 out.append(summary)
         return out, StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self.state)
+    def snapshot(self) -> dict[str, Any]:
+        return self.state.snapshot()
 
 
 class _RegionLogic(StatefulBatchLogic):
     """One region's :class:`RegionState`; alerts of a batch share one detection time."""
 
-    def __init__(self, engine: AttributeAlertEngine, snapshot: bytes | None, now: Callable[[], int]) -> None:
+    def __init__(self, engine: AttributeAlertEngine, snapshot: dict[str, Any] | bytes | None,
+                 now: Callable[[], int]) -> None:
         self.engine = engine
         self.now = now
-        self.state = pickle.loads(snapshot) if snapshot is not None else RegionState(engine)
+        self.state = RegionState(engine) if snapshot is None else _resume(RegionState, engine, snapshot)
 
     def on_batch(self, values: list[SiteSummary]):
         detected = self.now()
@@ -77,8 +93,8 @@ class _RegionLogic(StatefulBatchLogic):
         snapshot = self.state.importance_snapshot(self.engine)
         return ([snapshot] if snapshot is not None else []), StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self.state)
+    def snapshot(self) -> dict[str, Any]:
+        return self.state.snapshot()
 
 
 @dataclass(frozen=True)

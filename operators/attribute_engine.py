@@ -70,6 +70,10 @@ class AttributeAlertEngine:
         self.expectation_params = cfg.expectation.model_dump()
         self.peer_params = cfg.peer.model_dump()
         self.decline_params = cfg.decline.model_dump()
+        # The region's detectors: key-driver importance over the catalogue, one peer group per attribute.
+        self.importance_params = {"half_life_days": cfg.importance_half_life.total_seconds() / 86400,
+                                  "names": tuple(self.attribute_names)}
+        self.group_params = {"min_peers": cfg.peer_min_sites, "min_n": cfg.peer.min_n}
         self.min_history = cfg.expectation.min_history
         self.peer_min_n = cfg.peer.min_n
         self.peer_z = cfg.peer.z_threshold
@@ -78,12 +82,14 @@ class AttributeAlertEngine:
         self.resolve_after_ms = int(cfg.resolve_after.total_seconds() * 1000)
         self.hold_ms = int(cfg.regional_hold.total_seconds() * 1000)
 
-    def new_watch(self, site_id: str) -> AttributeWatch:
-        """The detectors of a new series of ``site_id``, on the site's local time."""
+    def new_watch(self, site_id: str, state: dict[str, Any] | None = None) -> AttributeWatch:
+        """The detectors of a series of ``site_id``, on the site's local time, with the current
+        parameters: new, or resumed from ``state`` (:meth:`AttributeWatch.state`)."""
         site = self.sites.get(site_id)
         offset = UTC_OFFSET_HOURS.get(site.country.upper(), 0) if site else 0
-        return AttributeWatch(self.trend_params, {**self.expectation_params, "utc_offset_hours": offset},
-                              self.peer_params, {**self.decline_params, "utc_offset_hours": offset})
+        params = (self.trend_params, {**self.expectation_params, "utc_offset_hours": offset}, self.peer_params,
+                  {**self.decline_params, "utc_offset_hours": offset})
+        return AttributeWatch(*params) if state is None else AttributeWatch.from_state(state, *params)
 
     def severity(self, evidence: dict[str, float], relative_importance: float) -> str:
         """The severity of ``evidence`` (its ``severity_score`` is added to it)."""

@@ -22,12 +22,19 @@ True
 [None, None, OpenAlert(id=..., severity='high', opened_ms=36000000, normal_since=46800000, sites=())]
 >>> ("s1", "waiting_time") in alerts
 False
+
+The open alerts snapshot as plain data: ``(key, id, severity, opened_ms, normal_since, sites)`` each.
+
+>>> _ = alerts.fire("north", "high", 40 * HOUR, ("regional_incident", "north", "cleanliness"))
+>>> Lifecycle.from_state(alerts.state()).alerts == alerts.alerts
+True
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from boucle.config.settings import SEVERITY_RANK
 from boucle.config.times import HOUR_MS
@@ -52,6 +59,21 @@ class Lifecycle:
 
     def __init__(self) -> None:
         self.alerts: dict[Hashable, OpenAlert] = {}
+
+    def state(self) -> list[tuple[Any, ...]]:
+        """Each open alert as ``(key, id, severity, opened_ms, normal_since, sites)``; keys are strings
+        or tuples of strings."""
+        return [(key, a.id, a.severity, a.opened_ms, a.normal_since, a.sites) for key, a in self.alerts.items()]
+
+    @classmethod
+    def from_state(cls, state: list[tuple[Any, ...]]) -> Lifecycle:
+        """The lifecycle whose open alerts are ``state`` (:meth:`state`)."""
+        new = cls()
+        for key, *fields in state:
+            alert = OpenAlert(*fields)
+            alert.sites = tuple(alert.sites)
+            new.alerts[tuple(key) if isinstance(key, list) else key] = alert
+        return new
 
     def get(self, key: Hashable) -> OpenAlert | None:
         return self.alerts.get(key)

@@ -12,6 +12,10 @@ and holds the site alerts for that attribute (a region-wide drop is not a peer p
 site). While a few other sites of the region are already down on the attribute, a new site alert
 waits ``regional_hold`` of event time first, so that the regional incident, which needs a few
 sites, can claim the first ones too.
+
+A region's state snapshots as plain data (:meth:`RegionState.snapshot`) and is rebuilt from the
+engine of the run (current importance half-life, peer thresholds) and that snapshot
+(:meth:`RegionState.from_snapshot`).
 """
 
 from __future__ import annotations
@@ -46,11 +50,9 @@ class RegionState:
     """Peer groups, importance, open alerts and regional incidents of one region."""
 
     def __init__(self, engine: AttributeAlertEngine) -> None:
-        cfg = engine.cfg
         self.region = ""
         self.groups: dict[str, PeerGroup] = {}
-        self.importance = KeyDriverImportance(half_life_days=cfg.importance_half_life.total_seconds() / 86400,
-                                              names=engine.attribute_names)
+        self.importance = KeyDriverImportance(**engine.importance_params)
         self.z: dict[str, dict[str, float]] = {}  # attribute -> site -> latest expectation z
         self.local: dict[str, dict[str, bool]] = {}  # attribute -> site -> local trigger
         self.open = Lifecycle()  # site alerts by (site, attribute)
@@ -59,8 +61,43 @@ class RegionState:
         self.importance_day: int | None = None  # start (ms) of the event-time day the importance describes
         self.importance_t: int = 0
 
+    def snapshot(self) -> dict[str, Any]:
+        """The region's learnt state as dicts, lists, tuples, numbers and strings, no parameter: the
+        importance's and each peer group's :meth:`state`, the latest z and local trigger per attribute
+        and site, the open alerts and incidents (:meth:`Lifecycle.state`), the held site alerts as
+        ``(site, attribute, since_ms)`` and the importance day."""
+        return {
+            "region": self.region,
+            "importance": self.importance.state(),
+            "groups": {attr: group.state() for attr, group in self.groups.items()},
+            "z": {attr: dict(zs) for attr, zs in self.z.items()},
+            "local": {attr: dict(on) for attr, on in self.local.items()},
+            "open": self.open.state(),
+            "regional": self.regional.state(),
+            "pending": [(site, attr, since) for (site, attr), since in self.pending.items()],
+            "importance_day": self.importance_day,
+            "importance_t": self.importance_t,
+        }
+
+    @classmethod
+    def from_snapshot(cls, engine: AttributeAlertEngine, snapshot: dict[str, Any]) -> RegionState:
+        """The state of :meth:`snapshot`, its detectors built with ``engine``'s (current) parameters."""
+        new = cls(engine)
+        new.region = snapshot["region"]
+        new.importance = KeyDriverImportance.from_state(snapshot["importance"], **engine.importance_params)
+        new.groups = {attr: PeerGroup.from_state(state, **engine.group_params)
+                      for attr, state in snapshot["groups"].items()}
+        new.z = {attr: dict(zs) for attr, zs in snapshot["z"].items()}
+        new.local = {attr: dict(on) for attr, on in snapshot["local"].items()}
+        new.open = Lifecycle.from_state(snapshot["open"])
+        new.regional = Lifecycle.from_state(snapshot["regional"])
+        new.pending = {(site, attr): since for site, attr, since in snapshot["pending"]}
+        new.importance_day, new.importance_t = snapshot["importance_day"], snapshot["importance_t"]
+        return new
+
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Recovery snapshots taken before the lifecycle had its own class hold plain dicts of open alerts.
+        # States pickled whole (recovery snapshots before snapshot()) taken before the lifecycle had its
+        # own class hold plain dicts of open alerts.
         for name in ("open", "regional"):
             if isinstance(state.get(name), dict):
                 lifecycle = Lifecycle()
@@ -105,7 +142,7 @@ class RegionState:
         for attr, st in summary.series.items():
             group = self.groups.get(attr)
             if group is None:
-                group = self.groups[attr] = PeerGroup(min_peers=cfg.peer_min_sites, min_n=engine.peer_min_n)
+                group = self.groups[attr] = PeerGroup(**engine.group_params)
             group.update(site, st.mean, st.n, st.sd)
             has_history = st.evidence["n_history"] >= engine.min_history
             self.z.setdefault(attr, {})[site] = st.evidence["z"] if has_history else 0.0

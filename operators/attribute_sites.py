@@ -4,11 +4,16 @@ Each batch of one site's responses updates that site's :class:`~detectors.Attrib
 attribute and yields a :class:`SiteSummary` for its region: each series' recent mean/n/sd (for
 peers), local triggers with the event time of the response that first raised them, evidence, and
 the responses' ratings for the key-driver analysis.
+
+A site's state snapshots as plain data (:meth:`SiteState.snapshot`) and is rebuilt from the engine of
+the run, hence the current ``[attribute_alerts.*]`` parameters, and that snapshot
+(:meth:`SiteState.from_snapshot`; what each detector keeps or starts afresh: :mod:`detectors`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from boucle.detectors import AttributeWatch, Halo
 from boucle.operators.attribute_engine import AttributeAlertEngine
@@ -44,15 +49,32 @@ class SiteSummary:
 class SiteState:
     """The detectors of one site: an :class:`AttributeWatch` per attribute, and the site's halo.
 
-    Pickled whole into the step's snapshot; the engine it is given is the run's policy, not state.
+    The engine it is given is the run's policy, not state: :meth:`snapshot` holds the detectors'
+    learnt states only, and :meth:`from_snapshot` rebuilds them with the engine's parameters.
     """
 
-    halo: Halo | None = None  # (states pickled before the halo had none)
+    halo: Halo | None = None  # (states pickled whole before the halo had none)
 
     def __init__(self) -> None:
         self.watches: dict[str, AttributeWatch] = {}
         self.site_id = ""
         self.halo = Halo()
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{"site_id", "halo": Halo.state(), "watches": {attribute: AttributeWatch.state()}}``: dicts,
+        lists, tuples, numbers and strings only, no parameter."""
+        return {"site_id": self.site_id, "halo": None if self.halo is None else self.halo.state(),
+                "watches": {name: watch.state() for name, watch in self.watches.items()}}
+
+    @classmethod
+    def from_snapshot(cls, engine: AttributeAlertEngine, snapshot: dict[str, Any]) -> SiteState:
+        """The state of :meth:`snapshot`, its detectors built with ``engine``'s (current) parameters."""
+        new = cls()
+        site_id = new.site_id = snapshot["site_id"]
+        if snapshot["halo"] is not None:
+            new.halo = Halo.from_state(snapshot["halo"])
+        new.watches = {name: engine.new_watch(site_id, state) for name, state in snapshot["watches"].items()}
+        return new
 
     def _halos(self, engine: AttributeAlertEngine, attributes: dict[str, int], t_ms: int) -> dict[str, float]:
         """Each rating's halo in rating points: what the respondent's other ratings predict of it
