@@ -9,6 +9,7 @@ from datetime import timedelta
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
+from plain_data import is_plain
 
 from boucle.operators.attribute_alerts import _RegionLogic, _SiteLogic, attribute_alerts
 from boucle.operators.attribute_engine import AttributeAlertEngine
@@ -146,15 +147,6 @@ def test_halo_sharpens_the_decline_test_of_one_attribute(settings):
     assert z_halo < z_plain - 1.0 < 0  # summed: one realisation may still be unlucky
 
 
-def _plain(value) -> bool:
-    """True when ``value`` is built of builtins only (what a snapshot may hold)."""
-    if isinstance(value, (tuple, list)):
-        return type(value) in (tuple, list) and all(map(_plain, value))
-    if isinstance(value, dict):
-        return type(value) is dict and all(_plain(k) and _plain(v) for k, v in value.items())
-    return value is None or type(value) in (str, bytes, int, float, bool)
-
-
 def _engine(settings, **sections) -> AttributeAlertEngine:
     """The engine of ``settings`` with ``[attribute_alerts]`` edited: ``trend={"h": 30.0}``, ``resolve_after=...``."""
     cfg = settings.attribute_alerts
@@ -214,7 +206,7 @@ def test_snapshots_are_plain_data_and_resume_gives_the_same_alerts(settings):
     assert resumed == straight
     for state in list(site_states.values()) + list(region_states.values()):
         snapshot = state.snapshot()
-        assert _plain(snapshot)
+        assert is_plain(snapshot)
         assert type(state).from_snapshot(engine, snapshot).snapshot() == snapshot
     region = region_states["ile-de-france"].snapshot()
     assert region["groups"] and region["importance"]["rows"][:len(engine.attribute_names)] == engine.attribute_names

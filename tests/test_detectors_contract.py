@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
+from plain_data import is_plain
 
 from boucle.detectors import (
     AttributeWatch,
@@ -146,15 +147,6 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _plain(value) -> bool:
-    """True when ``value`` is built of builtins only (what a snapshot may hold)."""
-    if isinstance(value, (tuple, list)):
-        return type(value) in (tuple, list) and all(map(_plain, value))
-    if isinstance(value, dict):
-        return type(value) is dict and all(_plain(k) and _plain(v) for k, v in value.items())
-    return value is None or type(value) in (str, bytes, int, float, bool)
-
-
 @pytest.fixture(params=CASES, ids=lambda c: c.name)
 def case(request) -> Case:
     return request.param
@@ -165,7 +157,7 @@ def test_state_round_trip_gives_identical_outputs(case: Case):
     one never interrupted; its state is plain data, survives pickling, and holds no parameter."""
     det = _run(case, 3_000)
     state = det.state()
-    assert _plain(state), state
+    assert is_plain(state), state
     # No parameter in it (AttributeWatch's parameters name its parts, whose states are dicts).
     values = {key for key, value in state.items() if not isinstance(value, dict)}
     assert not values & set(inspect.signature(case.cls).parameters)
