@@ -30,6 +30,13 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from boucle.config.detector_parameters import (
+    DeclineParameters,
+    ExpectationParameters,
+    PeerParameters,
+    TrendParameters,
+)
+
 __all__ = [
     "Attribute",
     "AttributeAlerts",
@@ -302,76 +309,6 @@ class Kafka(_Strict):
 
     def broker_list(self) -> list[str]:
         return [b.strip() for b in self.brokers.split(",") if b.strip()]
-
-
-class TrendParameters(_Strict):
-    """Keyword arguments of :class:`detectors.DownwardTrend` (CUSUM and decayed slope), same names
-    and defaults: the flow passes all of them, and ``tests/test_config.py`` holds the defaults equal
-    to the constructor's (config may not import detectors)."""
-
-    k: float = 0.4  # CUSUM allowance (standard deviations)
-    h: float = 15.0  # CUSUM threshold
-    half_life_days: float = 21.0
-    slope_half_life_days: float = 7.0
-    slope_z: float = 3.0  # 0 turns the slope test off
-    min_decline: float = 0.3
-    min_history: float = 40.0
-    day_sd: float = 0.08
-    sd_floor: float = 0.5
-    max_step: float = 2.0
-    slope_min_days: float = 7.0
-
-
-class ExpectationParameters(_Strict):
-    """Keyword arguments of :class:`detectors.SeasonalExpectation` but ``utc_offset_hours``, which
-    each site takes from its country."""
-
-    half_life_days: float = 28.0
-    recent_half_life_hours: float = 24.0
-    block_hours: int = Field(3, gt=0)  # local hours per seasonal cell
-    shrinkage: float = 20.0
-    z_threshold: float = 4.0
-    min_n: float = 15.0
-    min_history: float = 60.0
-    day_sd: float = 0.08
-    sd_floor: float = 0.5
-
-    @field_validator("block_hours")
-    @classmethod
-    def _divides_a_day(cls, value: int) -> int:
-        # The detector would refuse it when the flow is built; say so at start, with the key.
-        if 24 % value:
-            raise ValueError(f"block_hours must divide 24, got {value}")
-        return value
-
-
-class PeerParameters(_Strict):
-    """Keyword arguments of :class:`detectors.PeerComparison` (the group's ``min_peers`` is
-    :attr:`AttributeAlerts.peer_min_sites`)."""
-
-    half_life_hours: float = 72.0
-    z_threshold: float = 3.0
-    min_n: float = 20.0
-    min_gap: float = 0.3
-    sd_floor: float = 0.5
-
-
-class DeclineParameters(_Strict):
-    """Keyword arguments of :class:`detectors.GradualDecline` but ``utc_offset_hours``, which each
-    site takes from its country."""
-
-    window_days: int = Field(16, ge=3)
-    z_threshold: float = 4.0
-    min_decline: float = 0.3
-    min_ramp_days: float = 7.0
-    min_flat_days: float = 3.0
-    min_n: float = 30.0
-    min_history: float = 60.0
-    history_half_life_days: float = 42.0
-    day_sd: float = 0.08
-    sd_floor: float = 0.5
-    eval_every_hours: float = 1.0
-    scale_days: float = 0.0
 
 
 class AttributeAlerts(_Strict):

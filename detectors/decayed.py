@@ -39,6 +39,8 @@ from typing import Any
 
 from river import stats
 
+from boucle.config.times import DAY_MS
+
 __all__ = ["DecayedMoments", "decay_factor"]
 
 
@@ -52,7 +54,7 @@ def decay_factor(elapsed_ms: float, half_life_ms: float) -> float:
 class DecayedMoments(stats.base.Univariate):
     """Weighted mean/variance (West's algorithm) whose weights halve every ``half_life_ms``."""
 
-    def __init__(self, half_life_ms: float = 7 * 86_400_000):
+    def __init__(self, half_life_ms: float = 7 * DAY_MS):
         if half_life_ms <= 0:
             raise ValueError("half_life_ms must be positive")
         self.half_life_ms = half_life_ms

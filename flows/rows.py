@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from boucle.config.settings import Settings
-from boucle.config.times import now_ms
+from boucle.config.times import DAY_MS, now_ms
 from boucle.operators.alerts import alert_json
 from boucle.operators.decode import DecodedBatch
 from boucle.operators.privacy import mask_pii
@@ -118,7 +118,7 @@ def importance_rows(snapshot: ImportanceSnapshot) -> list[TableBatch]:
             {
                 "region": [snapshot.region] * k,
                 "attribute": attributes,
-                "day": [snapshot.day_ms // 86_400_000] * k,
+                "day": [snapshot.day_ms // DAY_MS] * k,
                 "target": [snapshot.target] * k,
                 "weight": [snapshot.weights[a] for a in attributes],
                 "correlation": [snapshot.correlations[a] for a in attributes],

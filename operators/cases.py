@@ -44,7 +44,7 @@ from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from boucle.config.settings import Cases, Site
-from boucle.config.times import iso_ms, parse_time
+from boucle.config.times import DAY_MS, HOUR_MS, iso_ms, parse_time
 from boucle.operators.alerts import alert_id, new_alert
 from boucle.operators.decode import DeadLetter, Invalid, json_object, required_strings
 from boucle.sources.message import RawMessage
@@ -61,8 +61,7 @@ __all__ = [
     "track_cases",
 ]
 
-HOUR = 3_600_000
-KEEP_MS = 45 * 24 * HOUR  # a decided case is forgotten this long after it opened (once there are many)
+KEEP_MS = 45 * DAY_MS  # a decided case is forgotten this long after it opened (once there are many)
 ACTIONS = ("contacted", "resolved", "escalated", "note")
 _TREATMENT = frozenset(("contacted", "resolved", "escalated"))  # a note is not an action
 _CONTACT = frozenset(("contacted", "resolved"))
@@ -357,7 +356,7 @@ class CaseTracker:
 
     def _sla_alert(self, case: Case) -> dict[str, Any]:
         site = self.sites.get(case.site_id) or Site(id=case.site_id, region=case.region)
-        hours = (case.due_ms - case.opened_ms) / HOUR  # the SLA the case was opened with
+        hours = (case.due_ms - case.opened_ms) / HOUR_MS  # the SLA the case was opened with
         return new_alert(
             id=alert_id("case_sla", case.alert_id),
             kind="case_sla",

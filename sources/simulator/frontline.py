@@ -33,13 +33,11 @@ from typing import Any
 
 import orjson
 
-from boucle.config.times import iso_ms, parse_time
+from boucle.config.times import DAY_MS, HOUR_MS, iso_ms, parse_time
 from boucle.sources.message import RawMessage
 
 __all__ = ["FrontlineSimulator", "INVITED_CHANNELS", "InvitationSimulator", "SimInvitation"]
 
-HOUR = 3_600_000
-DAY = 24 * HOUR
 _NORMAL = NormalDist()
 ROOT_CAUSES = ("waiting_time", "staff", "product", "price", "billing", "other")
 # channel: response rate of its invitations
@@ -85,7 +83,7 @@ class FrontlineSimulator:
         if u[0] < never:
             return []
         opened = parse_time(alert["event_time"])
-        delay = median_h * HOUR * math.exp(0.8 * _NORMAL.inv_cdf(min(max(u[1], 1e-9), 1 - 1e-9)))
+        delay = median_h * HOUR_MS * math.exp(0.8 * _NORMAL.inv_cdf(min(max(u[1], 1e-9), 1 - 1e-9)))
         contact = opened + max(int(delay), 5 * 60_000)
         by = alert.get("team") or f"frontline-{site_id}"
         minimum = (alert.get("evidence") or {}).get("attributes_at_minimum") or []
@@ -102,18 +100,18 @@ class FrontlineSimulator:
         if outcome < 0.62:  # solved during the first call
             plan.append(event("resolved", contact + int((5 + 35 * u[4]) * 60_000), True, cause))
         elif outcome < 0.77:  # escalated to the site manager, solved days later
-            escalated = contact + int((0.5 + 2.5 * u[4]) * HOUR)
+            escalated = contact + int((0.5 + 2.5 * u[4]) * HOUR_MS)
             plan.append(event("escalated", escalated, False, cause))
-            plan.append(event("resolved", escalated + int((1 + 4 * u[5]) * DAY), False, cause))
+            plan.append(event("resolved", escalated + int((1 + 4 * u[5]) * DAY_MS), False, cause))
         else:  # a second call was needed
-            again = contact + int((0.5 + 2.5 * u[4]) * DAY)
+            again = contact + int((0.5 + 2.5 * u[4]) * DAY_MS)
             plan.append(event("contacted", again, False))
             plan.append(event("resolved", again + 20 * 60_000, False, cause))
         if u[6] < 0.2:
             plan.append(event("note", contact + 60_000, False))
         extra = u[7]
         if extra < 0.08:  # the first call is logged late: it arrives after what followed it
-            release = plan[-1][0] + 2 * HOUR
+            release = plan[-1][0] + 2 * HOUR_MS
             plan[0] = (release, plan[0][1])
         elif extra < 0.10:  # delivered twice
             plan.append(plan[0])
@@ -175,14 +173,14 @@ class InvitationSimulator:
         if not rate or not customer_id:
             return []
         u = _uniforms(self.seed, "inv", event_id)
-        sent = ts_ms - int((1 + 70 * u[0] ** 2) * HOUR)
+        sent = ts_ms - int((1 + 70 * u[0] ** 2) * HOUR_MS)
         out = [SimInvitation(f"inv-{event_id}", sent, site_id, channel, customer_id, consent)]
         expected = (1 - rate) / rate
         others = int(expected) + (u[1] < expected - int(expected))
         for i in range(others):
             v = _uniforms(self.seed, "nr", event_id, i, n=3)
             out.append(SimInvitation(
-                f"inv-{event_id}-{i}", sent + int((v[0] - 0.5) * 6 * HOUR), site_id, channel,
+                f"inv-{event_id}-{i}", sent + int((v[0] - 0.5) * 6 * HOUR_MS), site_id, channel,
                 f"{site_id}-i{int(v[1] * 1e9):09d}", v[2] < 0.6,
             ))
         return out
