@@ -378,6 +378,15 @@ class Themes(_Strict):
     lexicons: dict[str, dict[Literal["fr", "en"], list[str]]] = {}
 
 
+class Privacy(_Strict):
+    """What personal data the stored outputs keep (see README, Privacy)."""
+
+    # Dead letters keep the original message (the warehouse ``raw`` column, the JSONL and Kafka
+    # dead-letter outputs); off, their text is masked like comments and the Kafka DLQ value is
+    # that masked text (topic/partition/offset headers still point at the original message).
+    keep_raw: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BOUCLE_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -396,6 +405,7 @@ class Settings(BaseSettings):
     kafka: Kafka = Kafka()
     cases: Cases = Cases()
     themes: Themes = Themes()
+    privacy: Privacy = Privacy()
 
     @classmethod
     def settings_customise_sources(

@@ -28,6 +28,7 @@ from boucle.flows.loop import LoopSources, add_loop
 from boucle.flows.rows import (
     alert_rows,
     dead_letter_rows,
+    dead_letter_text,
     feedback_rows,
     importance_rows,
     score_rows,
@@ -38,6 +39,7 @@ from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.batching import batch_rows
 from boucle.operators.decode import DecodedBatch, Decoder, decode_batches, group_by_site
 from boucle.operators.hot_alerts import HotAlertBuilder, hot_alerts
+from boucle.operators.privacy import mask_pii, regions_for
 from boucle.operators.ratings import scales_of
 from boucle.operators.windows import WindowSpec, event_time_windows
 from boucle.sinks.batch import TableBatch
@@ -90,22 +92,25 @@ class DeadLetterRecord(dict):
         return (DeadLetterRecord, (dict(self), self.value, self.key))
 
 
-def _dead_letter_records(batch: DecodedBatch) -> list[DeadLetterRecord]:
-    return [
-        DeadLetterRecord(
+def _dead_letter_records(batch: DecodedBatch, keep_raw: bool = False) -> list[DeadLetterRecord]:
+    """Unless ``keep_raw`` (``privacy.keep_raw``), ``raw``, ``reason`` and the bytes forwarded to the
+    Kafka DLQ are the masked text (:func:`flows.rows.dead_letter_text`)."""
+    records = []
+    for d in batch.rejected:
+        raw = dead_letter_text(d.message.value, keep_raw)
+        records.append(DeadLetterRecord(
             {
                 "origin": d.message.origin,
                 "partition": d.message.partition,
                 "offset": d.message.offset,
                 "reason_code": d.reason_code,
-                "reason": d.reason,
-                "raw": d.message.value.decode("utf-8", "backslashreplace"),
+                "reason": d.reason if keep_raw else mask_pii(d.reason),
+                "raw": raw,
             },
-            d.message.value,
+            d.message.value if keep_raw else raw.encode("utf-8"),
             d.message.key,
-        )
-        for d in batch.rejected
-    ]
+        ))
+    return records
 
 
 def _inspect_batches(step_id: str, items, callback) -> None:
@@ -164,17 +169,21 @@ def build_flow(
     for i, sink in enumerate(outputs.alerts):
         op.output(f"alerts_out_{i}", _for_sink(f"alerts_key_{i}", alerts, sink), sink)
     if outputs.dead_letters:
-        dead = op.flat_map("dead_letter_dicts", dead_batches, _dead_letter_records)
+        keep_raw = settings.privacy.keep_raw
+        dead = op.flat_map("dead_letter_dicts", dead_batches, lambda b: _dead_letter_records(b, keep_raw))
         for i, sink in enumerate(outputs.dead_letters):
             op.output(f"dead_letters_out_{i}", _for_sink(f"dead_letters_key_{i}", dead, sink), sink)
 
     if outputs.warehouse is not None:
         region_of = spec.region_of
+        keep_raw = settings.privacy.keep_raw
+        phone_regions = {site.id: regions_for(site.country) for site in settings.sites}
         tables = op.merge(
             "tables",
-            op.flat_map("dead_letter_rows", dead_batches, dead_letter_rows),
+            op.flat_map("dead_letter_rows", dead_batches, lambda b: dead_letter_rows(b, keep_raw)),
             # One step for both tables of a windowed batch: bytewax's per-item cost paid once.
-            op.flat_map("window_rows", windowed, lambda kv: feedback_rows(kv[1], region_of) + score_rows(kv[1])),
+            op.flat_map("window_rows", windowed,
+                        lambda kv: feedback_rows(kv[1], region_of, phone_regions) + score_rows(kv[1])),
             op.flat_map_batch("alert_rows", alerts, alert_rows),
             *extra_tables,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -10,14 +11,17 @@ from boucle.config.settings import Settings
 from boucle.config.times import DAY_MS, now_ms
 from boucle.operators.alerts import alert_json
 from boucle.operators.decode import DecodedBatch
-from boucle.operators.privacy import mask_pii
+from boucle.operators.privacy import DEFAULT_REGIONS, mask_pii
 from boucle.operators.windows import SCORE_COLUMNS, WindowedBatch
 from boucle.sinks.batch import TableBatch
 
 if TYPE_CHECKING:  # the detectors behind it are not needed to write rows (nor by `boucle db migrate`)
     from boucle.operators.attribute_regions import ImportanceSnapshot
 
-__all__ = ["alert_rows", "dead_letter_rows", "dimension_rows", "feedback_rows", "importance_rows", "score_rows"]
+__all__ = [
+    "alert_rows", "dead_letter_rows", "dead_letter_text", "dimension_rows", "feedback_rows", "importance_rows",
+    "score_rows", "warehouse_alert_json",
+]
 
 DEAD_LETTER_COLUMNS = ("origin", "partition", "offset", "received_at", "reason_code", "reason", "raw")
 SITE_COLUMNS = ("site_id", "name", "region", "region_name", "country", "kind", "language")
@@ -47,8 +51,11 @@ def dimension_rows(settings: Settings) -> list[TableBatch]:
     return [TableBatch("sites", SITE_COLUMNS, sites), TableBatch("questions", QUESTION_COLUMNS, questions)]
 
 
-def feedback_rows(batch: WindowedBatch, region_of: dict[str, str]) -> list[TableBatch]:
-    """The ``feedback`` rows of one site's windowed batch (the flow keys windows by site)."""
+def feedback_rows(
+    batch: WindowedBatch, region_of: dict[str, str], phone_regions: dict[str, tuple[str, ...]] | None = None
+) -> list[TableBatch]:
+    """The ``feedback`` rows of one site's windowed batch (the flow keys windows by site);
+    ``phone_regions``: per site, the region hints of the comment masking (its country first)."""
     events = batch.events
     if not events:
         return []
@@ -61,6 +68,7 @@ def feedback_rows(batch: WindowedBatch, region_of: dict[str, str]) -> list[Table
     dumps = orjson.dumps
     site_id = events[0].site_id
     customers = [e.customer for e in events]
+    regions = phone_regions.get(site_id, DEFAULT_REGIONS) if phone_regions else DEFAULT_REGIONS
     return [
         TableBatch.from_columns(
             "feedback",
@@ -75,7 +83,7 @@ def feedback_rows(batch: WindowedBatch, region_of: dict[str, str]) -> list[Table
                 "received_at": [e.received_ms or e.ts_ms for e in events],
                 "site_id": [site_id] * len(events),
                 "region": [region_of.get(site_id, "")] * len(events),
-                "comment": [mask_pii(c) if c else c for c in [e.comment for e in events]],
+                "comment": [mask_pii(c, regions) if c else c for c in [e.comment for e in events]],
                 "customer_id": [str(c.get("id") or "") for c in customers],
                 "consent_contact": [1 if c.get("consent_contact") is True else 0 for c in customers],
                 "late": [1 if e.late else 0 for e in events],
@@ -92,13 +100,38 @@ def score_rows(batch: WindowedBatch) -> list[TableBatch]:
 _ALERT_TEXT_COLUMNS = ("alert_id", "kind", "status", "severity", "site_id", "region", "message", "owner")
 
 
+_CONTACT_PLACEHOLDERS = {"email": "[email]", "phone": "[phone]"}
+
+
+def warehouse_alert_json(alert: dict[str, Any]) -> bytes:
+    """The alert as the warehouse keeps it: as published, but a contact's e-mail and phone replaced
+    by placeholders (the frontline gets them from the alert topic; the warehouse keeps only that
+    there was a contact, and the customer id that ``feedback`` holds too). The comment and message
+    were masked when the alert was built.
+
+    >>> warehouse_alert_json({"alert_id": "a1", "contact": {"id": "c1", "email": "a@b.fr", "phone": "+33 6 12"}})
+    b'{"alert_id":"a1","contact":{"id":"c1","email":"[email]","phone":"[phone]"}}'
+    >>> warehouse_alert_json({"alert_id": "a1"})
+    b'{"alert_id":"a1"}'
+    """
+    contact = alert.get("contact")
+    if not contact:
+        return alert_json(alert)
+    masked = dict(alert)
+    masked["contact"] = (
+        {key: _CONTACT_PLACEHOLDERS.get(key, value) for key, value in contact.items()}
+        if isinstance(contact, dict) else "[contact]"
+    )
+    return orjson.dumps(masked, option=orjson.OPT_NON_STR_KEYS)
+
+
 def alert_rows(alerts: list[dict[str, Any]]) -> list[TableBatch]:
     """Alerts travel as their published JSON plus the columns Python already holds (each column
     ClickHouse extracts from the JSON is one more parse of it); the times go as numbers when every
     alert carries them (:class:`~operators.alerts.Alert`), else ClickHouse parses them from the JSON."""
     if not alerts:
         return []
-    columns: dict[str, list] = {"payload": [alert_json(a) for a in alerts]}
+    columns: dict[str, list] = {"payload": [warehouse_alert_json(a) for a in alerts]}
     for name in _ALERT_TEXT_COLUMNS:
         columns[name] = [a[name] for a in alerts]
     columns["attribute"] = [a["attribute"] or "" for a in alerts]
@@ -129,13 +162,38 @@ def importance_rows(snapshot: ImportanceSnapshot) -> list[TableBatch]:
     ]
 
 
-def dead_letter_rows(batch: DecodedBatch) -> list[TableBatch]:
+# A contact field's string value in a JSON text: masked whatever it holds (it need not look like a
+# phone or an address to be one).
+_CONTACT_FIELD = re.compile(rb'"(email|phone)"(\s*:\s*)"(?:[^"\\]|\\.)*"')
+
+
+def dead_letter_text(value: bytes, keep_raw: bool = False) -> str:
+    """A rejected message as the dead-letter outputs keep it: its text, masked unless ``keep_raw``.
+
+    Masking keeps the structure (it is for debugging): only the values of ``email``/``phone``
+    fields and what :func:`~operators.privacy.mask_pii` finds are replaced.
+
+    >>> dead_letter_text(b'{"site_id":"nope","customer":{"email":"jean","phone":"0612345678"},"comment":"a@b.fr"}')
+    '{"site_id":"nope","customer":{"email":"[email]","phone":"[phone]"},"comment":"[email]"}'
+    >>> dead_letter_text(b'{"comment":"a@b.fr"', keep_raw=True)
+    '{"comment":"a@b.fr"'
+    """
+    if not keep_raw:
+        value = _CONTACT_FIELD.sub(lambda m: b'"%s"%s"[%s]"' % (m[1], m[2], m[1]), value)
+    text = value.decode("utf-8", "backslashreplace")
+    return text if keep_raw else mask_pii(text)
+
+
+def dead_letter_rows(batch: DecodedBatch, keep_raw: bool = False) -> list[TableBatch]:
+    """``dead_letters`` rows: ``raw`` the original bytes with ``keep_raw``, else their masked text
+    (and the reason masked too: it may quote the input)."""
     if not batch.rejected:
         return []
     now = now_ms()
     rows = [
         (d.message.origin, d.message.partition, d.message.offset, d.message.received_ms or now,
-         d.reason_code, d.reason, d.message.value)
+         d.reason_code, d.reason if keep_raw else mask_pii(d.reason),
+         d.message.value if keep_raw else dead_letter_text(d.message.value).encode("utf-8"))
         for d in batch.rejected
     ]
     return [TableBatch("dead_letters", DEAD_LETTER_COLUMNS, rows)]

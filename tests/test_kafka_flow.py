@@ -13,6 +13,7 @@ import orjson
 import pytest
 from kafka_broker import consume_all, unique_topic
 
+from boucle.flows.rows import dead_letter_text
 from boucle.schemas import alert_schema
 
 REPO = Path(__file__).resolve().parent.parent
@@ -120,16 +121,17 @@ def test_every_published_alert_validates_against_the_schema(kafka_run):
         assert not errors, f"{alert['alert_id']}: {errors[0].message} at {list(errors[0].path)}"
 
 
-def test_every_malformed_event_is_dead_lettered_with_its_bytes_reason_and_position(kafka_run):
+def test_every_malformed_event_is_dead_lettered_masked_with_its_reason_and_position(kafka_run):
     feedback = {(m.partition(), m.offset()): m for m in kafka_run["feedback"]}
     dead = {}
     for msg in kafka_run["dlq"]:
         headers = {k: v.decode() for k, v in msg.headers()}
-        dead[hashlib.sha1(msg.value()).hexdigest()] = (msg, headers)
-        # The headers point back at the original message, which has the same bytes and key.
+        # The headers point back at the original message; the DLQ carries its masked text and its key
+        # (privacy.keep_raw is off).
         original = feedback[(int(headers["partition"]), int(headers["offset"]))]
+        dead[hashlib.sha1(original.value()).hexdigest()] = (msg, headers)
         assert headers["topic"] == kafka_run["topics"]["feedback"]
-        assert original.value() == msg.value() and original.key() == msg.key()
+        assert msg.value() == dead_letter_text(original.value()).encode() and original.key() == msg.key()
         assert headers["reason"]
     malformed = [label for label in kafka_run["labels"] if label["type"] == "malformed"]
     assert malformed

@@ -119,7 +119,7 @@ def test_region_hints_add_the_sites_country():
 
 
 def test_masking_is_idempotent():
-    for text, masked in PII_FORMS:
+    for _, masked in PII_FORMS:
         assert mask_pii(masked) == masked
 
 
