@@ -16,6 +16,8 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from rich.console import Console as RichConsole
 from rich.text import Text
 
+from boucle.sinks.safe_text import terminal_text
+
 if TYPE_CHECKING:
     from boucle.config.settings import Console
 
@@ -41,32 +43,38 @@ def _when(value: Any) -> str:
 
 
 def alert_line(alert: dict[str, Any]) -> Text:
-    """The one-line rendering of an alert (no markup is interpreted in its fields).
+    """The one-line rendering of an alert: no markup is interpreted in its fields, and control
+    characters (escape sequences, bidi overrides, newlines) are shown as escapes
+    (:func:`sinks.safe_text.terminal_text`): an alert's message quotes a customer, and alerts read
+    from a topic may come from any producer.
 
     >>> alert_line({"alert_id": "3f2a9c10aa", "kind": "hot", "status": "open", "severity": "high",
     ...             "site_id": "store-0042", "region": "north", "attribute": "nps",
     ...             "message": "Detractor [NPS 3]", "event_time": "2026-11-22T10:31:05.120Z",
     ...             "owner": "alice"}).plain
     '2026-11-22 10:31:05Z HIGH     hot/open store-0042 (north) nps: Detractor [NPS 3] -> alice #3f2a9c10'
+    >>> alert_line({"severity": "low", "message": "Verbatim: \x1b]0;pwned\x07\x1b[2J"}).plain
+    '- LOW      ?/? -: Verbatim: \\\\x1b]0;pwned\\\\x07\\\\x1b[2J'
     """
-    severity = str(alert.get("severity", "")).lower()
+    safe = terminal_text
+    severity = safe(alert.get("severity", "")).lower()
     style = SEVERITY_STYLES.get(severity, "")
     line = Text(no_wrap=True)
-    line.append(_when(alert.get("event_time")), style="cyan")
+    line.append(safe(_when(alert.get("event_time")) or "-"), style="cyan")
     line.append(" ")
     line.append(f"{severity.upper():<8}", style=style)
-    line.append(f" {alert.get('kind', '?')}/{alert.get('status', '?')} ")
-    line.append(str(alert.get("site_id") or "-"), style="bold")
+    line.append(f" {safe(alert.get('kind', '?'))}/{safe(alert.get('status', '?'))} ")
+    line.append(safe(alert.get("site_id") or "-"), style="bold")
     if alert.get("region"):
-        line.append(f" ({alert['region']})")
+        line.append(f" ({safe(alert['region'])})")
     if alert.get("attribute"):
-        line.append(f" {alert['attribute']}", style="magenta")
+        line.append(f" {safe(alert['attribute'])}", style="magenta")
     line.append(": ")
-    line.append(str(alert.get("message", "")), style=style if severity == "critical" else "")
+    line.append(safe(alert.get("message", "")), style=style if severity == "critical" else "")
     if alert.get("owner"):
-        line.append(f" -> {alert['owner']}", style="green")
+        line.append(f" -> {safe(alert['owner'])}", style="green")
     if alert.get("alert_id"):
-        line.append(f" #{str(alert['alert_id'])[:8]}", style="dim")
+        line.append(f" #{safe(str(alert['alert_id'])[:8])}", style="dim")
     return line
 
 

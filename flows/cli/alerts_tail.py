@@ -7,7 +7,10 @@ nothing committed, output from the first poll), starting at the end (new alerts 
 been read to the end it had when reached; otherwise it follows until interrupted.
 
 Each alert prints as one line like the console sink's (:func:`sinks.console.alert_line`) or, with
-``as_json``, as the record's value verbatim (one JSON document per line, ready for ``jq``).
+``as_json``, as the record's value (one JSON document per line, ready for ``jq``). Anyone who can
+produce to the topic writes what is printed: control characters are shown as escapes in lines
+and as ``\\uXXXX`` in JSON (the same JSON value), and a record that is not an alert prints as one
+line saying so (:mod:`sinks.safe_text`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from confluent_kafka import (
 
 from boucle.config.settings import SEVERITY_RANK, Kafka
 from boucle.sinks.console import alert_line
+from boucle.sinks.safe_text import json_line, terminal_text
 from boucle.sources.kafka_source import client_config, consumer_tuning
 
 __all__ = ["AlertFilter", "tail_alerts"]
@@ -53,6 +57,22 @@ class AlertFilter:
         if self.min_rank is not None and SEVERITY_RANK.get(h.get("severity", ""), -1) < self.min_rank:
             return False
         return True
+
+
+def _alert_or_placeholder(value: bytes, partition: int, offset: int) -> dict:
+    """The record's alert, or a stand-in that says where an unreadable record is (never a crash).
+
+    >>> _alert_or_placeholder(b"\\x1b]0;x", 0, 7)["message"]
+    'not an alert (partition 0, offset 7): \\\\x1b]0;x'
+    """
+    try:
+        alert = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        alert = None
+    if isinstance(alert, dict):
+        return alert
+    preview = terminal_text(value[:200].decode("utf-8", "replace"))
+    return {"severity": "low", "message": f"not an alert (partition {partition}, offset {offset}): {preview}"}
 
 
 def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
@@ -110,10 +130,10 @@ def tail_alerts(
                 if on_alert is not None:
                     on_alert(value)
                 elif as_json:
-                    out.write(value.decode("utf-8", "replace") + "\n")
+                    out.write(json_line(value.decode("utf-8", "replace")) + "\n")
                     out.flush()
                 else:
-                    line = alert_line(orjson.loads(value))
+                    line = alert_line(_alert_or_placeholder(value, msg.partition(), msg.offset()))
                     if console is not None:
                         console.print(line, soft_wrap=True)
                     else:

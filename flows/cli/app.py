@@ -6,8 +6,6 @@ names another file; ``BOUCLE_*`` environment variables override keys of the file
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from enum import Enum
 from pathlib import Path
@@ -15,7 +13,6 @@ from typing import Optional
 
 import orjson
 import typer
-from rich.table import Table
 
 from boucle.config.settings import Settings
 from boucle.flows.cli.cases import cases_app
@@ -350,25 +347,13 @@ def query(
 
     Example: `boucle query "SELECT site_id, count() FROM feedback GROUP BY site_id ORDER BY 2 DESC LIMIT 5"`
     """
+    from boucle.flows.cli.render import print_rows
     from boucle.sinks.clickhouse.client import connect
     from boucle.sinks.clickhouse.query import run_query
 
     settings = load()
     columns, rows = run_query(connect(settings.warehouse), sql)
-    if format is Format.json:
-        for row in rows:
-            sys.stdout.write(orjson.dumps(dict(zip(columns, row)), default=str).decode() + "\n")
-    elif format is Format.csv:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(columns)
-        writer.writerows(rows)
-        sys.stdout.write(buffer.getvalue())
-    else:
-        table = Table(*columns)
-        for row in rows:
-            table.add_row(*(str(v) for v in row))
-        console.print(table)
+    print_rows(columns, rows, format.value, console, sys.stdout)
 
 
 if __name__ == "__main__":  # pragma: no cover

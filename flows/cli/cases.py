@@ -12,10 +12,10 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from boucle.config.settings import Settings, parse_duration
 from boucle.flows.cli.common import console, err, load
+from boucle.flows.cli.render import rows_table
 from boucle.flows.summary import facts_table
 
 __all__ = ["cases_app", "loop_totals", "print_loop_summary", "site_kpis", "top_themes"]
@@ -116,13 +116,10 @@ def print_loop_summary(console: Console, settings: Settings, region: str | None 
     console.print(table)
     themes = top_themes(client, db, 5, region)
     if themes:
-        top = Table(title="Top comment themes (complaints)", title_justify="left")
-        top.add_column("theme")
-        top.add_column("comments", justify="right")
-        top.add_column("share of comments", justify="right")
-        for theme, n, share in themes:
-            top.add_row(theme, f"{n:,}", _pct(share))
-        console.print(top)
+        console.print(rows_table(
+            ["theme", "comments", "share of comments"], [(theme, f"{n:,}", _pct(share)) for theme, n, share in themes],
+            title="Top comment themes (complaints)", justify={"comments": "right", "share of comments": "right"},
+        ))
 
 
 @cases_app.command("summary")
@@ -136,15 +133,15 @@ def summary(region: Optional[str] = typer.Option(None, help="Only this region (i
         err.print(f"unknown region {region!r}; one of {', '.join(r.id for r in settings.regions)}")
         raise typer.Exit(2)
     client, db = _client(settings), settings.warehouse.database
-    table = Table(title=f"Cases per site{f' ({region})' if region else ''}", title_justify="left")
-    for name in ("site", "name", "region", "cases", "contacted", "1st contact", "FCR", "untreated", "escalated",
-                 "pending"):
-        table.add_column(name, justify="left" if name in ("site", "name", "region") else "right")
-    for r in site_kpis(client, db, region):
-        table.add_row(r["site_id"], r["site_name"], r["region"], f"{r['cases']:,}", _pct(r["contacted_share"]),
-                      _hours(r["median_hours_to_first_contact"]), _pct(r["fcr_rate"]), _pct(r["untreated_rate"]),
-                      _pct(r["escalation_rate"]), f"{r['pending_cases']:,}")
-    console.print(table)
+    names = ("site", "name", "region", "cases", "contacted", "1st contact", "FCR", "untreated", "escalated", "pending")
+    rows = [
+        (r["site_id"], r["site_name"], r["region"], f"{r['cases']:,}", _pct(r["contacted_share"]),
+         _hours(r["median_hours_to_first_contact"]), _pct(r["fcr_rate"]), _pct(r["untreated_rate"]),
+         _pct(r["escalation_rate"]), f"{r['pending_cases']:,}")
+        for r in site_kpis(client, db, region)
+    ]
+    console.print(rows_table(names, rows, title=f"Cases per site{f' ({region})' if region else ''}",
+                             justify={name: "right" for name in names[3:]}))
     print_loop_summary(console, settings, region)
 
 
@@ -172,10 +169,7 @@ def non_respondents(
         f" FROM `{db}`.v_invitations WHERE {' AND '.join(conditions)} ORDER BY sent_at LIMIT {{limit:UInt32}}",
         parameters={"after": days, "site": site or "", "limit": limit},
     )
-    table = Table(*result.column_names, title=f"Non-respondents after {days:g} days", title_justify="left")
-    for row in result.result_rows:
-        table.add_row(*(str(v) for v in row))
-    console.print(table)
+    console.print(rows_table(result.column_names, result.result_rows, title=f"Non-respondents after {days:g} days"))
 
 
 @cases_app.command("promoters")
@@ -191,10 +185,7 @@ def promoters(
         f" {'WHERE site_id = {site:String}' if site else ''} ORDER BY occurred_at DESC LIMIT {{limit:UInt32}}",
         parameters={"site": site or "", "limit": limit},
     )
-    table = Table(*result.column_names, title="Promoters to thank (consenting)", title_justify="left")
-    for row in result.result_rows:
-        table.add_row(*(str(v) for v in row))
-    console.print(table)
+    console.print(rows_table(result.column_names, result.result_rows, title="Promoters to thank (consenting)"))
 
 
 @cases_app.command("search")
@@ -215,7 +206,4 @@ def search(
         " ORDER BY occurred_at DESC LIMIT {limit:UInt32}",
         parameters={"word": word, "site": site or "", "limit": limit},
     )
-    table = Table(*result.column_names, title=f"Comments with {word!r}", title_justify="left")
-    for row in result.result_rows:
-        table.add_row(*(str(v) for v in row))
-    console.print(table)
+    console.print(rows_table(result.column_names, result.result_rows, title=f"Comments with {word!r}"))

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from boucle.config.settings import parse_duration
+from boucle.sinks.safe_text import html_text
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -284,10 +285,11 @@ def _alerts_figures(data: ReportData, t: dict):
         chosen = [a for a in notable if a["severity"] == severity]
         if chosen:
             timeline.add_trace(go.Scatter(
-                x=[a["first_event_time"] for a in chosen], y=[a["site_name"] or a["region"] for a in chosen],
+                x=[a["first_event_time"] for a in chosen], y=[html_text(a["site_name"] or a["region"]) for a in chosen],
                 mode="markers", name=severity, marker=dict(color=colour, size=10, line=dict(width=1, color="#333")),
-                text=[html.escape(f"{a['kind']} · {data.labels.get(a['attribute'], a['attribute'])} · {a['status']}: "
-                                  f"{a['message']}") for a in chosen],
+                # A message may quote a customer: escaped, or plotly would render its <a href> and <b>.
+                text=[html_text(f"{a['kind']} · {data.labels.get(a['attribute'], a['attribute'])} · {a['status']}: "
+                                f"{a['message']}") for a in chosen],
                 hovertemplate="%{x|%d %b %H:%M} · %{y}<br>%{text}<extra></extra>",
             ))
     _layout(timeline, max(300, 18 * len({a["site_name"] for a in notable}) + 120), legend=dict(orientation="h", y=-0.2))
