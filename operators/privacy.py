@@ -69,7 +69,7 @@ _OPEN, _CLOSE = "[({<", "])}>"
 
 # ---- numbers -----------------------------------------------------------------------------------
 # A token: digits with the separators people write numbers with ("2A"/"2B": Corsica in a NIR).
-_TOKEN = re.compile(r"[\d+(](?:[ ./()-]*(?:\d|(?<=2)[ABab])){2,}")  # 3 characters at least
+_TOKEN = re.compile(r"[\d+(](?:[ ./()-]*(?:\d|(?<=2)[ABab]))+")
 _DETAIL = re.compile(
     r"(?<!\w)(?P<nir>[1-478]\s?\d\d\s?(?:0[1-9]|1[0-2]|[2-9]\d)\s?(?:\d\d|2[ABab])\s?\d{3}\s?\d{3}(?:\s?\d\d)?)(?!\w)"
     r"|(?<!\d)(?<!\d[/.-])(?P<date>\d{4}(?P<s1>[/.-])\d{1,2}(?P=s1)\d{1,2}|\d{1,2}(?P<s2>[/.-])\d{1,2}(?P=s2)(?:\d{4}|\d\d))"
@@ -79,7 +79,6 @@ _DETAIL = re.compile(
 )
 _NUMBER = re.compile(r"(?<!\w)(?P<number>(?:\+\s?)?\(?\d(?:[ ./()-]{0,3}\d){7,18})(?!\w)")
 _DATE = re.compile(r"(?<!\d)(?<!\d[/.-])(?:\d{4}([/.-])\d{1,2}\1\d{1,2}|\d{1,2}([/.-])\d{1,2}\2(?:\d{4}|\d\d))(?![/.-]?\d)")
-_IBAN_ANCHOR = re.compile(r"\d\d(?<=[A-Za-z]{2}\d\d)")  # found from its digits: letters are everywhere
 _IBAN = re.compile(r"(?i)[a-z]{2}\d\d(?:[ ]?[a-z0-9]{4}){2,7}(?:[ ]?[a-z0-9]{1,3})?(?![a-z0-9])")
 _PRICE_AFTER = re.compile(r"\s?(?:€|\$|£|%|(?i:eur(?:os?)?|usd|gbp|chf|dollars?|pounds?|livres?)\b)")
 _PRICE_BEFORE = re.compile(r"(?:€|\$|£|(?i:eur|usd|gbp|chf))\s?\Z")
@@ -88,7 +87,6 @@ _NIR_LAYOUT = (1, 2, 2, 2, 3, 3)
 
 # ---- card security codes and expiry dates: a keyword, then the digits ---------------------------
 _CARD_WORDS = ("cvv", "cvc", "cvn", "crypto", "curit", "exp", "valid", "valable", "val.", "verification")
-_CVV_SHAPE = re.compile(r"\d{3,4}\Z")
 _CVV_BEFORE = re.compile(
     r"(?i)(?<![a-z])(?:cvv|cvc|cvn|cryptogramme(?:\s+visuel)?|crypto|code\s+de\s+s[ée]curit[ée]|security\s+code"
     r"|card\s+verification\s+(?:code|value))\s*(?:[:=#]\s*|is\s+|est\s+)?\Z"
@@ -124,10 +122,11 @@ def mask_pii(text: str, regions: tuple[str, ...] = DEFAULT_REGIONS) -> str:
         return text
     if "@" in text:
         text = _mask_emails(text)
+        numbers = _HAS_DIGITS_OR_AT.search(text) is not None
     if at_words:
         text = _mask_obfuscated_emails(text)
-    if numbers and _HAS_DIGITS_OR_AT.search(text) is not None:
-        text = _mask_tokens(_mask_ibans(text), regions)
+    if numbers:
+        text = _mask_tokens(text, regions)
     return text
 
 
@@ -226,10 +225,18 @@ def _mask_tokens(text: str, regions: tuple[str, ...]) -> str:
             continue
         value = token[0]
         before = text[start - 1] if start else ""
+        if before.isalnum():  # the tail of a word ("A12345678", "cvv2"), unless an IBAN's country code
+            if start >= 2 and text[start - 2].isalpha() and (start < 3 or not text[start - 3].isalnum()):
+                iban = _iban_at(text, start - 2)
+                if iban is not None:
+                    spans.append((start - 2, iban, "[iban]"))
+                    last = iban
+            continue
         if len(value) < 8:  # too short for any number of the list: maybe a CVV or an expiry date
-            if before.isalnum():
+            if len(value) < 3:
                 continue
-            cvv, expiry = _CVV_SHAPE.match(value), _EXPIRY_SHAPE.match(value)
+            cvv = len(value) <= 4 and value.isdigit()
+            expiry = not cvv and _EXPIRY_SHAPE.match(value) is not None
             if cvv or expiry:
                 if card_words is None:
                     low = text.lower()
@@ -241,8 +248,8 @@ def _mask_tokens(text: str, regions: tuple[str, ...]) -> str:
                     elif expiry and _EXPIRY_BEFORE.search(text, window, start):
                         spans.append((start, end, "[expiry]"))
             continue
-        if before.isalnum() or (before == "-" and start >= 2 and text[start - 2].isalnum()):
-            continue  # the tail of a word or a reference ("A12345678", "uuid-426614174000")
+        if before == "-" and start >= 2 and text[start - 2].isalnum():
+            continue  # the tail of a reference ("uuid-426614174000", "CMD-2024-000123")
         if end < len(text) and text[end].isalpha():
             continue
         if _PRICE_AFTER.match(text, end) or _PRICE_BEFORE.search(text, max(0, start - 4), start):
@@ -250,20 +257,6 @@ def _mask_tokens(text: str, regions: tuple[str, ...]) -> str:
         masked = _DETAIL.sub(lambda m: _replace(m, regions), value)
         if masked != value:
             spans.append((start, end, masked))
-    return _splice(text, spans)
-
-
-def _mask_ibans(text: str) -> str:
-    spans: list[tuple[int, int, str]] = []
-    last = 0
-    for anchor in _IBAN_ANCHOR.finditer(text):
-        start = anchor.start() - 2
-        if start < last or (start > 0 and text[start - 1].isalnum()):
-            continue
-        end = _iban_at(text, start)
-        if end is not None:
-            spans.append((start, end, "[iban]"))
-            last = end
     return _splice(text, spans)
 
 
