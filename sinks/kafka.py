@@ -10,7 +10,8 @@ for the alert (fields ``region``, ``kind``, ``severity``). Each record has
   subscriber can route or filter without parsing the value.
 
 **Dead letters** (:class:`KafkaDeadLetterSink`) go to ``kafka.dlq_topic`` (``boucle.dlq``) with the
-original bytes as value, the original key, and headers ``reason_code``, ``reason``, ``topic``,
+bytes the item carries as value (the flow's: the message's masked text, its original bytes with
+``privacy.keep_raw``), the original key, and headers ``reason_code``, ``reason``, ``topic``,
 ``partition`` and ``offset`` (where the message was read; ``topic`` is the source's origin, e.g.
 ``boucle.feedback`` or ``simulator``).
 
