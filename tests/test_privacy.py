@@ -123,6 +123,19 @@ def test_masking_is_idempotent():
         assert mask_pii(masked) == masked
 
 
+def test_masking_never_raises():
+    """Every comment of the flow goes through it: random texts of the characters it reacts to."""
+    import random
+
+    pieces = list("0123456789 ./-()+@aAtTdoDOcmfrRBIN:h€$%\n\t,") + [
+        "٦", "６", "²", " at ", " dot ", "(at)", "[dot]", "arobase", "cvv ", "exp ", "FR76", "GB82", "2A", "00", "+33",
+        "é", "\x1b", "\u202e", ".com", "[email]"]
+    rng = random.Random(13)
+    for _ in range(5_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 60)))
+        assert isinstance(mask_pii(text), str)
+
+
 def test_huge_comments_stay_linear():
     """A 1 MB comment without spaces, or with an '@' at its end, is scanned, not backtracked."""
     for text in ("a." * 500_000 + "@", "1-" * 200_000, "jean at " * 100_000):
