@@ -48,7 +48,7 @@ DEFAULT_REGIONS = ("FR", "GB", "US", "DE", "IT", "ES")
 PLACEHOLDERS = ("[email]", "[phone]", "[card]", "[iban]", "[nir]", "[cvv]", "[expiry]")
 
 # Cheap pre-checks: a comment with neither two digits in a row nor '@' nor a word "at"/"arobase"
-# holds nothing to mask and costs one or two regex searches.
+# holds nothing to mask and costs one regex search and a few substring tests.
 _HAS_DIGITS_OR_AT = re.compile(r"\d\d|@")
 # How an "at" is written between the two parts of an obfuscated address (looked up with str.find).
 _AT_MARKERS = ((" at ", 1, 2), ("(at)", 1, 2), ("[at]", 1, 2), ("{at}", 1, 2), ("<at>", 1, 2), ("arobase", 0, 7))

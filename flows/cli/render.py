@@ -38,7 +38,7 @@ def rows_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str
     for name in columns:
         table.add_column(rich_text(name), justify=justify.get(name, "left"))
     for row in rows:
-        table.add_row(*(rich_text("" if v is None else v, newlines=True) for v in row))
+        table.add_row(*(rich_text("None" if v is None else v, newlines=True) for v in row))
     return table
 
 
