@@ -113,9 +113,20 @@ def test_ordinary_numbers_are_kept(text):
 
 
 def test_region_hints_add_the_sites_country():
-    belgian = "bel me op 0470 12 34 56"  # a Belgian mobile, also 10 digits from 0: any trunk-0 region
-    assert mask_pii(belgian, regions_for("BE")) == "bel me op [phone]"
-    assert regions_for("BE")[0] == "BE" and regions_for("xx") == DEFAULT_REGIONS
+    danish = "ring til 32 12 34 56"  # a Danish number: 8 digits, no trunk 0, valid in none of the defaults
+    assert mask_pii(danish) == danish
+    assert mask_pii(danish, regions_for("DK")) == "ring til [phone]"
+    assert regions_for("DK")[0] == "DK" and regions_for("xx") == DEFAULT_REGIONS
+
+
+def test_feedback_rows_use_the_sites_country():
+    from boucle.flows.rows import feedback_rows
+    from boucle.operators.decode import Feedback
+    from boucle.operators.windows import WindowedBatch
+
+    event = Feedback("e1", 0, "dk1", "store", "", {"nps": 1}, {}, "ring til 32 12 34 56", "en", {}, 0, "t:0:0")
+    batch = feedback_rows(WindowedBatch([event], []), {"dk1": "north"}, {"dk1": regions_for("DK")})[0]
+    assert batch.data[batch.columns.index("comment")] == ["ring til [phone]"]
 
 
 def test_masking_is_idempotent():
