@@ -75,8 +75,9 @@ def window_spec(settings: Settings, wall_clock: bool | None = None) -> WindowSpe
 class DeadLetterRecord(dict):
     """What the dead-letter outputs receive for one :class:`~operators.decode.DeadLetter` (the
     rejected message and why): a plain JSON-ready dict ``{origin, partition, offset, reason_code,
-    reason, raw}`` (``raw`` as text) that also carries the original message bytes and key as the
-    attributes ``value`` and ``key``, for sinks that must forward them untouched (the Kafka DLQ).
+    reason, raw}`` (``raw`` as text) that also carries the message bytes and key as the attributes
+    ``value`` and ``key``, for sinks that forward a message (the Kafka DLQ): the original bytes with
+    ``privacy.keep_raw``, else those of the masked ``raw``.
 
     >>> d = DeadLetterRecord({"raw": "{"}, value=b"{", key=b"store-0001")
     >>> d == {"raw": "{"}, d.value, d.key
