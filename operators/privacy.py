@@ -69,15 +69,15 @@ _OPEN, _CLOSE = "[({<", "])}>"
 
 # ---- numbers -----------------------------------------------------------------------------------
 # A token: digits with the separators people write numbers with ("2A"/"2B": Corsica in a NIR).
-_TOKEN = re.compile(r"[\d+(](?:[ ./()-]*(?:\d|(?<=2)[ABab]))+")
+_TOKEN = re.compile(r"[\d+(](?:[ ./()+-]*(?:\d|(?<=2)[ABab]))+")
 _DETAIL = re.compile(
     r"(?<!\w)(?P<nir>[1-478]\s?\d\d\s?(?:0[1-9]|1[0-2]|[2-9]\d)\s?(?:\d\d|2[ABab])\s?\d{3}\s?\d{3}(?:\s?\d\d)?)(?!\w)"
     r"|(?<!\d)(?<!\d[/.-])(?P<date>\d{4}(?P<s1>[/.-])\d{1,2}(?P=s1)\d{1,2}|\d{1,2}(?P<s2>[/.-])\d{1,2}(?P=s2)(?:\d{4}|\d\d))"
     r"(?![/.-]?\d)"
     r"|(?<![\d.:/-])(?P<time>(?:[01]?\d|2[0-3])[.:h][0-5]\d(?:\s?-\s?(?:[01]?\d|2[0-3])[.:h][0-5]\d)?)(?![/.:-]?\d)"
-    r"|(?<!\w)(?P<number>(?:\+\s?)?\(?\d(?:[ ./()-]{0,3}\d){7,18})(?!\w)"
+    r"|(?<!\w)(?P<number>(?:\(?\+\s?)?\(?\d(?:[ ./()-]{0,3}\d){7,18})(?!\w)"
 )
-_NUMBER = re.compile(r"(?<!\w)(?P<number>(?:\+\s?)?\(?\d(?:[ ./()-]{0,3}\d){7,18})(?!\w)")
+_NUMBER = re.compile(r"(?<!\w)(?P<number>(?:\(?\+\s?)?\(?\d(?:[ ./()-]{0,3}\d){7,18})(?!\w)")
 _DATE = re.compile(r"(?<!\d)(?<!\d[/.-])(?:\d{4}([/.-])\d{1,2}\1\d{1,2}|\d{1,2}([/.-])\d{1,2}\2(?:\d{4}|\d\d))(?![/.-]?\d)")
 _IBAN = re.compile(r"(?i)[a-z]{2}\d\d(?:[ ]?[a-z0-9]{4}){2,7}(?:[ ]?[a-z0-9]{1,3})?(?![a-z0-9])")
 _PRICE_AFTER = re.compile(r"\s?(?:€|\$|£|%|(?i:eur(?:os?)?|usd|gbp|chf|dollars?|pounds?|livres?)\b)")
@@ -304,7 +304,7 @@ def _number(text: str, regions: tuple[str, ...]) -> str:
 def _classify(text: str, regions: tuple[str, ...]) -> str | None:
     digits = re.sub(r"\D", "", text)
     groups = tuple(len(g) for g in re.findall(r"\d+", text))
-    international = text.startswith("+") or (digits.startswith("00") and not text.startswith("("))
+    international = text.startswith(("+", "(+")) or (digits.startswith("00") and not text.startswith("("))
     if not international and 13 <= len(digits) <= 19:
         if groups in _CARD_LAYOUTS or (digits[0] in "23456" and luhn.is_valid(digits)):
             return "[card]"
@@ -315,7 +315,7 @@ def _classify(text: str, regions: tuple[str, ...]) -> str | None:
 
 def _is_phone(text: str, digits: str, groups: tuple[int, ...], international: bool, regions: tuple[str, ...]) -> bool:
     if international:
-        number = _parse("+" + digits[2:] if not text.startswith("+") else text, None)
+        number = _parse("+" + digits[2:] if digits.startswith("00") else text, None)
         return number is not None and phonenumbers.is_possible_number(number)
     phone_like_groups = len(groups) >= 2 and all(2 <= g <= 4 for g in groups[1:]) and groups[0] <= 4
     for region in regions:
