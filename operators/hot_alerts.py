@@ -21,7 +21,8 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 from boucle.config.settings import SEVERITY_RANK, Settings
 from boucle.config.times import iso_ms, now_ms
 from boucle.operators.alerts import FIELD_CHARS, UNSET, Alert, alert_builder, alert_id, truncated
-from boucle.operators.decode import Feedback
+from boucle.operators.decode import Feedback, internal_error
+from boucle.operators.guard import batch_or_each, feedback_message
 from boucle.operators.hot_rules import HotRules
 from boucle.operators.privacy import mask_pii
 
@@ -135,14 +136,21 @@ class _CooldownLogic(StatefulBatchLogic):
         detected_ms = now_ms()
         match_many = builder.rules.matches_many
         for events in values:
-            for event, matched in match_many(events):
-                customer_id = event.customer.get("id")
-                if customer_id:
-                    previous = last_alert.get(customer_id)
-                    if previous is not None and 0 <= event.ts_ms - previous < cooldown:
-                        continue
-                    last_alert[customer_id] = event.ts_ms
-                out.append(builder.build(event, matched, detected_ms))
+            # Matching has no state: a failed batch is matched again event by event (guard).
+            found, dead = batch_or_each("hot", match_many, events, feedback_message)
+            out += dead
+            for event, matched in found:
+                try:  # free unless it raises (CPython 3.11+); the cooldown is set once the alert is built
+                    customer_id = event.customer.get("id")
+                    if customer_id:
+                        previous = last_alert.get(customer_id)
+                        if previous is not None and 0 <= event.ts_ms - previous < cooldown:
+                            continue
+                    out.append(builder.build(event, matched, detected_ms))
+                    if customer_id:
+                        last_alert[customer_id] = event.ts_ms
+                except Exception as exc:  # noqa: BLE001 - one dead letter, never a crash loop
+                    out.append(internal_error("hot", feedback_message(event), exc))
         if len(last_alert) > 1024:
             newest = max(last_alert.values())
             self.last_alert = {c: t for c, t in last_alert.items() if newest - t < cooldown}
@@ -156,5 +164,6 @@ class _CooldownLogic(StatefulBatchLogic):
 def hot_alerts(
     step_id: str, up: KeyedStream[list[Feedback]], builder: HotAlertBuilder
 ) -> KeyedStream[dict[str, Any]]:
-    """Hot alerts (JSON-ready dicts) from batches of one site's events keyed by ``site_id``."""
+    """Hot alerts (JSON-ready dicts) from batches of one site's events keyed by ``site_id``, and the
+    :class:`~operators.decode.DeadLetter` of any event the step failed on (see :mod:`operators.guard`)."""
     return op.stateful_batch("cooldown", up, lambda snapshot: _CooldownLogic(builder, snapshot))
