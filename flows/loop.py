@@ -186,6 +186,7 @@ def add_loop(
         themed = comment_themes("themes", by_site, sites, themes, _ms(settings.windows.allowed_lateness))
         tables.append(op.flat_map_batch("theme_rows", themed, lambda items: _theme_rows([r for k, r in items if k == "row"])))
         alerts.append(op.filter_map("theme_alerts", themed, lambda t: t[1] if t[0] == "alert" else None))
+        dead_parts.append(op.filter_map("theme_dead", themed, lambda t: t[1] if t[0] == "dead" else None))
 
     dead = op.flat_map_batch(
         "loop_dead", op.merge("loop_dead_in", *dead_parts), lambda items: [DecodedBatch([], list(items), 0)]

@@ -172,6 +172,18 @@ def test_a_step_that_fails_on_one_event_dead_letters_it_and_the_others_alert(set
     assert orjson.loads(dead[0]["raw"])["event_id"] == "e2"
 
 
+def test_the_loop_s_comment_themes_step_is_guarded_too(settings, fault):
+    from boucle.flows.loop import LoopSources
+
+    fault("themes", lambda e: e.event_id == "e2")
+    alerts, dead = [], []
+    messages = [RawMessage(orjson.dumps(event(i, comment="Attente trop longue")), "t", 0, i) for i in (1, 2, 3)]
+    run_main(build_flow(settings, TestingSource(messages),
+                        FlowOutputs(alerts=[TestingSink(alerts)], dead_letters=[TestingSink(dead)]), loop=LoopSources()))
+    assert sorted(a["response"]["event_id"] for a in alerts if a["kind"] == "hot") == ["e1", "e2", "e3"]
+    assert [(d["offset"], d["reason"].split(":")[:2]) for d in dead] == [(2, ["internal_error", " themes"])]
+
+
 def test_the_case_tracker_dead_letters_an_item_it_fails_on_and_goes_on(settings, fault):
     from boucle.operators.cases import _TrackerLogic
 
