@@ -24,7 +24,7 @@ Every field it reads is typed, and what the parsers cannot take is refused befor
 'too_deep'
 >>> decoder.decode(RawMessage(b'{"event_id": "e3", "occurred_at": "2026-11-22T10:31:05Z", "site_id": "s1",'
 ...     b' "scores": {"nps": 3}, "customer": {"id": ["c1"]}}', "test", 0, 3)).reason
-'customer.id must be a string or an integer, got list'
+'customer.id must be a string or a 64-bit integer, got list'
 """
 
 from __future__ import annotations
@@ -370,7 +370,7 @@ def _customer(given: Any) -> _Customer | None:
     customer_id = given.get("id")
     if customer_id is not None:
         if type(customer_id) is not str and type(customer_id) is not int:
-            raise Invalid("bad_type", f"customer.id must be a string or an integer, got {type(customer_id).__name__}")
+            raise Invalid("bad_type", f"customer.id must be a string or a 64-bit integer, got {type(customer_id).__name__}")
         fields["id"] = customer_id
     for field in _CUSTOMER_TEXT:
         text = given.get(field)

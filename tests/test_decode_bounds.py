@@ -71,10 +71,10 @@ def test_depth_counts_brackets_outside_strings_only(settings):
 
 # -- types --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("field", "value", "reason"), [
-    ("id", ["c1"], "customer.id must be a string or an integer, got list"),
-    ("id", {"x": 1}, "customer.id must be a string or an integer, got dict"),
-    ("id", 1.5, "customer.id must be a string or an integer, got float"),
-    ("id", True, "customer.id must be a string or an integer, got bool"),
+    ("id", ["c1"], "customer.id must be a string or a 64-bit integer, got list"),
+    ("id", {"x": 1}, "customer.id must be a string or a 64-bit integer, got dict"),
+    ("id", 1.5, "customer.id must be a string or a 64-bit integer, got float"),
+    ("id", True, "customer.id must be a string or a 64-bit integer, got bool"),
     ("email", ["a@b.c"], "customer.email must be a string, got list"),
     ("phone", 612345678, "customer.phone must be a string, got int"),
     ("consent_contact", "yes", "customer.consent_contact must be true or false, got 'yes'"),
@@ -83,6 +83,12 @@ def test_every_customer_field_is_typed(settings, field, value, reason):
     customer = {"id": "c1", "consent_contact": True, field: value}
     result = decode(settings, event(customer=customer))
     assert (result.reason_code, result.reason) == ("bad_type", reason)
+
+
+def test_the_bounds_are_settings_of_their_own_section(settings):
+    assert (settings.input.max_bytes, settings.input.max_depth) == (262_144, 32)
+    assert (settings.input.max_future, settings.input.max_past) == (timedelta(days=730), timedelta(days=1826))
+    assert settings.hot_alerts.max_comment_chars == 2000
 
 
 def test_a_numeric_customer_id_becomes_a_string_and_null_fields_are_absent(settings):
