@@ -46,7 +46,14 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 from boucle.config.settings import Cases, Site
 from boucle.config.times import DAY_MS, HOUR_MS, iso_ms, parse_time
 from boucle.operators.alerts import alert_id, new_alert
-from boucle.operators.decode import DeadLetter, Invalid, internal_error, json_object, required_strings
+from boucle.operators.decode import (
+    DeadLetter,
+    Invalid,
+    internal_error,
+    json_object,
+    required_strings,
+    too_large,
+)
 from boucle.operators.guard import FAULTS, check_faults
 from boucle.sources.message import RawMessage
 
@@ -62,6 +69,7 @@ __all__ = [
     "track_cases",
 ]
 
+CASE_EVENT_MAX_BYTES = 64 * 1024  # larger: too_large (its dead letter keeps this much, so the DLQ takes it)
 KEEP_MS = 45 * DAY_MS  # a decided case is forgotten this long after it opened (once there are many)
 ACTIONS = ("contacted", "resolved", "escalated", "note")
 _TREATMENT = frozenset(("contacted", "resolved", "escalated"))  # a note is not an action
@@ -122,6 +130,8 @@ def decode_case_event(message: RawMessage) -> CaseEvent | DeadLetter:
     >>> e.action, e.at_ms, e.first_contact
     ('note', 1790848800000, False)
     """
+    if len(message.value) > CASE_EVENT_MAX_BYTES:  # a case event is a few hundred bytes
+        return too_large(message, CASE_EVENT_MAX_BYTES)
     try:
         return _decode(message)
     except Invalid as exc:

@@ -46,7 +46,7 @@ from boucle.sources.message import RawMessage
 
 __all__ = [
     "DATE_END_MS", "REASON_CODES", "DeadLetter", "DecodedBatch", "Decoder", "Feedback", "Invalid", "decode_batches",
-    "group_by_site", "internal_error", "json_depth", "json_object", "required_strings",
+    "group_by_site", "internal_error", "json_depth", "json_object", "required_strings", "too_large",
 ]
 
 REASON_CODES = (
@@ -266,7 +266,7 @@ class Decoder:
             value = message.value
             try:
                 if len(value) > max_bytes:  # first: no parser sees what is too large
-                    rejected.append(_too_large(message, max_bytes))
+                    rejected.append(too_large(message, max_bytes))
                     continue
                 try:
                     w = parse(value)  # its shape nests two levels at most: no depth to check
@@ -393,7 +393,7 @@ def _epoch_ms(moment: datetime) -> int:
         raise Invalid("time_out_of_range", f"occurred_at {moment.isoformat()} is outside any range") from None
 
 
-def _too_large(message: RawMessage, max_bytes: int) -> DeadLetter:
+def too_large(message: RawMessage, max_bytes: int) -> DeadLetter:
     """A dead letter that keeps the first ``max_bytes`` of the message (so every dead-letter output
     takes it) and says so."""
     size = len(message.value)

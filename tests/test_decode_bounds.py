@@ -224,6 +224,15 @@ def test_simulated_case_events_of_two_shards_never_share_a_dead_letter_key():
     assert again == positions[: len(again)]
 
 
+def test_a_huge_case_event_is_too_large_and_its_dead_letter_bounded():
+    from boucle.operators.cases import CASE_EVENT_MAX_BYTES, decode_case_event
+
+    value = orjson.dumps({"alert_id": "a1", "action": "note", "at": "2026-10-01T10:00:00Z", "by": "x" * 100_000})
+    dead = decode_case_event(RawMessage(value, "ce", 1, 9))
+    assert dead.reason_code == "too_large" and len(dead.message.value) == CASE_EVENT_MAX_BYTES
+    assert decode_case_event(RawMessage(b'{"alert_id": ' + b"[" * 5000, "ce", 1, 10)).reason_code == "too_deep"
+
+
 def test_case_events_made_in_code_are_dead_lettered_under_a_key_of_their_content(settings):
     t = CaseTracker(settings.site_map(), settings.cases)
     events = [CaseEvent("nope", "note", parse_time("2026-10-01T10:00:00Z"), by=by) for by in ("x", "y", "x")]
