@@ -46,6 +46,7 @@ __all__ = [
     "ExpectationParameters",
     "HotAlerts",
     "HotRule",
+    "Input",
     "Kafka",
     "Metric",
     "PeerParameters",
@@ -201,8 +202,25 @@ class HotRule(_Strict):
 
 class HotAlerts(_Strict):
     cooldown: Duration = timedelta(hours=24)
+    # An alert carries at most this many characters of the comment (then a visible marker): see README.
+    max_comment_chars: int = Field(2000, ge=1, le=100_000)
     rules: list[HotRule] = []
     keywords: dict[str, dict[str, list[str]]] = {}
+
+
+class Input(_Strict):
+    """Bounds every input message must meet before it is decoded (else a dead letter, see README).
+
+    ``max_bytes``: a larger message is ``too_large``; ``max_depth``: JSON nested deeper is
+    ``too_deep``. ``max_future``/``max_past``: an ``occurred_at`` further from now is
+    ``time_out_of_range``; ``max_past`` applies to live sources only (a replay takes any past
+    since 1970), and no time is accepted outside what a ClickHouse ``Date`` holds (1970 to 2149-06-06).
+    """
+
+    max_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_depth: int = Field(32, ge=4, le=512)
+    max_future: PositiveDuration = timedelta(days=730)
+    max_past: PositiveDuration = timedelta(days=1826)
 
 
 class Windows(_Strict):
@@ -397,6 +415,7 @@ class Settings(BaseSettings):
     scores: dict[str, Metric] = Field(default_factory=_default_scores)
     attributes: list[Attribute] = []
     hot_alerts: HotAlerts = HotAlerts()
+    input: Input = Input()
     windows: Windows = Windows()
     warehouse: Warehouse = Warehouse()
     outputs: Outputs = Outputs()

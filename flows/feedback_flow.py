@@ -38,6 +38,7 @@ from boucle.operators.attribute_alerts import attribute_alerts
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.batching import batch_rows
 from boucle.operators.decode import DecodedBatch, Decoder, decode_batches, group_by_site
+from boucle.operators.guard import split_dead
 from boucle.operators.hot_alerts import HotAlertBuilder, hot_alerts
 from boucle.operators.privacy import mask_pii, regions_for
 from boucle.operators.ratings import scales_of
@@ -137,26 +138,34 @@ def build_flow(
     flow_id: str = "boucle",
     wall_clock: bool | None = None,
     loop: LoopSources | None = None,
+    live: bool = False,
 ) -> Dataflow:
-    """``loop``: also close the loop (cases, SLA, invitations, comment themes; see :mod:`flows.loop`)."""
+    """``loop``: also close the loop (cases, SLA, invitations, comment themes; see :mod:`flows.loop`).
+    ``live``: the source follows a stream as it happens (event times bounded on both sides, see
+    :class:`~operators.decode.Decoder`)."""
     spec = window_spec(settings, wall_clock)
     flow = Dataflow(flow_id)
     raw = op.input("input", flow, source)
-    decoded = decode_batches("decode", raw, Decoder(settings))
+    decoded = decode_batches("decode", raw, Decoder(settings, live=live))
     by_site = op.flat_map("by_site", decoded, group_by_site)
     windowed = event_time_windows("windows", by_site, spec)
-    alerts = op.flat_map_batch(
-        "alert_values", hot_alerts("hot", by_site, HotAlertBuilder(settings)), lambda kvs: [v for _, v in kvs]
-    )
+    hot = split_dead("hot_dead", hot_alerts("hot", by_site, HotAlertBuilder(settings)))
+    alerts = op.flat_map_batch("alert_values", hot.values, lambda kvs: [v for _, v in kvs])
+    guard_dead = hot.dead
     dead_batches, extra_tables = decoded, []
     if settings.attribute_alerts.enabled:
         # After the hot alerts feed the loop: cases are opened for hot alerts only.
         attribute = attribute_alerts("attribute", by_site, AttributeAlertEngine(settings))
         extra_tables.append(op.flat_map("importance_rows", attribute.importance, importance_rows))
+        guard_dead = op.merge("guard_dead", guard_dead, attribute.dead)
+    # What a step after decoding failed on (operators.guard): dead letters too.
+    dead_batches = op.merge("with_guard_dead", dead_batches, guard_dead)
+    if stats is not None:
+        op.inspect("count_guard_dead", guard_dead, stats.on_decoded)
     if loop is not None:
         closing = add_loop(flow, settings, decoded, by_site, alerts, loop)
         alerts = op.merge("all_alerts", alerts, closing.alerts)
-        dead_batches = op.merge("all_dead", decoded, closing.dead)
+        dead_batches = op.merge("all_dead", dead_batches, closing.dead)
         extra_tables.append(closing.tables)
         if stats is not None:
             op.inspect("count_loop_dead", closing.dead, stats.on_decoded)

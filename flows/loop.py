@@ -18,7 +18,7 @@ judges an SLA before seeing the actions taken in time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -36,7 +36,7 @@ from boucle.operators.cases import (
     shard_of,
     track_cases,
 )
-from boucle.operators.decode import DeadLetter, DecodedBatch
+from boucle.operators.decode import DeadLetter, DecodedBatch, internal_error
 from boucle.operators.invitations import Invitation, decode_invitation, invitation_rows
 from boucle.operators.themes import comment_themes
 from boucle.sinks.batch import TableBatch
@@ -76,7 +76,10 @@ class _FrontlineLogic(StatefulBatchLogic):
         out = []
         for kind, item in values:
             if kind == "alert":
-                self.sim.on_alert(item)
+                try:  # a simulator's bug on one alert costs that alert's case events, not the flow
+                    self.sim.on_alert(item)
+                except Exception:  # noqa: BLE001 - simulated input: nothing to dead-letter
+                    continue
             else:
                 out += [("msg", m) for m in self.sim.release(item)]
                 out.append(("tick", item))
@@ -94,6 +97,17 @@ def _route_case_item(kv: tuple[str, tuple[str, Any]]) -> list[tuple[str, tuple[s
     if isinstance(decoded, CaseEvent):
         return [(shard, ("event", decoded))]
     return [(shard, ("dead", decoded))]
+
+
+def _route_simulated_item(kv: tuple[str, tuple[str, Any]]) -> list[tuple[str, tuple[str, Any]]]:
+    """:func:`_route_case_item` for the frontline simulator's output, whose messages get their
+    shard's number as partition: each shard numbers its own messages from 0, so without it two
+    shards' messages (and their dead letters, keyed by origin, partition, offset) would share an
+    identity. A replay from a snapshot numbers them again the same way (the counter is in the state)."""
+    shard, (kind, item) = kv
+    if kind == "msg":
+        item = replace(item, partition=int(shard.rpartition("-")[2]))
+    return _route_case_item((shard, (kind, item)))
 
 
 def add_loop(
@@ -130,7 +144,7 @@ def add_loop(
         front = op.stateful_batch(
             "frontline_sim", op.merge("frontline_in", hot_keyed, tick_stream), lambda s: _FrontlineLogic(seed, s)
         )
-        routed = op.flat_map("frontline_decode", front, _route_case_item)
+        routed = op.flat_map("frontline_decode", front, _route_simulated_item)
     else:
         routed = tick_stream
     if sources.case_events is not None:
@@ -162,7 +176,7 @@ def add_loop(
     if sources.invitations is not None:
         known = frozenset(sites)
         raw_inv = op.input("invitations_in", flow, sources.invitations)
-        inv = op.map("invitations_decode", raw_inv, lambda m: decode_invitation(m, known))
+        inv = op.map("invitations_decode", raw_inv, lambda m: _decode_invitation(m, known))
         tables.append(op.flat_map_batch(
             "invitation_rows", inv, lambda items: invitation_rows([i for i in items if isinstance(i, Invitation)], region_of)
         ))
@@ -172,6 +186,7 @@ def add_loop(
         themed = comment_themes("themes", by_site, sites, themes, _ms(settings.windows.allowed_lateness))
         tables.append(op.flat_map_batch("theme_rows", themed, lambda items: _theme_rows([r for k, r in items if k == "row"])))
         alerts.append(op.filter_map("theme_alerts", themed, lambda t: t[1] if t[0] == "alert" else None))
+        dead_parts.append(op.filter_map("theme_dead", themed, lambda t: t[1] if t[0] == "dead" else None))
 
     dead = op.flat_map_batch(
         "loop_dead", op.merge("loop_dead_in", *dead_parts), lambda items: [DecodedBatch([], list(items), 0)]
@@ -179,6 +194,13 @@ def add_loop(
     return LoopStreams(
         alerts=op.merge("loop_alerts", *alerts), tables=op.merge("loop_tables", *tables), dead=dead
     )
+
+
+def _decode_invitation(message, known: frozenset[str]):
+    try:
+        return decode_invitation(message, known)
+    except Exception as exc:  # noqa: BLE001 - a bug costs one dead letter, never the flow
+        return internal_error("invitations_decode", message, exc)
 
 
 def _theme_rows(rows: list[tuple]) -> list[TableBatch]:

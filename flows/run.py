@@ -132,7 +132,9 @@ def run_flow(
     console = console or Console()
     stats = RunStats()
     outputs = outputs or default_outputs(settings, console)
-    flow = build_flow(settings, source, outputs, stats, wall_clock=options.wall_clock, loop=loop)
+    flow = build_flow(
+        settings, source, outputs, stats, wall_clock=options.wall_clock, loop=loop, live=not options.bounded
+    )
     recovery = None
     if options.recovery_dir is not None:
         recovery = prepare_recovery_dir(options.recovery_dir, options.workers)

@@ -30,6 +30,12 @@ An alert is serialised once, whatever number of outputs publish it (JSONL, wareh
 b'{"alert_id":"a1","kind":"hot"}'
 >>> alert.json_bytes() is alert.json_bytes()
 True
+
+Customer-written text is bounded before it goes into an alert, with a visible marker, so that every
+output (a Kafka topic's message limit first) takes the alert:
+
+>>> truncated("x" * 12, 5)
+'xxxxx… [truncated, 12 chars]'
 """
 
 from __future__ import annotations
@@ -47,8 +53,21 @@ from boucle.config.times import iso_ms, now_ms
 from boucle.schemas.alert import ALERT_SCHEMA, AlertV1
 
 __all__ = [
-    "ALERT_FIELDS", "ALERT_SCHEMA", "UNSET", "Alert", "alert_builder", "alert_id", "alert_json", "build_alert", "new_alert",
+    "ALERT_FIELDS", "ALERT_SCHEMA", "FIELD_CHARS", "UNSET", "Alert", "alert_builder", "alert_id", "alert_json",
+    "build_alert", "new_alert", "truncated",
 ]
+
+#: Characters kept of a short customer-given field in an alert (a contact, a journey stage): an
+#: e-mail address has at most 254.
+FIELD_CHARS = 320
+
+
+def truncated(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters and a marker giving the full length."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\u2026 [truncated, {len(text):,} chars]"
+
 
 UNSET = msgspec.UNSET
 _NAMESPACE = uuid.UUID("6f1c2f4e-6b55-4a8e-9a43-8d2f1b0c7a11")

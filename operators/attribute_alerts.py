@@ -24,10 +24,12 @@ same way.
 from __future__ import annotations
 
 import pickle
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 import bytewax.operators as op
+import orjson
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
@@ -35,7 +37,9 @@ from boucle.config.times import now_ms
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.attribute_regions import ImportanceSnapshot, RegionState
 from boucle.operators.attribute_sites import SiteState, SiteSummary
-from boucle.operators.decode import Feedback
+from boucle.operators.decode import DecodedBatch, Feedback, internal_error
+from boucle.operators.guard import batch_or_each, feedback_message, split_dead
+from boucle.sources.message import RawMessage
 
 __all__ = ["AttributeAlertsOut", "attribute_alerts"]
 
@@ -58,12 +62,16 @@ class _SiteLogic(StatefulBatchLogic):
         self.state = SiteState() if snapshot is None else _resume(SiteState, engine, snapshot)
 
     def on_batch(self, values: list[list[Feedback]]):
-        out = []
+        out: list[Any] = []
         for events in values:
-            summary = self.state.add(self.engine, events)
-            if summary is not None:
-                out.append(summary)
+            summaries, dead = batch_or_each("attribute_sites", self._add, events, feedback_message)
+            out += summaries
+            out += dead
         return out, StatefulBatchLogic.RETAIN
+
+    def _add(self, events: list[Feedback]) -> list[SiteSummary]:
+        summary = self.state.add(self.engine, events)
+        return [] if summary is None else [summary]
 
     def snapshot(self) -> dict[str, Any]:
         return self.state.snapshot()
@@ -82,10 +90,13 @@ class _RegionLogic(StatefulBatchLogic):
         detected = self.now()
         out: list[Any] = []
         for summary in values:
-            ended = self.state.roll_importance(self.engine, summary)
-            if ended is not None:
-                out.append(ended)
-            out.extend(self.state.add(self.engine, summary, detected))
+            try:  # free unless it raises (CPython 3.11+)
+                ended = self.state.roll_importance(self.engine, summary)
+                if ended is not None:
+                    out.append(ended)
+                out.extend(self.state.add(self.engine, summary, detected))
+            except Exception as exc:  # noqa: BLE001 - one dead letter, never a crash loop
+                out.append(internal_error("attribute_regions", _summary_message(summary), exc))
         return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self):
@@ -97,12 +108,21 @@ class _RegionLogic(StatefulBatchLogic):
         return self.state.snapshot()
 
 
+def _summary_message(summary: SiteSummary) -> RawMessage:
+    """What a region's dead letter points at: a site's summary (no single message made it)."""
+    value = orjson.dumps({"site_id": summary.site_id, "region": summary.region, "t_ms": summary.t_ms})
+    return RawMessage(value, "internal:attribute_regions", zlib.crc32(summary.site_id.encode()) & 0x7FFFFFFF,
+                      summary.t_ms)
+
+
 @dataclass(frozen=True)
 class AttributeAlertsOut:
-    """The alerts (attribute and regional incidents) and each region's daily importance."""
+    """The alerts (attribute and regional incidents), each region's daily importance, and the dead
+    letters of what the steps failed on (:mod:`operators.guard`)."""
 
     alerts: Stream[dict[str, Any]]
     importance: Stream[ImportanceSnapshot]
+    dead: Stream[DecodedBatch]
 
 
 @operator
@@ -114,8 +134,9 @@ def attribute_alerts(
 ) -> AttributeAlertsOut:
     """Attribute and regional-incident alerts, and each region's daily attribute importance, from
     batches of one site's events keyed by ``site_id``."""
-    summaries = op.stateful_batch("sites", up, lambda snapshot: _SiteLogic(engine, snapshot))
-    by_region = op.key_on("by_region", op.map("summary", summaries, lambda kv: kv[1]), lambda s: s.region)
+    sites = split_dead("site_dead", op.stateful_batch("sites", up, lambda s: _SiteLogic(engine, s)))
+    by_region = op.key_on("by_region", op.map("summary", sites.values, lambda kv: kv[1]), lambda s: s.region)
     out = op.stateful_batch("regions", by_region, lambda snapshot: _RegionLogic(engine, snapshot, now))
-    split = op.branch("split", op.map("values", out, lambda kv: kv[1]), lambda item: isinstance(item, dict))
-    return AttributeAlertsOut(split.trues, split.falses)
+    regions = split_dead("region_dead", op.map("values", out, lambda kv: kv[1]))
+    split = op.branch("split", regions.values, lambda item: isinstance(item, dict))
+    return AttributeAlertsOut(split.trues, split.falses, op.merge("dead", sites.dead, regions.dead))

@@ -46,7 +46,15 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 from boucle.config.settings import Cases, Site
 from boucle.config.times import DAY_MS, HOUR_MS, iso_ms, parse_time
 from boucle.operators.alerts import alert_id, new_alert
-from boucle.operators.decode import DeadLetter, Invalid, json_object, required_strings
+from boucle.operators.decode import (
+    DeadLetter,
+    Invalid,
+    internal_error,
+    json_object,
+    required_strings,
+    too_large,
+)
+from boucle.operators.guard import FAULTS, check_faults
 from boucle.sources.message import RawMessage
 
 __all__ = [
@@ -61,6 +69,7 @@ __all__ = [
     "track_cases",
 ]
 
+CASE_EVENT_MAX_BYTES = 64 * 1024  # larger: too_large (its dead letter keeps this much, so the DLQ takes it)
 KEEP_MS = 45 * DAY_MS  # a decided case is forgotten this long after it opened (once there are many)
 ACTIONS = ("contacted", "resolved", "escalated", "note")
 _TREATMENT = frozenset(("contacted", "resolved", "escalated"))  # a note is not an action
@@ -121,10 +130,14 @@ def decode_case_event(message: RawMessage) -> CaseEvent | DeadLetter:
     >>> e.action, e.at_ms, e.first_contact
     ('note', 1790848800000, False)
     """
+    if len(message.value) > CASE_EVENT_MAX_BYTES:  # a case event is a few hundred bytes
+        return too_large(message, CASE_EVENT_MAX_BYTES)
     try:
         return _decode(message)
     except Invalid as exc:
         return DeadLetter(message, exc.code, exc.reason)
+    except Exception as exc:  # noqa: BLE001 - a bug costs one dead letter, never the flow
+        return internal_error("case_events_decode", message, exc)
 
 
 def _decode(message: RawMessage) -> CaseEvent:
@@ -375,10 +388,23 @@ class CaseTracker:
 
 
 def _unknown(event: CaseEvent, why: str) -> DeadLetter:
-    message = event.message or RawMessage(
-        orjson.dumps({"alert_id": event.alert_id, "action": event.action, "at": iso_ms(event.at_ms)}), "case-events", 0, 0
-    )
+    if event.message is not None:
+        message = event.message
+    else:  # an event made in code: its identity (the dead letter's key) is its content
+        value = orjson.dumps({"alert_id": event.alert_id, "action": event.action, "at": iso_ms(event.at_ms),
+                              "by": event.by, "first_contact": event.first_contact, "root_cause": event.root_cause})
+        message = RawMessage(value, "case-events", 0, zlib.crc32(value))
     return DeadLetter(message, "unknown_alert", f"alert_id {event.alert_id!r}: {why}")
+
+
+def _item_message(kind: str, item: Any) -> RawMessage:
+    """What the dead letter of a tracker input points at: the case event's message, or the item
+    as JSON (an alert, a tick) keyed by its content."""
+    if kind == "event" and getattr(item, "message", None) is not None:
+        return item.message
+    value = orjson.dumps(item if kind != "event" else item.state()[:6], option=orjson.OPT_NON_STR_KEYS,
+                         default=str)
+    return RawMessage(value, f"internal:cases:{kind}", 0, zlib.crc32(value))
 
 
 def case_rows(items: Iterable[tuple]) -> list:
@@ -397,12 +423,17 @@ class _TrackerLogic(StatefulBatchLogic):
         out: list[Out] = []
         tracker = self.tracker
         for kind, item in values:
-            if kind == "tick":
-                out += tracker.on_tick(item)
-            elif kind == "alert":
-                out += tracker.on_alert(item)
-            else:  # "event": a CaseEvent
-                out += tracker.on_event(item)
+            try:  # free unless it raises (CPython 3.11+); the tracker applies an item at most once
+                if FAULTS:
+                    check_faults("cases", ((kind, item),))
+                if kind == "tick":
+                    out += tracker.on_tick(item)
+                elif kind == "alert":
+                    out += tracker.on_alert(item)
+                else:  # "event": a CaseEvent
+                    out += tracker.on_event(item)
+            except Exception as exc:  # noqa: BLE001 - one dead letter, never a crash loop
+                out.append(("dead", internal_error("cases", _item_message(kind, item), exc)))
         return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self):

@@ -3,6 +3,11 @@
 Per site, a customer gets at most one hot alert within ``hot_alerts.cooldown`` (on event time):
 a customer who answers three surveys in an hour is one call back, not three. Responses without a
 customer id are never merged. Contact details travel only when the customer consented.
+
+An alert's size is bounded whatever the response: the comment is cut at
+``hot_alerts.max_comment_chars`` and the contact fields and journey stage at
+:data:`~boucle.operators.alerts.FIELD_CHARS`, each with a visible marker (the full comment is in
+the ``feedback`` table).
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from boucle.config.settings import SEVERITY_RANK, Settings
 from boucle.config.times import iso_ms, now_ms
-from boucle.operators.alerts import UNSET, Alert, alert_builder, alert_id
-from boucle.operators.decode import Feedback
+from boucle.operators.alerts import FIELD_CHARS, UNSET, Alert, alert_builder, alert_id, truncated
+from boucle.operators.decode import Feedback, internal_error
+from boucle.operators.guard import batch_or_each, feedback_message
 from boucle.operators.hot_rules import HotRules
 from boucle.operators.privacy import mask_pii
 
@@ -38,6 +44,7 @@ class HotAlertBuilder:
     def __init__(self, settings: Settings) -> None:
         self.rules = HotRules(settings)
         self.cooldown_ms = int(settings.hot_alerts.cooldown.total_seconds() * 1000)
+        self.max_comment_chars = settings.hot_alerts.max_comment_chars
         questions = settings.questions()
         self._minimum = {name: question.min for name, question in questions.items()}
         # What an alert needs of its site, looked up once per alert (one in five responses).
@@ -65,7 +72,7 @@ class HotAlertBuilder:
         region, owner, team, words, site_name = self._routing[event.site_id]
         severity = matched[0][1] if len(matched) == 1 else max((s for _, s in matched), key=SEVERITY_RANK.__getitem__)
         scores, attributes, raw_comment = event.scores, event.attributes, event.comment
-        comment = mask_pii(raw_comment)
+        comment = truncated(mask_pii(raw_comment), self.max_comment_chars)  # masked whole: no PII cut in two
         minimum = self._minimum
         upper = self._upper
         message = f"{words['alert']} ({matched[0][0]}) {words['at']} {site_name}: " + ", ".join(
@@ -98,15 +105,15 @@ class HotAlertBuilder:
             response={
                 "event_id": event.event_id,
                 "channel": event.channel,
-                "journey_stage": event.journey_stage,
+                "journey_stage": truncated(event.journey_stage, FIELD_CHARS),
                 "scores": scores,
                 "attributes": attributes,
                 "comment": comment,
-                "language": event.language,
+                "language": truncated(event.language, FIELD_CHARS),
             },
             # Contact details travel only with consent (the key is absent otherwise).
             contact=(
-                {key: customer[key] for key in ("id", "email", "phone") if customer.get(key)}
+                {key: truncated(customer[key], FIELD_CHARS) for key in ("id", "email", "phone") if customer.get(key)}
                 if customer.get("consent_contact") is True else UNSET
             ),
             event_ms=event.ts_ms,
@@ -129,14 +136,21 @@ class _CooldownLogic(StatefulBatchLogic):
         detected_ms = now_ms()
         match_many = builder.rules.matches_many
         for events in values:
-            for event, matched in match_many(events):
-                customer_id = event.customer.get("id")
-                if customer_id:
-                    previous = last_alert.get(customer_id)
-                    if previous is not None and 0 <= event.ts_ms - previous < cooldown:
-                        continue
-                    last_alert[customer_id] = event.ts_ms
-                out.append(builder.build(event, matched, detected_ms))
+            # Matching has no state: a failed batch is matched again event by event (guard).
+            found, dead = batch_or_each("hot", match_many, events, feedback_message)
+            out += dead
+            for event, matched in found:
+                try:  # free unless it raises (CPython 3.11+); the cooldown is set once the alert is built
+                    customer_id = event.customer.get("id")
+                    if customer_id:
+                        previous = last_alert.get(customer_id)
+                        if previous is not None and 0 <= event.ts_ms - previous < cooldown:
+                            continue
+                    out.append(builder.build(event, matched, detected_ms))
+                    if customer_id:
+                        last_alert[customer_id] = event.ts_ms
+                except Exception as exc:  # noqa: BLE001 - one dead letter, never a crash loop
+                    out.append(internal_error("hot", feedback_message(event), exc))
         if len(last_alert) > 1024:
             newest = max(last_alert.values())
             self.last_alert = {c: t for c, t in last_alert.items() if newest - t < cooldown}
@@ -150,5 +164,6 @@ class _CooldownLogic(StatefulBatchLogic):
 def hot_alerts(
     step_id: str, up: KeyedStream[list[Feedback]], builder: HotAlertBuilder
 ) -> KeyedStream[dict[str, Any]]:
-    """Hot alerts (JSON-ready dicts) from batches of one site's events keyed by ``site_id``."""
+    """Hot alerts (JSON-ready dicts) from batches of one site's events keyed by ``site_id``, and the
+    :class:`~operators.decode.DeadLetter` of any event the step failed on (see :mod:`operators.guard`)."""
     return op.stateful_batch("cooldown", up, lambda snapshot: _CooldownLogic(builder, snapshot))

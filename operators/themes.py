@@ -34,6 +34,7 @@ from boucle.config.settings import Site, Themes
 from boucle.config.times import iso_ms
 from boucle.operators.alerts import alert_id, new_alert
 from boucle.operators.decode import Feedback
+from boucle.operators.guard import batch_or_each, feedback_message
 
 __all__ = ["BASELINE_ALPHA", "DEFAULT_LEXICONS", "THEME_COLUMNS", "ThemeDetector", "ThemeWindows", "comment_themes"]
 
@@ -251,7 +252,9 @@ class _ThemeLogic(StatefulBatchLogic):
     def on_batch(self, values: list[list[Feedback]]):
         out = []
         for events in values:
-            out += self.windows.add(events)
+            added, dead = batch_or_each("themes", self.windows.add, events, feedback_message)  # see operators.guard
+            out += added
+            out += [("dead", d) for d in dead]
         return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self):
@@ -265,7 +268,8 @@ class _ThemeLogic(StatefulBatchLogic):
 def comment_themes(
     step_id: str, up: KeyedStream[list[Feedback]], sites: dict[str, Site], themes: Themes, lateness_ms: int,
 ) -> Stream[tuple[str, Any]]:
-    """Per site (keyed batches of its events): ``("row", comment_themes row)`` and ``("alert", theme_surge)``.
+    """Per site (keyed batches of its events): ``("row", comment_themes row)``, ``("alert", theme_surge)``,
+    and ``("dead", DeadLetter)`` for an event the step failed on (:mod:`operators.guard`).
 
     ``themes`` is the settings section (lexicons, window, surge rule); ``lateness_ms`` how long a
     window waits for late comments."""
