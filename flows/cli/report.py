@@ -364,10 +364,14 @@ def build_report(data: ReportData) -> str:
 
 def write_report(settings: Settings, out: Path, *, region: str | None = None, period: Any = "30d",
                  lang: str = "en") -> Path:
-    """Build the report from the warehouse of ``settings`` and write it to ``out``."""
-    from boucle.flows.rows import dimension_rows
+    """Build the report from the warehouse of ``settings`` and write it to ``out``.
+
+    Read-only: a read-only session (a BI user works), no migration, no TTL, no dimension sync;
+    a warehouse without the schema is one line saying to run ``boucle db migrate``.
+    """
+    from boucle.config.redact import redact_url
     from boucle.sinks.clickhouse.client import connect
-    from boucle.sinks.clickhouse.schema import init_schema
+    from boucle.sinks.clickhouse.schema import check_schema
 
     if lang not in TEXT:
         raise ReportError(f"--lang must be one of {', '.join(TEXT)}, got {lang!r}")
@@ -375,8 +379,8 @@ def write_report(settings: Settings, out: Path, *, region: str | None = None, pe
         raise ReportError("the report draws with plotly, which is not installed: pip install 'boucle[report]'")
     period_days = parse_period(period)
     warehouse = settings.warehouse
-    client = connect(warehouse)
-    init_schema(client, warehouse.database, retention=warehouse.retention, dimensions=dimension_rows(settings))
+    client = connect(warehouse, read_only=True, max_retry_seconds=warehouse.interactive_timeout.total_seconds())
+    check_schema(client, warehouse.database, redact_url(warehouse.url or warehouse.path))
     data = collect(client, warehouse.database, region=region, period_days=period_days, lang=lang)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
