@@ -19,7 +19,16 @@ from rich.table import Table
 
 from boucle.config.settings import Settings
 from boucle.flows.cli.cases import cases_app
-from boucle.flows.cli.common import State, console, err, fail_on_warehouse_errors, load
+from boucle.flows.cli.common import (
+    State,
+    console,
+    err,
+    fail_on_warehouse_errors,
+    interactive_client,
+    load,
+    read_client,
+)
+from boucle.flows.cli.errors import BoucleGroup
 from boucle.flows.cli.kafka import (
     alerts_app,
     ensure_kafka_topics,
@@ -28,6 +37,7 @@ from boucle.flows.cli.kafka import (
 )
 
 app = typer.Typer(
+    cls=BoucleGroup,  # every error: one line and an exit code (flows/cli/errors.py)
     help=(
         "Boucle closes the customer-feedback loop in real time: hot alerts for one bad experience,"
         " scores per site and attribute for peer comparison, all in ClickHouse.\n\n"
@@ -212,10 +222,13 @@ def _run(
         from boucle.flows.cli.cases import print_loop_summary
 
         print_loop_summary(console, settings)
+    from boucle.config.redact import redact_url
+
     out = settings.outputs
     console.print(
         f"Alerts: {out.alerts_jsonl} · dead letters: {out.dead_letters_jsonl} · warehouse: "
-        f"{settings.warehouse.url or settings.warehouse.path} (try `boucle query \"SELECT count() FROM feedback\"`)"
+        f"{redact_url(settings.warehouse.url or settings.warehouse.path)}"
+        " (try `boucle query \"SELECT count() FROM feedback\"`)"
     )
 
 
@@ -275,7 +288,11 @@ def simulate(
 @db_app.command("init")
 @fail_on_warehouse_errors
 def db_init() -> None:
-    """Create the database, tables and views (idempotent): the same as `boucle db migrate`."""
+    """Create the database, tables and views (idempotent): the same as `boucle db migrate`.
+
+    With `db migrate`, the only commands that change the schema (and `boucle run` on embedded chDB,
+    see warehouse.auto_migrate).
+    """
     _db_migrate()
 
 
@@ -283,7 +300,8 @@ def db_init() -> None:
 @fail_on_warehouse_errors
 def db_migrate() -> None:
     """Apply pending schema migrations, set the retention TTL and sync the sites and questions
-    tables from the config. Running it again changes nothing.
+    tables from the config. Running it again changes nothing. The one command that changes the
+    schema of a ClickHouse server: read commands never do, `boucle run` only checks it.
 
     Example: `BOUCLE_WAREHOUSE__URL=http://localhost:8123 boucle db migrate`
     """
@@ -291,17 +309,17 @@ def db_migrate() -> None:
 
 
 def _db_migrate() -> None:
+    from boucle.config.redact import redact_url
     from boucle.flows.rows import dimension_rows
-    from boucle.sinks.clickhouse.client import connect
     from boucle.sinks.clickhouse.schema import applied_migrations, init_schema
 
     settings = load()
     warehouse = settings.warehouse
-    client = connect(warehouse)
+    client = interactive_client(settings)
     applied = init_schema(client, warehouse.database, retention=warehouse.retention,
                           dimensions=dimension_rows(settings))
     recorded = applied_migrations(client, warehouse.database)
-    where = f"{warehouse.url or warehouse.path} (database {warehouse.database})"
+    where = f"{redact_url(warehouse.url or warehouse.path)} (database {warehouse.database})"
     if applied:
         console.print(f"applied {', '.join(applied)} to {where}")
     console.print(
@@ -345,16 +363,27 @@ class Format(str, Enum):
 def query(
     sql: str = typer.Argument(..., help="SQL; unqualified tables resolve in warehouse.database."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, json (one object per row) or csv."),
+    write: bool = typer.Option(
+        False, "--write", help="Allow a statement that changes the warehouse (INSERT, ALTER, DROP...)."
+    ),
 ) -> None:
-    """Run SQL against the warehouse and print the result.
+    """Run one SQL statement against the warehouse and print the result. Read-only unless
+    `--write`: the session refuses inserts and DDL (ClickHouse `readonly`); a second statement
+    after `;` is refused.
 
     Example: `boucle query "SELECT site_id, count() FROM feedback GROUP BY site_id ORDER BY 2 DESC LIMIT 5"`
     """
-    from boucle.sinks.clickhouse.client import connect
-    from boucle.sinks.clickhouse.query import run_query
+    from boucle.sinks.clickhouse.query import QueryError, run_query, single_statement
 
     settings = load()
-    columns, rows = run_query(connect(settings.warehouse), sql)
+    single_statement(sql)  # refuse a second statement before connecting
+    client = interactive_client(settings) if write else read_client(settings)
+    try:
+        columns, rows = run_query(client, sql)
+    except QueryError as exc:
+        if write or "READONLY" not in str(exc):
+            raise
+        raise QueryError(f"{exc}: `boucle query` only reads unless given --write") from exc
     if format is Format.json:
         for row in rows:
             sys.stdout.write(orjson.dumps(dict(zip(columns, row)), default=str).decode() + "\n")

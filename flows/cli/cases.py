@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from boucle.config.settings import Settings, parse_duration
-from boucle.flows.cli.common import console, err, load
+from boucle.flows.cli.common import console, err, load, read_client
 from boucle.flows.summary import facts_table
 
 __all__ = ["cases_app", "loop_totals", "print_loop_summary", "site_kpis", "top_themes"]
@@ -25,9 +25,8 @@ cases_app = typer.Typer(help="Closing the loop: case KPIs, non-respondents, prom
 
 
 def _client(settings: Settings):
-    from boucle.sinks.clickhouse.client import connect
-
-    return connect(settings.warehouse)
+    """Read-only: no command of this group (nor the loop summary of a run) writes."""
+    return read_client(settings)
 
 
 def _dicts(result) -> list[dict[str, Any]]:
@@ -160,7 +159,10 @@ def non_respondents(
     Example: `boucle cases non-respondents --after 5d --site store-0001`
     """
     settings = load()
-    days = parse_duration(after or settings.cases.non_respondent_after).total_seconds() / 86400
+    try:
+        days = parse_duration(after or settings.cases.non_respondent_after).total_seconds() / 86400
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--after") from None
     conditions = ["NOT responded", "days_waiting >= {after:Float64}"]
     if site:
         conditions.append("site_id = {site:String}")

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from boucle.sinks.batch import TableBatch
 from boucle.config.redact import redact_url
+from boucle.sinks.batch import TableBatch
 from boucle.sinks.clickhouse.client import connect
 from boucle.sinks.clickhouse.schema import (
     apply_retention,
