@@ -64,6 +64,12 @@ def main(
     State.config = config
 
 
+def _positive(value: Optional[float]) -> Optional[float]:
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"must be positive, got {value:g}")
+    return value
+
+
 def _simulator(settings: Settings, seed: Optional[int], days: Optional[float], **kwargs):
     from boucle.sources.simulator import Simulator
 
@@ -74,7 +80,7 @@ def _simulator(settings: Settings, seed: Optional[int], days: Optional[float], *
 @fail_on_warehouse_errors
 def run(
     source: str = typer.Option("simulator", help="simulator (synthetic feedback) or a JSONL file path."),
-    days: Optional[float] = typer.Option(None, help="Simulated days (default: simulation.days)."),
+    days: Optional[float] = typer.Option(None, callback=_positive, help="Simulated days (default: simulation.days)."),
     seed: Optional[int] = typer.Option(None, help="Simulator seed (default: simulation.seed)."),
     workers: int = typer.Option(1, min=1, help="bytewax workers (threads) in this process."),
     recovery_dir: Optional[Path] = typer.Option(
@@ -184,7 +190,7 @@ def _file_source(path: Path):
     from boucle.sources.file_source import JsonlFileSource
 
     if not path.is_file():
-        err.print(f"[bold red]no such file[/] {path}")
+        err.print(f"no such file {path}", markup=False, highlight=False)
         raise typer.Exit(2)
     with path.open("rb") as f:
         total = sum(1 for line in f if line.strip())
@@ -236,7 +242,7 @@ def _run(
 def simulate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the events here (JSONL, one per line)."),
     labels: Optional[Path] = typer.Option(None, help="Write the ground truth (incidents, malformed, late) here."),
-    days: Optional[float] = typer.Option(None, help="Simulated days (default: simulation.days)."),
+    days: Optional[float] = typer.Option(None, callback=_positive, help="Simulated days (default: simulation.days)."),
     seed: Optional[int] = typer.Option(None, help="Seed (default: simulation.seed)."),
     brokers: Optional[str] = typer.Option(
         None, help="Produce to Kafka at HOST:PORT[,...] instead of (or as well as) a file; `-` = kafka.brokers."
@@ -347,7 +353,7 @@ def report(
     try:
         written = write_report(settings, out, region=region, period=period, lang=lang)
     except ReportError as exc:
-        err.print(f"[bold red]report[/] {exc}")
+        err.print(f"report: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
     console.print(f"report → {written}")
 

@@ -23,7 +23,7 @@ from boucle.flows.cli.errors import EXIT_USAGE, redact_logs, report
 __all__ = ["State", "console", "err", "fail_on_warehouse_errors", "interactive_client", "load", "read_client"]
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one message, one line, whatever the width
 
 
 class State:

@@ -154,6 +154,8 @@ class BoucleGroup(TyperGroup):
         args = _config_first(list(sys.argv[1:] if args is None else args))
         if not os.environ.get("BOUCLE_DEBUG"):
             os.environ["RUST_BACKTRACE"] = "0"  # a failing bytewax step: no Rust stack on top of our line
+            # The driver warns at each failed attempt; our retries say it once, the error line says why.
+            logging.getLogger("clickhouse_connect").setLevel(logging.ERROR)
         try:
             code = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                                 standalone_mode=False, **extra)

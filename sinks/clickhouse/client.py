@@ -57,6 +57,9 @@ INSERT_SETTINGS: dict[str, Any] = {"async_insert": 0, "insert_deduplicate": 1, "
 # lets a query change its settings (the HTTP client sends some per request; `SETTINGS max_threads`).
 READ_ONLY_LEVEL = 2
 
+# Retries within a deadline this short (interactive commands) are logged at DEBUG only.
+QUIET_RETRY_SECONDS = 10.0
+
 # ClickHouse error codes that mean "try again later" rather than "this request is wrong".
 RETRYABLE_CODES = frozenset(
     {
@@ -204,8 +207,9 @@ def with_retries(
             elapsed = time.monotonic() - start
             if elapsed + delay > max_retry_seconds:
                 raise WarehouseError(describe(exc, attempts, elapsed)) from exc
-            logger.warning("warehouse unavailable (attempt %d), retrying in %.1fs: %s",
-                           attempts, delay, _reason(exc))
+            # A short deadline is an interactive command: its one-line error tells the story.
+            logger.log(logging.WARNING if max_retry_seconds > QUIET_RETRY_SECONDS else logging.DEBUG,
+                       "warehouse unavailable (attempt %d), retrying in %.1fs: %s", attempts, delay, _reason(exc))
             time.sleep(delay)
             delay = min(delay * 2, max_delay)
 
