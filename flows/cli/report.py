@@ -143,11 +143,12 @@ def collect(client: Client, database: str, *, region: str | None, period_days: i
     if region and not _rows(client, f"SELECT 1 FROM {db}.sites FINAL WHERE region = {{r:String}} LIMIT 1", r=region):
         raise ReportError(f"no site of region {region!r} in the warehouse (see the sites table)")
     known = {r["period_days"] for r in _rows(client, f"SELECT DISTINCT period_days FROM {db}.periods")}
-    if period_days not in known:  # the views compare the periods listed there; add this one
-        from boucle.sinks.clickhouse.client import INSERT_SETTINGS
-
-        client.insert("periods", [(period_days,)], column_names=["period_days"], database=db,
-                      settings=dict(INSERT_SETTINGS))
+    if period_days not in known:  # the views compare the periods listed there; a report only reads
+        listed = ", ".join(f"{p}d" for p in sorted(known)) or "none"
+        raise ReportError(
+            f"{period_days}d is not a comparison period of the warehouse ({listed}); add it once with"
+            f' `boucle query --write "INSERT INTO periods VALUES ({period_days})"`'
+        )
     where = "({r:String} = '' OR region = {r:String})"
     params = {"r": region or "", "p": period_days, "start": start, "end": end}
     label_col = "label_fr" if lang == "fr" else "label_en"
