@@ -65,13 +65,12 @@ RETRYABLE_CODES = frozenset(
     {
         3,  # UNEXPECTED_END_OF_FILE
         159,  # TIMEOUT_EXCEEDED
-        164,  # READONLY (e.g. a replica in read-only mode while restarting)
         202,  # TOO_MANY_SIMULTANEOUS_QUERIES
         203,  # NO_FREE_CONNECTION
         209,  # SOCKET_TIMEOUT
         210,  # NETWORK_ERROR
         241,  # MEMORY_LIMIT_EXCEEDED
-        242,  # TABLE_IS_READ_ONLY
+        242,  # TABLE_IS_READ_ONLY (a replica restarting; 164 READONLY is a read-only user: permanent)
         252,  # TOO_MANY_PARTS
         319,  # UNKNOWN_STATUS_OF_INSERT
         394,  # QUERY_WAS_CANCELLED (server shutting down)
