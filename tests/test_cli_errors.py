@@ -226,3 +226,24 @@ def test_error_lines_and_log_records_are_redacted(capsys):
     assert "broker said: auth *** failed at http://u:***@h:1" in logged
     assert printed.strip() == ("failed: RuntimeError: librdkafka: sasl.password=*** rejected"
                                " (BOUCLE_DEBUG=1 shows the traceback)")
+
+
+def test_the_last_line_of_a_run_masks_the_url_password(settings):
+    from rich.console import Console
+
+    from boucle.flows.summary import print_outputs
+
+    warehouse = settings.warehouse.model_copy(update={"url": "https://bob:s3cret-pw@ch.internal:8443/"})
+    console = Console(file=io.StringIO(), width=300)
+    print_outputs(console, settings.model_copy(update={"warehouse": warehouse}))
+    text = console.file.getvalue()
+    assert "warehouse: https://bob:***@ch.internal:8443/" in text and "s3cret-pw" not in text
+
+
+def test_a_permanent_warehouse_error_stops_the_run_at_once_in_one_line(workspace):
+    assert invoke("db", "migrate").exit_code == 0
+    assert invoke("query", "--write", "RENAME TABLE feedback TO feedback_elsewhere").exit_code == 0
+    result = invoke("run", "--days", "0.2", "--no-progress")  # not retried: a retry would hang here
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("warehouse error: ") and "feedback" in last and "UNKNOWN_TABLE" in last

@@ -211,7 +211,7 @@ def _run(
         run_flow,
         warehouse_counts,
     )
-    from boucle.flows.summary import print_summary
+    from boucle.flows.summary import print_outputs, print_summary
 
     options = RunOptions(
         workers=workers, recovery_dir=recovery_dir, progress=progress, total=total, bounded=bounded,
@@ -228,14 +228,7 @@ def _run(
         from boucle.flows.cli.cases import print_loop_summary
 
         print_loop_summary(console, settings)
-    from boucle.config.redact import redact_url
-
-    out = settings.outputs
-    console.print(
-        f"Alerts: {out.alerts_jsonl} · dead letters: {out.dead_letters_jsonl} · warehouse: "
-        f"{redact_url(settings.warehouse.url or settings.warehouse.path)}"
-        " (try `boucle query \"SELECT count() FROM feedback\"`)"
-    )
+    print_outputs(console, settings)
 
 
 @app.command()
