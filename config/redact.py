@@ -88,11 +88,15 @@ class RedactingFilter(logging.Filter):
         super().__init__()
         self.secrets = [s for s in secrets if s]
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def redact_message(self, record: logging.LogRecord) -> None:
+        """Redact the message of ``record`` (its traceback is left to :meth:`filter`)."""
         message = record.getMessage()
         clean = redact(message, self.secrets)
         if clean != message:
             record.msg, record.args = clean, None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.redact_message(record)
         if record.exc_info and record.exc_info[1] is not None:
             # Tracebacks are formatted from the exception: keep the text, drop the object.
             exc_text = logging.Formatter().formatException(record.exc_info)

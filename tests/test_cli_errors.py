@@ -247,3 +247,32 @@ def test_a_permanent_warehouse_error_stops_the_run_at_once_in_one_line(workspace
     assert result.exit_code == 1 and "Traceback" not in result.output
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("warehouse error: ") and "feedback" in last and "UNKNOWN_TABLE" in last
+
+
+def test_a_handler_added_after_the_config_is_loaded_gets_redacted_records():
+    redact_logs(["late-pw"])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logging.getLogger().addHandler(handler)
+    try:
+        logging.getLogger("boucle.test").warning("sasl failed with late-pw")
+    finally:
+        logging.getLogger().removeHandler(handler)
+        redact_logs([])
+    assert stream.getvalue() == "sasl failed with ***\n"
+
+
+def test_an_unreachable_server_ends_an_interactive_command_quickly_and_quietly(workspace, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("BOUCLE_WAREHOUSE__URL", f"http://bob:s3cret-pw@127.0.0.1:{port}")
+    monkeypatch.setenv("BOUCLE_WAREHOUSE__INTERACTIVE_TIMEOUT", "1s")
+    result = invoke("query", "SELECT 1")
+    assert result.exit_code == 1
+    line = one_line(result)  # no retry warnings before it
+    assert line.startswith(f"warehouse error: ClickHouse server at http://bob:***@127.0.0.1:{port} is unreachable"
+                           " (connection refused); gave up after ")
+    assert float(line.rsplit(" in ", 1)[1].rstrip("s")) <= 1.0  # the deadline, as the retry loop reports it

@@ -33,6 +33,7 @@ EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 _stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 _secrets: list[str] = []
 _filter = RedactingFilter()
+_factory_installed = False
 
 # What the operating system said, as a user reads it.
 _OS_LABELS = {
@@ -49,11 +50,25 @@ _OS_LABELS = {
 
 
 def redact_logs(secrets: Iterable[str]) -> None:
-    """Redact ``secrets`` (and URL passwords) from every log record and every error line."""
+    """Redact ``secrets`` (and URL passwords) from every log record and every error line.
+
+    Records are redacted when they are made (a record factory: handlers added later are covered
+    too), and the handlers present now also get the filter for the tracebacks they format.
+    """
+    global _factory_installed
     _secrets[:] = [s for s in secrets if s]
     _filter.secrets = list(_secrets)
-    handlers = [*logging.getLogger().handlers, logging.lastResort]
-    for handler in handlers:
+    if not _factory_installed:
+        make = logging.getLogRecordFactory()
+
+        def redacted_record(*args, **kwargs) -> logging.LogRecord:
+            record = make(*args, **kwargs)
+            _filter.redact_message(record)
+            return record
+
+        logging.setLogRecordFactory(redacted_record)
+        _factory_installed = True
+    for handler in [*logging.getLogger().handlers, logging.lastResort]:
         if handler is not None and _filter not in handler.filters:
             handler.addFilter(_filter)
 
