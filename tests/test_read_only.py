@@ -205,3 +205,21 @@ def test_a_read_command_does_not_create_a_missing_warehouse(tmp_path, monkeypatc
             f"warehouse error: no warehouse at {tmp_path / 'nothing' / 'chdb'} yet:"
             " run `boucle run` or `boucle db migrate` first"]
     assert not (tmp_path / "nothing").exists()
+
+
+def test_read_commands_on_a_warehouse_without_the_schema_say_to_migrate(tmp_path, monkeypatch):
+    import clickhouse_connect as cc
+
+    path = tmp_path / "chdb"
+    monkeypatch.setenv("BOUCLE_WAREHOUSE__PATH", str(path))
+    close_all()
+    cc.get_client(interface="chdb", path=str(path)).close()  # a chDB directory, no Boucle schema
+    try:
+        for command in (["cases", "summary"], ["report", "--out", str(tmp_path / "r.html")]):
+            result = invoke(*command)
+            assert result.exit_code == 1
+            assert result.output.strip().splitlines() == [
+                f"warehouse error: the warehouse {path} has no Boucle schema in database boucle:"
+                " run `boucle db migrate` first"]
+    finally:
+        close_all()

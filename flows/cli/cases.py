@@ -25,8 +25,14 @@ cases_app = typer.Typer(help="Closing the loop: case KPIs, non-respondents, prom
 
 
 def _client(settings: Settings):
-    """Read-only: no command of this group (nor the loop summary of a run) writes."""
-    return read_client(settings)
+    """Read-only: no command of this group (nor the loop summary of a run) writes. A warehouse
+    without the views is one line saying to run ``boucle db migrate``."""
+    from boucle.config.redact import redact_url
+    from boucle.sinks.clickhouse.schema import check_schema
+
+    client, warehouse = read_client(settings), settings.warehouse
+    check_schema(client, warehouse.database, redact_url(warehouse.url or warehouse.path))
+    return client
 
 
 def _dicts(result) -> list[dict[str, Any]]:

@@ -371,7 +371,7 @@ def write_report(settings: Settings, out: Path, *, region: str | None = None, pe
     a warehouse without the schema is one line saying to run ``boucle db migrate``.
     """
     from boucle.config.redact import redact_url
-    from boucle.sinks.clickhouse.client import connect
+    from boucle.flows.cli.common import read_client
     from boucle.sinks.clickhouse.schema import check_schema
 
     if lang not in TEXT:
@@ -380,7 +380,7 @@ def write_report(settings: Settings, out: Path, *, region: str | None = None, pe
         raise ReportError("the report draws with plotly, which is not installed: pip install 'boucle[report]'")
     period_days = parse_period(period)
     warehouse = settings.warehouse
-    client = connect(warehouse, read_only=True, max_retry_seconds=warehouse.interactive_timeout.total_seconds())
+    client = read_client(settings)
     check_schema(client, warehouse.database, redact_url(warehouse.url or warehouse.path))
     data = collect(client, warehouse.database, region=region, period_days=period_days, lang=lang)
     out = Path(out)
