@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 if TYPE_CHECKING:
     from boucle.config.settings import Settings
 
-__all__ = ["MASK", "RedactingFilter", "is_secret_key", "redact", "redact_url", "secrets_of"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "RedactingFilter", "is_secret_key", "redact", "redact_url", "secrets_of"]
 
 MASK = "***"
 # user:password@ in any scheme://... written in a text; the user name stays (it says who failed).
@@ -56,17 +56,29 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+# A secret shorter than this is not searched for in free text (it would mask common words);
+# URL passwords are masked whatever their length.
+MIN_SECRET_LENGTH = 4
+
+
 def secrets_of(settings: Settings) -> list[str]:
     """The secret values of ``settings``: the warehouse password, the password of its URL, and
-    every librdkafka value whose key names a secret (``sasl.password``...)."""
-    found = [settings.warehouse.password.get_secret_value()]
-    if settings.warehouse.url:
+    every librdkafka value whose key names a secret (``sasl.password``...).
+
+    A value that is also printed as what it is elsewhere (the user name, the database name: the
+    demo's ``boucle``/``boucle``) is left out: masking it would garble every message without
+    hiding anything.
+    """
+    warehouse, librdkafka = settings.warehouse, settings.kafka.librdkafka
+    found = [warehouse.password.get_secret_value()]
+    if warehouse.url:
         try:
-            found.append(urlsplit(settings.warehouse.url).password or "")
+            found.append(urlsplit(warehouse.url).password or "")
         except ValueError:
             pass
-    found += [value for key, value in settings.kafka.librdkafka.items() if is_secret_key(key)]
-    return [s for s in found if s]
+    found += [value for key, value in librdkafka.items() if is_secret_key(key)]
+    public = {warehouse.user, warehouse.database, librdkafka.get("sasl.username", "")}
+    return [s for s in dict.fromkeys(found) if len(s) >= MIN_SECRET_LENGTH and s not in public]
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

@@ -276,3 +276,11 @@ def test_an_unreachable_server_ends_an_interactive_command_quickly_and_quietly(w
     assert line.startswith(f"warehouse error: ClickHouse server at http://bob:***@127.0.0.1:{port} is unreachable"
                            " (connection refused); gave up after ")
     assert float(line.rsplit(" in ", 1)[1].rstrip("s")) <= 1.0  # the deadline, as the retry loop reports it
+
+
+def test_a_password_equal_to_a_public_name_does_not_garble_messages(monkeypatch):
+    """The compose demo's user, password and database are all `boucle`."""
+    for key in ("USER", "PASSWORD", "DATABASE"):
+        monkeypatch.setenv(f"BOUCLE_WAREHOUSE__{key}", "boucle")
+    monkeypatch.setenv("BOUCLE_KAFKA__LIBRDKAFKA__SASL_PASSWORD", "pw")  # too short to search text for
+    assert secrets_of(load_settings(SHIPPED_CONFIG)) == []
