@@ -284,3 +284,10 @@ def test_a_password_equal_to_a_public_name_does_not_garble_messages(monkeypatch)
         monkeypatch.setenv(f"BOUCLE_WAREHOUSE__{key}", "boucle")
     monkeypatch.setenv("BOUCLE_KAFKA__LIBRDKAFKA__SASL_PASSWORD", "pw")  # too short to search text for
     assert secrets_of(load_settings(SHIPPED_CONFIG)) == []
+
+
+def test_a_full_disk_under_a_run_is_its_last_line(workspace, monkeypatch):
+    monkeypatch.setenv("BOUCLE_OUTPUTS__ALERTS_JSONL", "/dev/full")
+    result = invoke("run", "--days", "0.5", "--no-progress")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1] == "disk full: No space left on device"
