@@ -4,6 +4,10 @@
 Traceback (most recent call last):
 ...
 boucle.config.loader.ConfigError: <dict>: sites[0].region: unknown region 'north' (known: none)
+>>> settings_from_dict({})
+Traceback (most recent call last):
+...
+boucle.config.loader.ConfigError: <dict>: sites: at least one site is required ([[sites]] with id and region, see the shipped boucle.toml)
 """
 
 from __future__ import annotations
@@ -85,6 +89,9 @@ def _known(values: Iterable[str]) -> str:
 
 
 def _reference_problems(settings: Settings):
+    if not settings.sites:
+        # Without a registry every event is dead-lettered (unknown_site): refuse to start instead.
+        yield "sites", "at least one site is required ([[sites]] with id and region, see the shipped boucle.toml)"
     regions = {r.id for r in settings.regions}
     seen_sites: set[str] = set()
     for i, site in enumerate(settings.sites):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from boucle.config.redact import redact_url
 from boucle.config.settings import Settings
 from boucle.flows.stats import RunStats
 
-__all__ = ["facts_table", "print_summary"]
+__all__ = ["facts_table", "print_outputs", "print_summary"]
 
 
 def facts_table(title: str) -> Table:
@@ -52,3 +53,14 @@ def print_summary(
         for site_id, count in stats.alerts_by_site.most_common(5):
             top.add_row(site_id, names.get(site_id, ""), f"{count:,}")
         console.print(top)
+
+
+def print_outputs(console: Console, settings: Settings) -> None:
+    """The last line of a run: where its outputs are (a password in ``warehouse.url`` masked)."""
+    out = settings.outputs
+    console.print(
+        f"Alerts: {out.alerts_jsonl} · dead letters: {out.dead_letters_jsonl} · warehouse: "
+        f"{redact_url(settings.warehouse.url or settings.warehouse.path)}"
+        " (try `boucle query \"SELECT count() FROM feedback\"`)",
+        markup=False, highlight=False,
+    )

@@ -144,3 +144,47 @@ def test_integer_detector_parameters_stay_integers(tmp_path):
     assert expectation.block_hours == 6 and type(expectation.block_hours) is int
     assert type(expectation.min_n) is float  # the shipped `min_n = 15`, as the detector's default
     assert SeasonalExpectation(**expectation.model_dump()).block_hours == 6
+
+
+# ---- durations always carry a unit; a config without sites does not start (issue #13) ----
+
+@pytest.mark.parametrize("key", ["warehouse.retention", "windows.allowed_lateness", "hot_alerts.cooldown",
+                                 "cases.sla", "themes.window"])
+@pytest.mark.parametrize("value", ["400", "400.5", '"400"'])
+def test_a_duration_without_unit_fails_at_start_with_its_key_and_an_example(tmp_path, key, value):
+    section, name = key.split(".")
+    message = _problem(tmp_path, f"[{section}]\n{name} = {value}\n")
+    assert f"{key}: a duration needs a unit, e.g. '400d', '2h', '30s', '1w'" in message
+
+
+def test_a_duration_without_unit_from_the_environment_fails(monkeypatch):
+    monkeypatch.setenv("BOUCLE_WAREHOUSE__RETENTION", "400")
+    with pytest.raises(ConfigError, match=r"warehouse.retention: a duration needs a unit, e.g. '400d'"):
+        load_settings(SHIPPED_CONFIG)
+
+
+@pytest.mark.parametrize("text,days", [("400d", 400), ("P400D", 400), ("57w", 399), ("9600h", 400), ("P1W", 7),
+                                       ("p2wt24h", 15), ("1d12h", 1.5)])
+def test_durations_with_a_unit(monkeypatch, text, days):
+    monkeypatch.setenv("BOUCLE_WAREHOUSE__RETENTION", text)
+    assert load_settings(SHIPPED_CONFIG).warehouse.retention.total_seconds() == days * 86400
+
+
+@pytest.mark.parametrize("text", ["", "[[regions]]\nid = \"north\"\n", "[warehouse]\npath = \"x\"\n"])
+def test_a_config_without_sites_fails_at_start_in_one_line(tmp_path, text):
+    message = _problem(tmp_path, text)
+    assert message == (f"{tmp_path / 'bad.toml'}: sites: at least one site is required"
+                       " ([[sites]] with id and region, see the shipped boucle.toml)")
+
+
+def test_the_cli_says_a_config_without_sites_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from boucle.flows.cli.app import app
+
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    result = CliRunner().invoke(app, ["--config", str(empty), "run", "--no-progress"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"config error: {empty}: sites: at least one site is required"
+                                                  " ([[sites]] with id and region, see the shipped boucle.toml)"]

@@ -111,6 +111,11 @@ def test_report_is_offline_and_every_section_has_data(report_settings, tmp_path)
 
 
 def test_report_for_one_region_in_french_with_a_new_period(report_settings, tmp_path):
+    client = connect(report_settings.warehouse)
+    with pytest.raises(ReportError, match=r"14d is not a comparison period of the warehouse \(7d, 30d, 90d\)"):
+        write_report(report_settings, tmp_path / "r.html", region="belgium", period="2w", lang="fr")
+    assert 14 not in {r[0] for r in client.query(f"SELECT period_days FROM {DB}.periods").result_rows}
+    client.command(f"INSERT INTO {DB}.periods VALUES (14)")  # as the error says (a report only reads)
     out = write_report(report_settings, tmp_path / "r.html", region="belgium", period="2w", lang="fr")
     page = out.read_text(encoding="utf-8")
     assert "Classement des progrès" in page and "Temps d'attente" in page
@@ -118,7 +123,6 @@ def test_report_for_one_region_in_french_with_a_new_period(report_settings, tmp_
     heatmap = plots["fig-peers-0"][0]
     assert all("(" not in label for label in heatmap["y"])  # one region: plain site names
     assert {t["name"] for t in plots["fig-nps-0"]} == {"Belgique"}
-    client = connect(report_settings.warehouse)
     assert 14 in {r[0] for r in client.query(f"SELECT period_days FROM {DB}.periods").result_rows}
 
 

@@ -16,7 +16,16 @@ import typer
 
 from boucle.config.settings import Settings
 from boucle.flows.cli.cases import cases_app
-from boucle.flows.cli.common import State, console, err, fail_on_warehouse_errors, load
+from boucle.flows.cli.common import (
+    State,
+    console,
+    err,
+    fail_on_warehouse_errors,
+    interactive_client,
+    load,
+    read_client,
+)
+from boucle.flows.cli.errors import BoucleGroup
 from boucle.flows.cli.kafka import (
     alerts_app,
     ensure_kafka_topics,
@@ -25,6 +34,7 @@ from boucle.flows.cli.kafka import (
 )
 
 app = typer.Typer(
+    cls=BoucleGroup,  # every error: one line and an exit code (flows/cli/errors.py)
     help=(
         "Boucle closes the customer-feedback loop in real time: hot alerts for one bad experience,"
         " scores per site and attribute for peer comparison, all in ClickHouse.\n\n"
@@ -51,6 +61,12 @@ def main(
     State.config = config
 
 
+def _positive(value: Optional[float]) -> Optional[float]:
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"must be positive, got {value:g}")
+    return value
+
+
 def _simulator(settings: Settings, seed: Optional[int], days: Optional[float], **kwargs):
     from boucle.sources.simulator import Simulator
 
@@ -61,7 +77,7 @@ def _simulator(settings: Settings, seed: Optional[int], days: Optional[float], *
 @fail_on_warehouse_errors
 def run(
     source: str = typer.Option("simulator", help="simulator (synthetic feedback) or a JSONL file path."),
-    days: Optional[float] = typer.Option(None, help="Simulated days (default: simulation.days)."),
+    days: Optional[float] = typer.Option(None, callback=_positive, help="Simulated days (default: simulation.days)."),
     seed: Optional[int] = typer.Option(None, help="Simulator seed (default: simulation.seed)."),
     workers: int = typer.Option(1, min=1, help="bytewax workers (threads) in this process."),
     recovery_dir: Optional[Path] = typer.Option(
@@ -171,7 +187,7 @@ def _file_source(path: Path):
     from boucle.sources.file_source import JsonlFileSource
 
     if not path.is_file():
-        err.print(f"[bold red]no such file[/] {path}")
+        err.print(f"no such file {path}", markup=False, highlight=False)
         raise typer.Exit(2)
     with path.open("rb") as f:
         total = sum(1 for line in f if line.strip())
@@ -192,7 +208,7 @@ def _run(
         run_flow,
         warehouse_counts,
     )
-    from boucle.flows.summary import print_summary
+    from boucle.flows.summary import print_outputs, print_summary
 
     options = RunOptions(
         workers=workers, recovery_dir=recovery_dir, progress=progress, total=total, bounded=bounded,
@@ -209,18 +225,14 @@ def _run(
         from boucle.flows.cli.cases import print_loop_summary
 
         print_loop_summary(console, settings)
-    out = settings.outputs
-    console.print(
-        f"Alerts: {out.alerts_jsonl} · dead letters: {out.dead_letters_jsonl} · warehouse: "
-        f"{settings.warehouse.url or settings.warehouse.path} (try `boucle query \"SELECT count() FROM feedback\"`)"
-    )
+    print_outputs(console, settings)
 
 
 @app.command()
 def simulate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the events here (JSONL, one per line)."),
     labels: Optional[Path] = typer.Option(None, help="Write the ground truth (incidents, malformed, late) here."),
-    days: Optional[float] = typer.Option(None, help="Simulated days (default: simulation.days)."),
+    days: Optional[float] = typer.Option(None, callback=_positive, help="Simulated days (default: simulation.days)."),
     seed: Optional[int] = typer.Option(None, help="Seed (default: simulation.seed)."),
     brokers: Optional[str] = typer.Option(
         None, help="Produce to Kafka at HOST:PORT[,...] instead of (or as well as) a file; `-` = kafka.brokers."
@@ -272,7 +284,11 @@ def simulate(
 @db_app.command("init")
 @fail_on_warehouse_errors
 def db_init() -> None:
-    """Create the database, tables and views (idempotent): the same as `boucle db migrate`."""
+    """Create the database, tables and views (idempotent): the same as `boucle db migrate`.
+
+    With `db migrate`, the only commands that change the schema (and `boucle run` on embedded chDB,
+    see warehouse.auto_migrate).
+    """
     _db_migrate()
 
 
@@ -280,7 +296,8 @@ def db_init() -> None:
 @fail_on_warehouse_errors
 def db_migrate() -> None:
     """Apply pending schema migrations, set the retention TTL and sync the sites and questions
-    tables from the config. Running it again changes nothing.
+    tables from the config. Running it again changes nothing. The one command that changes the
+    schema of a ClickHouse server: read commands never do, `boucle run` only checks it.
 
     Example: `BOUCLE_WAREHOUSE__URL=http://localhost:8123 boucle db migrate`
     """
@@ -288,17 +305,17 @@ def db_migrate() -> None:
 
 
 def _db_migrate() -> None:
+    from boucle.config.redact import redact_url
     from boucle.flows.rows import dimension_rows
-    from boucle.sinks.clickhouse.client import connect
     from boucle.sinks.clickhouse.schema import applied_migrations, init_schema
 
     settings = load()
     warehouse = settings.warehouse
-    client = connect(warehouse)
+    client = interactive_client(settings)
     applied = init_schema(client, warehouse.database, retention=warehouse.retention,
                           dimensions=dimension_rows(settings))
     recorded = applied_migrations(client, warehouse.database)
-    where = f"{warehouse.url or warehouse.path} (database {warehouse.database})"
+    where = f"{redact_url(warehouse.url or warehouse.path)} (database {warehouse.database})"
     if applied:
         console.print(f"applied {', '.join(applied)} to {where}")
     console.print(
@@ -326,7 +343,7 @@ def report(
     try:
         written = write_report(settings, out, region=region, period=period, lang=lang)
     except ReportError as exc:
-        err.print(f"[bold red]report[/] {exc}")
+        err.print(f"report: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
     console.print(f"report → {written}")
 
@@ -342,17 +359,28 @@ class Format(str, Enum):
 def query(
     sql: str = typer.Argument(..., help="SQL; unqualified tables resolve in warehouse.database."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, json (one object per row) or csv."),
+    write: bool = typer.Option(
+        False, "--write", help="Allow a statement that changes the warehouse (INSERT, ALTER, DROP...)."
+    ),
 ) -> None:
-    """Run SQL against the warehouse and print the result.
+    """Run one SQL statement against the warehouse and print the result. Read-only unless
+    `--write`: the session refuses inserts and DDL (ClickHouse `readonly`); a second statement
+    after `;` is refused.
 
     Example: `boucle query "SELECT site_id, count() FROM feedback GROUP BY site_id ORDER BY 2 DESC LIMIT 5"`
     """
     from boucle.flows.cli.render import print_rows
-    from boucle.sinks.clickhouse.client import connect
-    from boucle.sinks.clickhouse.query import run_query
+    from boucle.sinks.clickhouse.query import QueryError, run_query, single_statement
 
     settings = load()
-    columns, rows = run_query(connect(settings.warehouse), sql)
+    single_statement(sql)  # refuse a second statement before connecting
+    client = interactive_client(settings) if write else read_client(settings)
+    try:
+        columns, rows = run_query(client, sql)
+    except QueryError as exc:
+        if write or "READONLY" not in str(exc):
+            raise
+        raise QueryError(f"{exc}: `boucle query` only reads unless given --write") from exc
     print_rows(columns, rows, format.value, console, sys.stdout)
 
 

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from boucle.config.settings import Settings, parse_duration
-from boucle.flows.cli.common import console, err, load
+from boucle.flows.cli.common import console, err, load, read_client
 from boucle.flows.cli.render import rows_table
 from boucle.flows.summary import facts_table
 
@@ -25,9 +25,14 @@ cases_app = typer.Typer(help="Closing the loop: case KPIs, non-respondents, prom
 
 
 def _client(settings: Settings):
-    from boucle.sinks.clickhouse.client import connect
+    """Read-only: no command of this group (nor the loop summary of a run) writes. A warehouse
+    without the views is one line saying to run ``boucle db migrate``."""
+    from boucle.config.redact import redact_url
+    from boucle.sinks.clickhouse.schema import check_schema
 
-    return connect(settings.warehouse)
+    client, warehouse = read_client(settings), settings.warehouse
+    check_schema(client, warehouse.database, redact_url(warehouse.url or warehouse.path))
+    return client
 
 
 def _dicts(result) -> list[dict[str, Any]]:
@@ -157,7 +162,10 @@ def non_respondents(
     Example: `boucle cases non-respondents --after 5d --site store-0001`
     """
     settings = load()
-    days = parse_duration(after or settings.cases.non_respondent_after).total_seconds() / 86400
+    try:
+        days = parse_duration(after or settings.cases.non_respondent_after).total_seconds() / 86400
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--after") from None
     conditions = ["NOT responded", "days_waiting >= {after:Float64}"]
     if site:
         conditions.append("site_id = {site:String}")

@@ -144,11 +144,12 @@ def collect(client: Client, database: str, *, region: str | None, period_days: i
     if region and not _rows(client, f"SELECT 1 FROM {db}.sites FINAL WHERE region = {{r:String}} LIMIT 1", r=region):
         raise ReportError(f"no site of region {region!r} in the warehouse (see the sites table)")
     known = {r["period_days"] for r in _rows(client, f"SELECT DISTINCT period_days FROM {db}.periods")}
-    if period_days not in known:  # the views compare the periods listed there; add this one
-        from boucle.sinks.clickhouse.client import INSERT_SETTINGS
-
-        client.insert("periods", [(period_days,)], column_names=["period_days"], database=db,
-                      settings=dict(INSERT_SETTINGS))
+    if period_days not in known:  # the views compare the periods listed there; a report only reads
+        listed = ", ".join(f"{p}d" for p in sorted(known)) or "none"
+        raise ReportError(
+            f"{period_days}d is not a comparison period of the warehouse ({listed}); add it once with"
+            f' `boucle query --write "INSERT INTO periods VALUES ({period_days})"`'
+        )
     where = "({r:String} = '' OR region = {r:String})"
     params = {"r": region or "", "p": period_days, "start": start, "end": end}
     label_col = "label_fr" if lang == "fr" else "label_en"
@@ -366,10 +367,14 @@ def build_report(data: ReportData) -> str:
 
 def write_report(settings: Settings, out: Path, *, region: str | None = None, period: Any = "30d",
                  lang: str = "en") -> Path:
-    """Build the report from the warehouse of ``settings`` and write it to ``out``."""
-    from boucle.flows.rows import dimension_rows
-    from boucle.sinks.clickhouse.client import connect
-    from boucle.sinks.clickhouse.schema import init_schema
+    """Build the report from the warehouse of ``settings`` and write it to ``out``.
+
+    Read-only: a read-only session (a BI user works), no migration, no TTL, no dimension sync;
+    a warehouse without the schema is one line saying to run ``boucle db migrate``.
+    """
+    from boucle.config.redact import redact_url
+    from boucle.flows.cli.common import read_client
+    from boucle.sinks.clickhouse.schema import check_schema
 
     if lang not in TEXT:
         raise ReportError(f"--lang must be one of {', '.join(TEXT)}, got {lang!r}")
@@ -377,8 +382,8 @@ def write_report(settings: Settings, out: Path, *, region: str | None = None, pe
         raise ReportError("the report draws with plotly, which is not installed: pip install 'boucle[report]'")
     period_days = parse_period(period)
     warehouse = settings.warehouse
-    client = connect(warehouse)
-    init_schema(client, warehouse.database, retention=warehouse.retention, dimensions=dimension_rows(settings))
+    client = read_client(settings)
+    check_schema(client, warehouse.database, redact_url(warehouse.url or warehouse.path))
     data = collect(client, warehouse.database, region=region, period_days=period_days, lang=lang)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

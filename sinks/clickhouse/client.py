@@ -28,7 +28,8 @@ import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+
+from boucle.config.redact import redact_url
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INSERT_SETTINGS",
+    "READ_ONLY_LEVEL",
     "WarehouseError",
     "client_lock",
     "close_all",
@@ -51,18 +53,24 @@ T = TypeVar("T")
 # The settings of every insert (see the module docstring); pass a copy: ``settings=dict(INSERT_SETTINGS)``.
 INSERT_SETTINGS: dict[str, Any] = {"async_insert": 0, "insert_deduplicate": 1, "optimize_on_insert": 0}
 
+# The ``readonly`` level of read-only sessions: 2 refuses inserts, DDL, OPTIMIZE and TRUNCATE but
+# lets a query change its settings (the HTTP client sends some per request; `SETTINGS max_threads`).
+READ_ONLY_LEVEL = 2
+
+# Retries within a deadline this short (interactive commands) are logged at DEBUG only.
+QUIET_RETRY_SECONDS = 10.0
+
 # ClickHouse error codes that mean "try again later" rather than "this request is wrong".
 RETRYABLE_CODES = frozenset(
     {
         3,  # UNEXPECTED_END_OF_FILE
         159,  # TIMEOUT_EXCEEDED
-        164,  # READONLY (e.g. a replica in read-only mode while restarting)
         202,  # TOO_MANY_SIMULTANEOUS_QUERIES
         203,  # NO_FREE_CONNECTION
         209,  # SOCKET_TIMEOUT
         210,  # NETWORK_ERROR
         241,  # MEMORY_LIMIT_EXCEEDED
-        242,  # TABLE_IS_READ_ONLY
+        242,  # TABLE_IS_READ_ONLY (a replica restarting; 164 READONLY is a read-only user: permanent)
         252,  # TOO_MANY_PARTS
         319,  # UNKNOWN_STATUS_OF_INSERT
         394,  # QUERY_WAS_CANCELLED (server shutting down)
@@ -100,33 +108,54 @@ def client_lock(client: Client) -> threading.RLock:
         return lock
 
 
-def connect(warehouse: Warehouse, *, max_retry_seconds: float = 30.0) -> Client:
+def connect(warehouse: Warehouse, *, max_retry_seconds: float = 30.0, read_only: bool = False) -> Client:
     """The process-wide client of ``warehouse``, opened on first call.
 
     A server that does not answer is retried with backoff for ``max_retry_seconds`` (so the engine
     may start before its database); wrong credentials and a locked chDB path fail at once.
     The client's default database is ``warehouse.database`` once it exists (see
     :func:`sinks.clickhouse.schema.init_schema`); the writer always qualifies table names.
+
+    ``read_only`` gives another client whose session refuses every write and DDL (ClickHouse's
+    ``readonly`` setting, :data:`READ_ONLY_LEVEL`, unless the user is read-only already): what
+    the read commands use, so that none of them can change the warehouse. A chDB path that does
+    not exist is not created for it.
     """
     if warehouse.url is None:
-        key: tuple = ("chdb", os.path.realpath(warehouse.path))
+        key: tuple = ("chdb", os.path.realpath(warehouse.path), read_only)
     else:
-        key = ("http", warehouse.url, warehouse.user)
+        key = ("http", warehouse.url, warehouse.user, read_only)
     with _REGISTRY_LOCK:
         shared = _REGISTRY.get(key)
         if shared is None:
             if warehouse.url is None:
+                if read_only and not os.path.isdir(key[1]):
+                    raise WarehouseError(
+                        f"no warehouse at {warehouse.path} yet: run `boucle run` or `boucle db migrate` first"
+                    )
                 client = _open_chdb(key[1])
                 label = f"chDB at {key[1]}"
             else:
                 client = _open_http(warehouse, max_retry_seconds)
-                label = f"ClickHouse at {_redact(warehouse.url)}"
+                label = f"ClickHouse at {redact_url(warehouse.url)}"
+            if read_only:
+                _make_read_only(client, label)
             shared = _REGISTRY[key] = _Shared(client, label)
         client = shared.client
     with client_lock(client):
         if client.database != warehouse.database and _database_exists(client, warehouse.database):
             client.database = warehouse.database
     return client
+
+
+def _make_read_only(client: Client, label: str) -> None:
+    """Turn the session of ``client`` read-only (a user whose profile already is stays as it is)."""
+    level = int(client.query("SELECT getSetting('readonly')").result_rows[0][0])
+    if level == 0:
+        client.set_client_setting("readonly", READ_ONLY_LEVEL)
+        level = int(client.query("SELECT getSetting('readonly')").result_rows[0][0])
+    if level == 0:  # never silently writable
+        raise WarehouseError(f"{label} did not accept a read-only session")
 
 
 def close_all() -> None:
@@ -177,8 +206,9 @@ def with_retries(
             elapsed = time.monotonic() - start
             if elapsed + delay > max_retry_seconds:
                 raise WarehouseError(describe(exc, attempts, elapsed)) from exc
-            logger.warning("warehouse unavailable (attempt %d), retrying in %.1fs: %s",
-                           attempts, delay, _reason(exc))
+            # A short deadline is an interactive command: its one-line error tells the story.
+            logger.log(logging.WARNING if max_retry_seconds > QUIET_RETRY_SECONDS else logging.DEBUG,
+                       "warehouse unavailable (attempt %d), retrying in %.1fs: %s", attempts, delay, _reason(exc))
             time.sleep(delay)
             delay = min(delay * 2, max_delay)
 
@@ -189,7 +219,7 @@ def _open_chdb(path: str) -> Client:
     import clickhouse_connect
     from clickhouse_connect.driver.exceptions import Error
 
-    others = [key[1] for key in _REGISTRY if key[0] == "chdb"]
+    others = [key[1] for key in _REGISTRY if key[0] == "chdb" and key[1] != path]
     if others:
         raise WarehouseError(
             f"chDB opens one data path per process: {others[0]} is already open, cannot open {path}"
@@ -251,7 +281,7 @@ def _open_http(warehouse: Warehouse, max_retry_seconds: float) -> Client:
     import clickhouse_connect
     from clickhouse_connect.driver.exceptions import DatabaseError
 
-    url = _redact(warehouse.url or "")
+    url = redact_url(warehouse.url or "")
 
     def open_client() -> Client:
         return clickhouse_connect.get_client(
@@ -259,7 +289,7 @@ def _open_http(warehouse: Warehouse, max_retry_seconds: float) -> Client:
             username=warehouse.user,
             password=warehouse.password.get_secret_value(),
             tz_mode="aware",
-            connect_timeout=5,
+            connect_timeout=max(1, min(5, int(max_retry_seconds // 2))),  # a short deadline stays short
             send_receive_timeout=300,
             # No HTTP session: several threads may then use the client (we still lock inserts).
             autogenerate_session_id=False,
@@ -289,18 +319,6 @@ def _database_exists(client: Client, database: str) -> bool:
         "SELECT count() FROM system.databases WHERE name = {db:String}", parameters={"db": database}
     ).result_rows
     return bool(rows and rows[0][0])
-
-
-def _redact(url: str) -> str:
-    """The URL without a password it may embed."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:***@{host}" if parts.username else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,7 +1,9 @@
 """The warehouse schema as versioned migrations, the BI dimensions, and the column types the writer uses.
 
 Migrations are the files ``vNNNN_<name>.sql`` next to this module, applied in order by
-:func:`migrate` (``boucle db init`` / ``boucle db migrate``, and when a sink starts). Each applied
+:func:`migrate`: by ``boucle db init`` / ``boucle db migrate``, and by ``boucle run`` only when
+``warehouse.auto_migrate`` allows it (embedded chDB by default). Read commands never change the
+schema; :func:`check_schema` tells them (and ``run`` on a server) what is missing. Each applied
 version is recorded in ``schema_migrations``; a version already recorded is skipped, so a second
 run changes nothing. Never edit an applied migration: add the next file. Every statement is also
 idempotent on its own (``IF NOT EXISTS``, ``CREATE OR REPLACE VIEW``), so a half-applied migration
@@ -31,7 +33,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from boucle.sinks.clickhouse.client import INSERT_SETTINGS, client_lock
+from boucle.sinks.clickhouse.client import INSERT_SETTINGS, WarehouseError, client_lock
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -41,11 +43,15 @@ if TYPE_CHECKING:
 __all__ = [
     "Migration",
     "RETENTION_COLUMNS",
+    "SchemaNotCurrent",
     "apply_retention",
     "applied_migrations",
+    "check_schema",
     "init_schema",
     "migrate",
     "migrations",
+    "pending_migrations",
+    "retention_changes",
     "schema_statements",
     "sync_dimensions",
     "table_columns",
@@ -76,6 +82,10 @@ RETENTION_COLUMNS = {
 
 _columns_cache: dict[tuple[int, str, str], tuple[tuple[str, str], ...]] = {}
 _cache_lock = threading.Lock()
+
+
+class SchemaNotCurrent(WarehouseError):
+    """The warehouse lacks migrations this code needs; only ``boucle db migrate`` applies them."""
 
 
 @dataclass(frozen=True)
@@ -190,15 +200,11 @@ def ttl_expression(column: str, column_type: str, retention: timedelta) -> str:
     return f"toDateTime({column}) + {interval}"
 
 
-def apply_retention(client: Client, database: str, retention: timedelta | None) -> list[str]:
-    """Make the TTL of every table in :data:`RETENTION_COLUMNS` match ``retention`` (None: keep
-    rows forever). Only tables whose TTL differs are altered; returns their names.
-
-    Existing parts are not rewritten at once (``materialize_ttl_after_modify = 0``): expired rows
-    go at the next merges. Rows are dropped by whole months' partitions when a month has expired.
-    """
+def retention_changes(client: Client, database: str, retention: timedelta | None) -> list[tuple[str, str]]:
+    """``[(table, ALTER statement)]`` that would make the TTL of every table in
+    :data:`RETENTION_COLUMNS` match ``retention`` (None: keep rows forever); read-only."""
     _check_identifier(database)
-    changed = []
+    changes = []
     with client_lock(client):
         rows = client.query(
             "SELECT name, engine_full FROM system.tables WHERE database = {db:String}", parameters={"db": database}
@@ -210,19 +216,51 @@ def apply_retention(client: Client, database: str, retention: timedelta | None) 
             has_ttl = " TTL " in f" {engines[table]} "
             if retention is None:
                 if has_ttl:
-                    client.command(f"ALTER TABLE `{database}`.`{table}` REMOVE TTL")
-                    changed.append(table)
+                    changes.append((table, f"ALTER TABLE `{database}`.`{table}` REMOVE TTL"))
                 continue
             types = dict(table_columns(client, database, table))
             expression = ttl_expression(column, types[column], retention)
             if has_ttl and _ttl_of(engines[table]) == expression:
                 continue
-            client.command(
-                f"ALTER TABLE `{database}`.`{table}` MODIFY TTL {expression}",
-                settings={"materialize_ttl_after_modify": 0},
-            )
+            changes.append((table, f"ALTER TABLE `{database}`.`{table}` MODIFY TTL {expression}"))
+    return changes
+
+
+def apply_retention(client: Client, database: str, retention: timedelta | None) -> list[str]:
+    """Make the TTL of every table in :data:`RETENTION_COLUMNS` match ``retention`` (None: keep
+    rows forever). Only tables whose TTL differs are altered; returns their names. Only
+    ``boucle db migrate`` (and ``run`` when it may migrate) calls it: a read command never does.
+
+    Existing parts are not rewritten at once (``materialize_ttl_after_modify = 0``): expired rows
+    go at the next merges. Rows are dropped by whole months' partitions when a month has expired.
+    """
+    changed = []
+    with client_lock(client):
+        for table, statement in retention_changes(client, database, retention):
+            client.command(statement, settings={"materialize_ttl_after_modify": 0})
             changed.append(table)
     return changed
+
+
+def pending_migrations(client: Client, database: str) -> list[str]:
+    """``vNNNN_name`` of the shipped migrations not yet applied to ``database`` (read-only)."""
+    applied = applied_migrations(client, database)
+    return [f"v{m.version:04d}_{m.name}" for m in migrations() if m.version not in applied]
+
+
+def check_schema(client: Client, database: str, where: str) -> None:
+    """Raise :class:`SchemaNotCurrent` unless every shipped migration is applied to ``database``.
+
+    Read-only: what ``run`` does on a server it may not migrate, and what read commands do first.
+    """
+    pending = pending_migrations(client, database)
+    if not pending:
+        return
+    if len(pending) == len(migrations()):
+        state = f"has no Boucle schema in database {database}"
+    else:
+        state = f"lacks schema migration{'s' * (len(pending) > 1)} {', '.join(pending)} in database {database}"
+    raise SchemaNotCurrent(f"the warehouse {where} {state}: run `boucle db migrate` first")
 
 
 def _ttl_of(engine_full: str) -> str:

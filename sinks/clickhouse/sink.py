@@ -6,27 +6,42 @@ buffer kept across calls would be lost on a crash after bytewax considered it de
 upstream instead (``op.collect`` up to ``warehouse.batch_rows`` / ``flush_interval``).
 
 All workers of the process share one client (see :mod:`sinks.clickhouse.client`); when the first
-partition is built, pending migrations are applied, the retention TTL is set and the dimension
-rows given (``sites``, ``questions``, built by the flow from the config) are synced (all idempotent).
+partition is built, the schema is made ready and the dimension rows given (``sites``,
+``questions``, built by the flow from the config: data the run writes) are synced (idempotent).
+"Ready" depends on ``warehouse.auto_migrate`` (:meth:`~config.settings.Warehouse.migrates_on_run`):
+pending migrations and the retention TTL are applied (embedded chDB by default), or the schema is
+only checked and a missing migration stops the run with one line saying to run ``boucle db migrate``
+(a ClickHouse server by default: its schema is changed by whoever runs the migrations, not by
+every engine that starts). A retention that differs from the tables' TTL is then a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from boucle.config.redact import redact_url
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.clickhouse.client import connect
-from boucle.sinks.clickhouse.schema import init_schema
+from boucle.sinks.clickhouse.schema import (
+    apply_retention,
+    check_schema,
+    migrate,
+    retention_changes,
+    sync_dimensions,
+)
 from boucle.sinks.clickhouse.writer import TableWriter, warm_up_arrow
 
 if TYPE_CHECKING:
     from boucle.config.settings import Warehouse
 
 __all__ = ["ClickHouseSink", "merge_batches"]
+
+logger = logging.getLogger(__name__)
 
 
 def merge_batches(items: list[TableBatch]) -> list[TableBatch]:
@@ -77,11 +92,21 @@ class ClickHouseSink(DynamicSink[TableBatch]):
     def prepare(self) -> None:
         """Connect, migrate and warm up now (see :func:`sinks.prepare_sinks`); idempotent."""
         client = connect(self.warehouse, max_retry_seconds=self.max_retry_seconds)
+        warehouse, db = self.warehouse, self.warehouse.database
         with self._lock:
             if not self._schema_ready:
-                init_schema(
-                    client, self.warehouse.database, retention=self.warehouse.retention, dimensions=self.dimensions
-                )
+                if warehouse.migrates_on_run():
+                    migrate(client, db)
+                    apply_retention(client, db, warehouse.retention)
+                else:
+                    check_schema(client, db, redact_url(warehouse.url or warehouse.path))
+                    differ = [table for table, _ in retention_changes(client, db, warehouse.retention)]
+                    if differ:
+                        logger.warning(
+                            "warehouse.retention (%s) differs from the TTL of %s; `boucle db migrate` applies it",
+                            warehouse.retention or "unlimited", ", ".join(differ),
+                        )
+                sync_dimensions(client, db, self.dimensions)
                 self._schema_ready = True
         warm_up_arrow()
 
