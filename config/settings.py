@@ -210,6 +210,8 @@ class Windows(_Strict):
     allowed_lateness: Duration = timedelta(hours=2)
     # Live sources only: close a quiet site's windows when the wall clock passes their end.
     close_on_wall_clock: bool = False
+    # Each site remembers the event_id of its events this long (event time) to drop duplicates.
+    dedup_horizon: PositiveDuration = timedelta(days=1)
 
     @field_validator("lengths")
     @classmethod

@@ -1,13 +1,16 @@
 """The feedback dataflow: decode → per-site windows and hot alerts → warehouse, alert outputs.
 
 ```
-raw ─decode─┬─ dead letters ──────────────────────────────────┐
-            └─ by site ─┬─ event-time windows ─ feedback rows ─┼─ batch per table ─ warehouse
-                        │                     └─ score rows ───┤
-                        ├─ hot alerts ──────┬─ (the loop: cases, SLA, themes; see flows.loop)
-                        └─ attribute alerts ┴─ alert rows ─────┘
-                                            └─ alert outputs (console, JSONL, Kafka)
+raw ─decode─┬─ dead letters ───────────────────────────────────────────────┐
+            └─ by site ─ duplicates out + windows ─┬─ duplicates (dead letters) ┤
+                                                   ├─ feedback, score rows ─────┼─ batch per table ─ warehouse
+                                                   └─ site events ─┬─ hot alerts ──────┬─ (the loop: cases, SLA, themes)
+                                                                   └─ attribute alerts ┴─ alert rows ─┘
+                                                                                       └─ alert outputs
 ```
+The windows step is the first stateful one: it drops duplicates (first ``event_id`` wins) and
+flags late events before anything else sees them, so hot alerts, attribute alerts, the loop and
+the warehouse all take the same version of every event.
 The unit that travels is a batch (of messages, then of one site's events): bytewax's per-item
 cost is paid per batch, which is what lets one worker keep up with tens of thousands of events
 per second.
@@ -39,7 +42,7 @@ from boucle.operators.batching import batch_rows
 from boucle.operators.decode import DecodedBatch, Decoder, decode_batches, group_by_site
 from boucle.operators.hot_alerts import HotAlertBuilder, hot_alerts
 from boucle.operators.ratings import scales_of
-from boucle.operators.windows import WindowSpec, event_time_windows
+from boucle.operators.windows import WindowedBatch, WindowSpec, event_time_windows
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.prepare import prepare_sinks
 
@@ -67,6 +70,7 @@ def window_spec(settings: Settings, wall_clock: bool | None = None) -> WindowSpe
         scales=scales_of(settings),
         region_of={site.id: site.region for site in settings.sites},
         wall_clock=windows.close_on_wall_clock if wall_clock is None else wall_clock,
+        dedup_horizon_ms=int(windows.dedup_horizon.total_seconds() * 1000),
     )
 
 
@@ -108,6 +112,12 @@ def _dead_letter_records(batch: DecodedBatch) -> list[DeadLetterRecord]:
     ]
 
 
+def _duplicate_batches(windowed: list[tuple[str, WindowedBatch]]) -> list[DecodedBatch]:
+    """The duplicates' dead letters of a bytewax batch of windowed batches, as one rejected-only batch."""
+    dead = [d for _, batch in windowed for d in batch.duplicates]
+    return [DecodedBatch([], dead, 0)] if dead else []
+
+
 def _inspect_batches(step_id: str, items, callback) -> None:
     """``op.inspect`` a bytewax batch at a time: one Python call per batch, not per item."""
     op.flat_map_batch(step_id, items, lambda batch: callback(batch) or [])
@@ -138,19 +148,22 @@ def build_flow(
     raw = op.input("input", flow, source)
     decoded = decode_batches("decode", raw, Decoder(settings))
     by_site = op.flat_map("by_site", decoded, group_by_site)
+    # The first stateful step: duplicates out, lateness flagged; every later step sees its events.
     windowed = event_time_windows("windows", by_site, spec)
+    site_events = op.filter_map("site_events", windowed, lambda kv: (kv[0], kv[1].events) if kv[1].events else None)
+    duplicates = op.flat_map_batch("duplicates", windowed, _duplicate_batches)
     alerts = op.flat_map_batch(
-        "alert_values", hot_alerts("hot", by_site, HotAlertBuilder(settings)), lambda kvs: [v for _, v in kvs]
+        "alert_values", hot_alerts("hot", site_events, HotAlertBuilder(settings)), lambda kvs: [v for _, v in kvs]
     )
-    dead_batches, extra_tables = decoded, []
+    dead_batches, extra_tables = op.merge("decode_dead", decoded, duplicates), []
     if settings.attribute_alerts.enabled:
         # After the hot alerts feed the loop: cases are opened for hot alerts only.
-        attribute = attribute_alerts("attribute", by_site, AttributeAlertEngine(settings))
+        attribute = attribute_alerts("attribute", site_events, AttributeAlertEngine(settings))
         extra_tables.append(op.flat_map("importance_rows", attribute.importance, importance_rows))
     if loop is not None:
-        closing = add_loop(flow, settings, decoded, by_site, alerts, loop)
+        closing = add_loop(flow, settings, decoded, site_events, alerts, loop)
         alerts = op.merge("all_alerts", alerts, closing.alerts)
-        dead_batches = op.merge("all_dead", decoded, closing.dead)
+        dead_batches = op.merge("all_dead", dead_batches, closing.dead)
         extra_tables.append(closing.tables)
         if stats is not None:
             op.inspect("count_loop_dead", closing.dead, stats.on_decoded)
@@ -158,6 +171,7 @@ def build_flow(
         alerts = op.merge("with_attribute_alerts", alerts, attribute.alerts)
     if stats is not None:
         op.inspect("count_decoded", decoded, stats.on_decoded)
+        op.inspect("count_duplicates", duplicates, stats.on_duplicates)
         op.inspect("count_windowed", windowed, stats.on_windowed)
         _inspect_batches("count_alerts", alerts, stats.on_alerts)
 

@@ -41,7 +41,7 @@ def test_boundaries_belong_to_the_next_window(settings):
     windows = SiteWindows(window_spec(settings))
     events = [feedback(settings, t) for t in (0, HOUR - 1, HOUR, 2 * HOUR)]
     assert windows.add(events) == []  # nothing closes before end + allowed lateness (2 h)
-    rows = rows_by(windows.add([feedback(settings, 4 * HOUR)]), 3600)
+    rows = rows_by(windows.add([feedback(settings, 4 * HOUR), feedback(settings, 4 * HOUR)]), 3600)
     assert rows[("nps", 0)]["n"] == 2 and rows[("nps", HOUR)]["n"] == 1
     assert ("nps", 2 * HOUR) not in rows  # its end + 2 h has not passed yet
     assert rows[("nps", 0)]["window_start"] == BASE and rows[("nps", HOUR)]["window_start"] == BASE + HOUR
@@ -59,18 +59,18 @@ def test_counts_mean_and_boxes(settings):
 
 def test_late_events_are_flagged_and_left_out(settings):
     windows = SiteWindows(window_spec(settings))
-    windows.add([feedback(settings, 10 * HOUR)])
+    windows.add([feedback(settings, 10 * HOUR), feedback(settings, 10 * HOUR)])  # the watermark: 10:00
     within = feedback(settings, 8 * HOUR + 1)  # 2 h - 1 ms behind the watermark: on time
     beyond = feedback(settings, 8 * HOUR - 1)  # more than 2 h behind: late
     windows.add([within, beyond])
     assert (within.late, beyond.late) == (False, True)
     rows = rows_by(windows.close(2**62), 86400)
-    assert rows[("nps", 0)]["n"] == 2  # the 10:00 event and the on-time one
+    assert rows[("nps", 0)]["n"] == 3  # the 10:00 events and the on-time one
 
 
 def test_windows_are_per_site(settings):
     windows = SiteWindows(window_spec(settings))
-    windows.add([feedback(settings, 10 * HOUR)])
+    windows.add([feedback(settings, 10 * HOUR), feedback(settings, 10 * HOUR)])
     other = SiteWindows(window_spec(settings))
     early = feedback(settings, 1 * HOUR, site="store-0002")
     other.add([early])
