@@ -348,6 +348,10 @@ class AttributeAlerts(_Strict):
     resolve_after: PositiveDuration = timedelta(hours=24)
     resolve_z: float = 1.0  # back to normal: expectation z > -resolve_z and no trigger
     severity_levels: list[float] = [0.25, 0.5, 0.9]  # effect x importance x confidence -> medium/high/critical
+    # Responses are judged in slots of order_step of event time, once every input partition has passed
+    # a slot by order_delay: one order whatever the batches and partitions (operators.attribute_order).
+    order_step: PositiveDuration = timedelta(minutes=1)
+    order_delay: Duration = timedelta(0)
 
 
 class Cases(_Strict):

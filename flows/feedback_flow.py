@@ -23,7 +23,7 @@ from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.outputs import FixedPartitionedSink, Sink
 
 from boucle.config.settings import Settings
@@ -36,8 +36,8 @@ from boucle.flows.rows import (
     score_rows,
 )
 from boucle.flows.stats import RunStats
-from boucle.operators.attribute_alerts import attribute_alerts
 from boucle.operators.attribute_engine import AttributeAlertEngine
+from boucle.operators.attribute_order import OrderSpec, ordered_attribute_alerts
 from boucle.operators.batching import batch_rows
 from boucle.operators.decode import DecodedBatch, Decoder, decode_batches, group_by_site
 from boucle.operators.hot_alerts import HotAlertBuilder, hot_alerts
@@ -46,7 +46,7 @@ from boucle.operators.windows import WindowedBatch, WindowSpec, event_time_windo
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.prepare import prepare_sinks
 
-__all__ = ["DeadLetterRecord", "FlowOutputs", "build_flow", "window_spec"]
+__all__ = ["DeadLetterRecord", "FlowOutputs", "build_flow", "order_spec", "window_spec"]
 
 
 @dataclass
@@ -71,6 +71,17 @@ def window_spec(settings: Settings, wall_clock: bool | None = None) -> WindowSpe
         region_of={site.id: site.region for site in settings.sites},
         wall_clock=windows.close_on_wall_clock if wall_clock is None else wall_clock,
         dedup_horizon_ms=int(windows.dedup_horizon.total_seconds() * 1000),
+    )
+
+
+def order_spec(settings: Settings, source: Source, spec: WindowSpec) -> OrderSpec:
+    """The attribute alerts' canonical order: it waits for every partition of ``source`` it can list."""
+    cfg = settings.attribute_alerts
+    partitions = len(source.list_parts()) if isinstance(source, FixedPartitionedSource) else 0
+    return OrderSpec(
+        step_ms=int(cfg.order_step.total_seconds() * 1000), delay_ms=int(cfg.order_delay.total_seconds() * 1000),
+        partitions=partitions, regions=tuple(sorted(set(spec.region_of.values()))), region_of=spec.region_of,
+        wall_clock=spec.wall_clock, dedup_horizon_ms=spec.dedup_horizon_ms,
     )
 
 
@@ -158,7 +169,10 @@ def build_flow(
     dead_batches, extra_tables = op.merge("decode_dead", decoded, duplicates), []
     if settings.attribute_alerts.enabled:
         # After the hot alerts feed the loop: cases are opened for hot alerts only.
-        attribute = attribute_alerts("attribute", site_events, AttributeAlertEngine(settings))
+        # Fed in partition order, not from the windows: its own slots make two runs of a topic agree.
+        attribute = ordered_attribute_alerts(
+            "attribute", decoded, AttributeAlertEngine(settings), order_spec(settings, source, spec)
+        )
         extra_tables.append(op.flat_map("importance_rows", attribute.importance, importance_rows))
     if loop is not None:
         closing = add_loop(flow, settings, decoded, site_events, alerts, loop)
