@@ -350,7 +350,9 @@ class AttributeAlerts(_Strict):
     severity_levels: list[float] = [0.25, 0.5, 0.9]  # effect x importance x confidence -> medium/high/critical
     # Responses are judged in slots of order_step of event time, once every input partition has passed
     # a slot by order_delay: one order whatever the batches and partitions (operators.attribute_order).
-    order_step: PositiveDuration = timedelta(minutes=1)
+    # Live runs (wall clock on) use live_order_step: lower latency, and they follow the wall clock anyway.
+    order_step: PositiveDuration = timedelta(hours=1)
+    live_order_step: PositiveDuration = timedelta(seconds=10)
     order_delay: Duration = timedelta(0)
 
 

@@ -2,15 +2,18 @@
 
 ```
 raw ─decode─┬─ dead letters ───────────────────────────────────────────────┐
-            └─ by site ─ duplicates out + windows ─┬─ duplicates (dead letters) ┤
-                                                   ├─ feedback, score rows ─────┼─ batch per table ─ warehouse
-                                                   └─ site events ─┬─ hot alerts ──────┬─ (the loop: cases, SLA, themes)
-                                                                   └─ attribute alerts ┴─ alert rows ─┘
-                                                                                       └─ alert outputs
+            ├─ by site ─ duplicates out + windows ─┬─ duplicates (dead letters) ┤
+            │                                      ├─ feedback, score rows ─────┼─ batch per table ─ warehouse
+            │                                      └─ site events ─ hot alerts ─┼─ (the loop: cases, SLA, themes)
+            └─ by partition ─ partition clock ─ region order: attribute alerts ─┴─ alert rows, importance rows
+                                                                                └─ alert outputs
 ```
 The windows step is the first stateful one: it drops duplicates (first ``event_id`` wins) and
-flags late events before anything else sees them, so hot alerts, attribute alerts, the loop and
-the warehouse all take the same version of every event.
+flags late events before anything else sees them, so hot alerts, the loop and the warehouse all
+take the same version of every event. The attribute alerts take the decoded batches in partition
+order instead and judge them in one canonical event-time order (:mod:`operators.attribute_order`),
+applying the same first-wins rule, so that two runs of a topic agree.
+
 The unit that travels is a batch (of messages, then of one site's events): bytewax's per-item
 cost is paid per batch, which is what lets one worker keep up with tens of thousands of events
 per second.
@@ -78,8 +81,9 @@ def order_spec(settings: Settings, source: Source, spec: WindowSpec) -> OrderSpe
     """The attribute alerts' canonical order: it waits for every partition of ``source`` it can list."""
     cfg = settings.attribute_alerts
     partitions = len(source.list_parts()) if isinstance(source, FixedPartitionedSource) else 0
+    step = cfg.live_order_step if spec.wall_clock else cfg.order_step
     return OrderSpec(
-        step_ms=int(cfg.order_step.total_seconds() * 1000), delay_ms=int(cfg.order_delay.total_seconds() * 1000),
+        step_ms=int(step.total_seconds() * 1000), delay_ms=int(cfg.order_delay.total_seconds() * 1000),
         partitions=partitions, regions=tuple(sorted(set(spec.region_of.values()))), region_of=spec.region_of,
         wall_clock=spec.wall_clock, dedup_horizon_ms=spec.dedup_horizon_ms,
     )

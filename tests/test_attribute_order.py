@@ -73,3 +73,58 @@ def test_two_clean_runs_of_one_kafka_topic_agree(kafka_broker, tmp_path):
     assert len(alerts) >= 3 and len(importance) >= DAYS * 6 * 8
     assert second[0] == alerts
     assert second[1] == importance
+
+
+# ---- The two steps, driven directly ----
+HOUR = 3_600_000
+
+
+def _response(settings, site, eid, ts, partition=0, offset=0, waiting=3):
+    from boucle.operators.decode import Feedback
+
+    return Feedback(eid, ts, site, "store", "", {"nps": 8}, {"waiting_time": waiting}, "", "fr", {}, 0,
+                    f"topic:{partition}:{offset}")
+
+
+def _steps(settings, partitions=2):
+    from boucle.operators.attribute_order import _PartitionClock, _RegionOrder
+
+    spec = dataclasses.replace(order_spec(settings, SimulatorSource(Simulator(settings, days=1), partitions),
+                                          window_spec(settings)), step_ms=HOUR)
+    engine = AttributeAlertEngine(settings)
+    return spec, (lambda: _PartitionClock(spec, None)), _RegionOrder(engine, spec, None, lambda: 0)
+
+
+def _feed(region_order, region, clock, events):
+    shares, _ = clock.on_batch([events])
+    return region_order.on_batch([payload for r, payload in shares if r == region])[0]
+
+
+def test_a_slot_waits_for_every_partition_and_out_of_order_responses_are_kept(settings):
+    spec, new_clock, order = _steps(settings)
+    site_a, site_b = [s.id for s in settings.sites if s.region == "ile-de-france"][:2]
+    region = "ile-de-france"
+    p0, p1 = new_clock(), new_clock()
+    _feed(order, region, p0, [_response(settings, site_a, f"a{i}", i * HOUR, 0, i) for i in range(6)])
+    assert order.pending and min(order.pending) == 0  # partition 1 has not reported: nothing judged
+    _feed(order, region, p1, [_response(settings, site_b, "b0", 0, 1, 0), _response(settings, site_b, "b1", 5 * HOUR, 1, 1)])
+    # Both partitions are past 4:00 (second-highest times 5:00 and 0:00 → min 0:00): still nothing.
+    assert 0 in order.pending
+    _feed(order, region, p1, [_response(settings, site_b, "b2", 5 * HOUR + 1, 1, 2)])
+    assert min(order.pending) >= 4 * HOUR  # slots 0:00-3:00 judged once both passed them
+    old = _response(settings, site_b, "b-old", HOUR, 1, 3)  # out of order in its partition
+    _feed(order, region, p1, [old])
+    assert any(old in events for events in order.pending.values())  # kept, in a later slot
+    assert old not in order.pending.get(HOUR, [])
+
+
+def test_the_order_path_keeps_the_first_version_of_an_event(settings):
+    spec, new_clock, order = _steps(settings, partitions=1)
+    site = next(s.id for s in settings.sites if s.region == "ile-de-france")
+    clock = new_clock()
+    first = _response(settings, site, "dup", 10, 0, 0, waiting=1)
+    again = _response(settings, site, "dup", 10, 0, 1, waiting=5)
+    _feed(order, "ile-de-france", clock, [first, again])
+    assert [e for events in order.pending.values() for e in events] == [first]
+    order.on_eof()
+    assert order.sites[site].watches["waiting_time"].peer.summary()[0] == 1.0
