@@ -15,6 +15,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from boucle.config.times import iso_ms
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from boucle.flows.run import prepare_recovery_dir
+from boucle.flows.stats import RunStats
 from boucle.sinks.clickhouse.client import close_all, connect
 from boucle.sinks.clickhouse.query import optimize_final
 from boucle.sinks.clickhouse.sink import ClickHouseSink
@@ -41,12 +42,12 @@ def _settings(settings, chdb_path, database):
     return settings.model_copy(update={"warehouse": warehouse})
 
 
-def _run(settings, items, recovery=None, epoch=timedelta(0)):
+def _run(settings, items, recovery=None, epoch=timedelta(0), stats=None):
     alerts, dead = [], []
     outputs = FlowOutputs(warehouse=ClickHouseSink(settings.warehouse), alerts=[TestingSink(alerts)],
                           dead_letters=[TestingSink(dead)])
     outputs.prepare()
-    flow = build_flow(settings, TestingSource(items), outputs)
+    flow = build_flow(settings, TestingSource(items), outputs, stats)
     run_main(flow, epoch_interval=epoch, recovery_config=recovery)
     return alerts, dead
 
@@ -61,8 +62,11 @@ def test_first_version_wins_everywhere_and_the_other_is_dead_lettered(settings, 
     first = message(0, "dup-1", 2, 5, "first version")
     again = message(3, "dup-1", 10, 5, "second version")  # same id and time, new content
     items = [first, message(1, "e-2", 9, 6), message(2, "e-3", 8, 7), again, message(4, "e-4", 9, 8)]
-    alerts, dead = _run(settings, items)
+    stats = RunStats()
+    alerts, dead = _run(settings, items, stats=stats)
     optimize_final(connect(settings.warehouse), settings.warehouse.database)
+    assert (stats.read, stats.accepted, stats.rejected) == (5, 4, 1)
+    assert stats.rejected_by_reason == {"duplicate_event": 1}
 
     [(nps, comment)] = _query(settings, "SELECT scores['nps'], comment FROM {db}.feedback WHERE event_id = 'dup-1'")
     assert (nps, comment) == (2, "first version")
