@@ -101,3 +101,23 @@ def test_a_redelivery_after_a_restart_with_recovery_is_not_a_duplicate(settings,
     optimize_final(connect(settings.warehouse), settings.warehouse.database)
     [(n,)] = _query(settings, "SELECT n FROM {db}.attribute_scores WHERE attribute = 'nps' AND window_length = 3600")
     assert n == 4
+
+
+def test_a_site_remembers_ids_for_the_dedup_horizon_only():
+    from boucle.operators.decode import Feedback
+    from boucle.operators.dedup import SeenEvents
+
+    hour = 3_600_000
+    seen = SeenEvents(horizon_ms=hour)
+    events = [Feedback(f"e{i}", i * 10_000, SITE, "", "", {"nps": 9}, {}, "", "", {}, 0, f"f:0:{i}")
+              for i in range(5_000)]  # 5,000 events over ~14 h
+    for start in range(0, len(events), 100):
+        seen.filter(events[start:start + 100])
+        seen.forget_before(events[start + 99].ts_ms)
+    assert len(seen.first) < 2 * 1024 + 100  # bounded: swept whenever it doubles
+    assert min(ts for ts, _ in seen.first.values()) >= events[-1].ts_ms - 2 * hour - 100 * 10_000
+    # Within the horizon a repeat is still caught; beyond it, it is not recognised.
+    recent = Feedback("e4990", 4_990 * 10_000, SITE, "", "", {"nps": 1}, {}, "", "", {}, 0, "f:0:9999")
+    ancient = Feedback("e0", 0, SITE, "", "", {"nps": 1}, {}, "", "", {}, 0, "f:0:10000")
+    kept, dead = seen.filter([recent, ancient])
+    assert [d.message.offset for d in dead] == [9999] and kept == [ancient]
