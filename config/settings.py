@@ -251,6 +251,8 @@ class Windows(_Strict):
     allowed_lateness: Duration = timedelta(hours=2)
     # Live sources only: close a quiet site's windows when the wall clock passes their end.
     close_on_wall_clock: bool = False
+    # Each site remembers the event_id of its events this long (event time) to drop duplicates.
+    dedup_horizon: PositiveDuration = timedelta(days=1)
 
     @field_validator("lengths")
     @classmethod
@@ -397,6 +399,12 @@ class AttributeAlerts(_Strict):
     resolve_after: PositiveDuration = timedelta(hours=24)
     resolve_z: float = 1.0  # back to normal: expectation z > -resolve_z and no trigger
     severity_levels: list[float] = [0.25, 0.5, 0.9]  # effect x importance x confidence -> medium/high/critical
+    # Responses are judged in slots of order_step of event time, once every input partition has passed
+    # a slot by order_delay: one order whatever the batches and partitions (operators.attribute_order).
+    # Live runs (wall clock on) use live_order_step: lower latency, and they follow the wall clock anyway.
+    order_step: PositiveDuration = timedelta(hours=1)
+    live_order_step: PositiveDuration = timedelta(seconds=10)
+    order_delay: Duration = timedelta(0)
 
 
 class Cases(_Strict):

@@ -1,13 +1,19 @@
 """The feedback dataflow: decode → per-site windows and hot alerts → warehouse, alert outputs.
 
 ```
-raw ─decode─┬─ dead letters ──────────────────────────────────┐
-            └─ by site ─┬─ event-time windows ─ feedback rows ─┼─ batch per table ─ warehouse
-                        │                     └─ score rows ───┤
-                        ├─ hot alerts ──────┬─ (the loop: cases, SLA, themes; see flows.loop)
-                        └─ attribute alerts ┴─ alert rows ─────┘
-                                            └─ alert outputs (console, JSONL, Kafka)
+raw ─decode─┬─ dead letters ───────────────────────────────────────────────┐
+            ├─ by site ─ duplicates out + windows ─┬─ duplicates (dead letters) ┤
+            │                                      ├─ feedback, score rows ─────┼─ batch per table ─ warehouse
+            │                                      └─ site events ─ hot alerts ─┼─ (the loop: cases, SLA, themes)
+            └─ by partition ─ partition clock ─ region order: attribute alerts ─┴─ alert rows, importance rows
+                                                                                └─ alert outputs
 ```
+The windows step is the first stateful one: it drops duplicates (first ``event_id`` wins) and
+flags late events before anything else sees them, so hot alerts, the loop and the warehouse all
+take the same version of every event. The attribute alerts take the decoded batches in partition
+order instead and judge them in one canonical event-time order (:mod:`operators.attribute_order`),
+applying the same first-wins rule, so that two runs of a topic agree.
+
 The unit that travels is a batch (of messages, then of one site's events): bytewax's per-item
 cost is paid per batch, which is what lets one worker keep up with tens of thousands of events
 per second.
@@ -20,7 +26,7 @@ from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.outputs import FixedPartitionedSink, Sink
 
 from boucle.config.settings import Settings
@@ -34,19 +40,19 @@ from boucle.flows.rows import (
     score_rows,
 )
 from boucle.flows.stats import RunStats
-from boucle.operators.attribute_alerts import attribute_alerts
 from boucle.operators.attribute_engine import AttributeAlertEngine
+from boucle.operators.attribute_order import OrderSpec, ordered_attribute_alerts
 from boucle.operators.batching import batch_rows
 from boucle.operators.decode import DecodedBatch, Decoder, decode_batches, group_by_site
 from boucle.operators.guard import split_dead
 from boucle.operators.hot_alerts import HotAlertBuilder, hot_alerts
 from boucle.operators.privacy import mask_pii, regions_for
 from boucle.operators.ratings import scales_of
-from boucle.operators.windows import WindowSpec, event_time_windows
+from boucle.operators.windows import WindowedBatch, WindowSpec, event_time_windows
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.prepare import prepare_sinks
 
-__all__ = ["DeadLetterRecord", "FlowOutputs", "build_flow", "window_spec"]
+__all__ = ["DeadLetterRecord", "FlowOutputs", "build_flow", "order_spec", "window_spec"]
 
 
 @dataclass
@@ -70,6 +76,19 @@ def window_spec(settings: Settings, wall_clock: bool | None = None) -> WindowSpe
         scales=scales_of(settings),
         region_of={site.id: site.region for site in settings.sites},
         wall_clock=windows.close_on_wall_clock if wall_clock is None else wall_clock,
+        dedup_horizon_ms=int(windows.dedup_horizon.total_seconds() * 1000),
+    )
+
+
+def order_spec(settings: Settings, source: Source, spec: WindowSpec) -> OrderSpec:
+    """The attribute alerts' canonical order: it waits for every partition of ``source`` it can list."""
+    cfg = settings.attribute_alerts
+    partitions = len(source.list_parts()) if isinstance(source, FixedPartitionedSource) else 0
+    step = cfg.live_order_step if spec.wall_clock else cfg.order_step
+    return OrderSpec(
+        step_ms=int(step.total_seconds() * 1000), delay_ms=int(cfg.order_delay.total_seconds() * 1000),
+        partitions=partitions, regions=tuple(sorted(set(spec.region_of.values()))), region_of=spec.region_of,
+        wall_clock=spec.wall_clock, dedup_horizon_ms=spec.dedup_horizon_ms,
     )
 
 
@@ -115,6 +134,12 @@ def _dead_letter_records(batch: DecodedBatch, keep_raw: bool = False) -> list[De
     return records
 
 
+def _duplicate_batches(windowed: list[tuple[str, WindowedBatch]]) -> list[DecodedBatch]:
+    """The duplicates' dead letters of a bytewax batch of windowed batches, as one rejected-only batch."""
+    dead = [d for _, batch in windowed for d in batch.duplicates]
+    return [DecodedBatch([], dead, 0)] if dead else []
+
+
 def _inspect_batches(step_id: str, items, callback) -> None:
     """``op.inspect`` a bytewax batch at a time: one Python call per batch, not per item."""
     op.flat_map_batch(step_id, items, lambda batch: callback(batch) or [])
@@ -148,14 +173,20 @@ def build_flow(
     raw = op.input("input", flow, source)
     decoded = decode_batches("decode", raw, Decoder(settings, live=live))
     by_site = op.flat_map("by_site", decoded, group_by_site)
+    # The first stateful step: duplicates out, lateness flagged; every later step sees its events.
     windowed = event_time_windows("windows", by_site, spec)
-    hot = split_dead("hot_dead", hot_alerts("hot", by_site, HotAlertBuilder(settings)))
+    site_events = op.filter_map("site_events", windowed, lambda kv: (kv[0], kv[1].events) if kv[1].events else None)
+    duplicates = op.flat_map_batch("duplicates", windowed, _duplicate_batches)
+    hot = split_dead("hot_dead", hot_alerts("hot", site_events, HotAlertBuilder(settings)))
     alerts = op.flat_map_batch("alert_values", hot.values, lambda kvs: [v for _, v in kvs])
     guard_dead = hot.dead
-    dead_batches, extra_tables = decoded, []
+    dead_batches, extra_tables = op.merge("decode_dead", decoded, duplicates), []
     if settings.attribute_alerts.enabled:
         # After the hot alerts feed the loop: cases are opened for hot alerts only.
-        attribute = attribute_alerts("attribute", by_site, AttributeAlertEngine(settings))
+        # Fed in partition order, not from the windows: its own slots make two runs of a topic agree.
+        attribute = ordered_attribute_alerts(
+            "attribute", decoded, AttributeAlertEngine(settings), order_spec(settings, source, spec)
+        )
         extra_tables.append(op.flat_map("importance_rows", attribute.importance, importance_rows))
         guard_dead = op.merge("guard_dead", guard_dead, attribute.dead)
     # What a step after decoding failed on (operators.guard): dead letters too.
@@ -163,7 +194,7 @@ def build_flow(
     if stats is not None:
         op.inspect("count_guard_dead", guard_dead, stats.on_decoded)
     if loop is not None:
-        closing = add_loop(flow, settings, decoded, by_site, alerts, loop)
+        closing = add_loop(flow, settings, decoded, site_events, alerts, loop)
         alerts = op.merge("all_alerts", alerts, closing.alerts)
         dead_batches = op.merge("all_dead", dead_batches, closing.dead)
         extra_tables.append(closing.tables)
@@ -173,6 +204,7 @@ def build_flow(
         alerts = op.merge("with_attribute_alerts", alerts, attribute.alerts)
     if stats is not None:
         op.inspect("count_decoded", decoded, stats.on_decoded)
+        op.inspect("count_duplicates", duplicates, stats.on_duplicates)
         op.inspect("count_windowed", windowed, stats.on_windowed)
         _inspect_batches("count_alerts", alerts, stats.on_alerts)
 

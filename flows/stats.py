@@ -39,6 +39,13 @@ class RunStats:
             self.rejected += len(batch.rejected)
             self.rejected_by_reason.update(d.reason_code for d in batch.rejected)
 
+    def on_duplicates(self, _step: str, batch: DecodedBatch) -> None:
+        """Duplicates were decoded (counted accepted) and then dead-lettered by the windows step."""
+        with self._lock:
+            self.accepted -= len(batch.rejected)
+            self.rejected += len(batch.rejected)
+            self.rejected_by_reason.update(d.reason_code for d in batch.rejected)
+
     def on_windowed(self, _step: str, keyed: tuple[str, WindowedBatch]) -> None:
         batch = keyed[1]
         with self._lock:

@@ -96,7 +96,7 @@ class _RegionLogic(StatefulBatchLogic):
                     out.append(ended)
                 out.extend(self.state.add(self.engine, summary, detected))
             except Exception as exc:  # noqa: BLE001 - one dead letter, never a crash loop
-                out.append(internal_error("attribute_regions", _summary_message(summary), exc))
+                out.append(internal_error("attribute_regions", summary_message(summary), exc))
         return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self):
@@ -108,7 +108,7 @@ class _RegionLogic(StatefulBatchLogic):
         return self.state.snapshot()
 
 
-def _summary_message(summary: SiteSummary) -> RawMessage:
+def summary_message(summary: SiteSummary) -> RawMessage:
     """What a region's dead letter points at: a site's summary (no single message made it)."""
     value = orjson.dumps({"site_id": summary.site_id, "region": summary.region, "t_ms": summary.t_ms})
     return RawMessage(value, "internal:attribute_regions", zlib.crc32(summary.site_id.encode()) & 0x7FFFFFFF,

@@ -92,6 +92,7 @@ class Feedback(msgspec.Struct, gc=False):
     received_ms: int
     position: str
     late: bool = False
+    message: RawMessage | None = None  # what it was decoded from (a duplicate's dead letter forwards it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +313,7 @@ class Decoder:
                 w.event_id, ts_ms, site_id, channel, w.journey_stage, scores,
                 attributes, w.comment, w.language, customer, message.received_ms,
                 f"{message.origin}:{message.partition}:{message.offset}",  # RawMessage.position, inlined
+                message=message,
             ))
         return DecodedBatch(accepted, rejected, len(messages))
 

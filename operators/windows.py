@@ -1,11 +1,25 @@
 """Tumbling windows on event time per site: count, mean, bottom and top box of every question.
 
-Each site keeps a watermark, the latest ``occurred_at`` it has seen (and, for live sources, the
-wall clock). An event older than ``watermark - allowed_lateness`` is *late*: it is flagged, kept in
-the raw feedback, and left out of the windows. A window closes, and its rows are emitted, once
-the watermark passes ``window end + allowed_lateness``; at the end of the input every open window
-is emitted too but kept, so that a resumed run completes it and re-emits it under the same key
-(the table keeps the row with the largest ``n``).
+The first stateful step of the flow: each site's batch is deduplicated here (first ``event_id``
+wins, :mod:`operators.dedup`) and everything downstream (hot alerts, attribute alerts, the loop,
+the warehouse) takes the events this step lets through, so they all agree on one version.
+
+**Watermark.** Each site keeps a watermark: the *second-highest* ``occurred_at`` it has seen. One
+event far ahead of the others (a wrong clock) therefore cannot move it, and so cannot close the
+site's windows or make the site's later events late; a second event as far ahead confirms it. An
+event older than ``watermark - allowed_lateness`` is *late*: it is flagged, kept in the raw
+feedback, and left out of the windows. A window closes, and its rows are emitted, once the
+watermark passes ``window end + allowed_lateness``; at the end of the input every open window is
+emitted too but kept, so that a resumed run completes it and re-emits it under the same key (the
+table keeps the row with the largest ``n``). A site with a single event closes nothing by event
+time alone: the end of the input, or the wall clock of a live source, closes its windows.
+
+**Live sources** (``wall_clock``). Lateness is still measured against the site's own watermark,
+never the wall clock, so a backlog (a topic read hours after it was written) is history, not
+late. The wall clock only closes the windows of a quiet site: its progress is extrapolated by
+the wall time elapsed since its last event was read (not across a restart: a resumed run starts
+that clock afresh), and an event falling in a window that the extrapolation already closed is
+late.
 
 Windows are aligned to UTC (epoch multiples of their length).
 
@@ -14,7 +28,7 @@ Windows are aligned to UTC (epoch multiples of their length).
 >>> e = lambda ts, nps: Feedback("e", ts, "s1", "", "", {"nps": nps}, {}, "", "", {}, 0, "")
 >>> state.add([e(1_000, 10), e(2_000, 3)])
 []
->>> state.add([e(3_600_000, 8)])  # site, region, question, length (s), start, n, sum, bottom, top
+>>> state.add([e(3_600_000, 8), e(3_700_000, 8)])  # site, region, question, length (s), start, n, sum, bottom, top
 [('s1', 'north', 'nps', 3600, 0, 2, 13, 1, 1)]
 """
 
@@ -29,7 +43,8 @@ import bytewax.operators as op
 from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from boucle.operators.decode import Feedback
+from boucle.operators.decode import DeadLetter, Feedback
+from boucle.operators.dedup import SeenEvents
 from boucle.operators.ratings import RatingLayout
 
 __all__ = ["ScoreRow", "SiteWindows", "WindowSpec", "WindowedBatch", "event_time_windows"]
@@ -51,16 +66,21 @@ class WindowSpec:
     scales: dict[str, tuple[int, int, int]]  # question -> (max, bottom_max, top_min)
     region_of: dict[str, str] = field(default_factory=dict)
     wall_clock: bool = False
+    dedup_horizon_ms: int = 86_400_000  # how long (event time) a site remembers an event_id
 
 
 @dataclass(slots=True)
 class WindowedBatch:
-    """What one site's batch produced: its events (``late`` of them flagged late) and the rows of
-    closed windows."""
+    """What one site's batch produced: its events (``late`` of them flagged late; duplicates
+    removed), the rows of closed windows, and the duplicates' dead letters."""
 
     events: list[Feedback]
     rows: list[ScoreRow] = field(default_factory=list)
     late: int = 0
+    duplicates: list[DeadLetter] = field(default_factory=list)
+
+
+_NEVER = -(2**62)
 
 
 class SiteWindows:
@@ -69,45 +89,71 @@ class SiteWindows:
     Only the shortest windows are updated per event; longer windows are sums of the shorter ones
     they contain, added up when those close. A window's histogram is one flat list of counts
     laid out by :class:`~operators.ratings.RatingLayout` (one list increment per rating).
+    ``watermark`` is the second-highest event time seen, ``top`` the highest, ``closed`` the
+    horizon up to which windows were closed (events before it are late), ``seen_wall`` the wall
+    time the site's last event was read (live sources; not snapshotted).
     """
 
-    __slots__ = ("site_id", "spec", "watermark", "fine", "coarse", "late_in_last_add", "_finest", "_layout")
+    __slots__ = ("site_id", "spec", "watermark", "top", "closed", "seen_wall", "fine", "coarse",
+                 "late_in_last_add", "_finest", "_layout")
 
     def __init__(self, spec: WindowSpec, snapshot: tuple | None = None):
         self.spec = spec
         self._finest = min(spec.lengths_ms)
         self._layout = RatingLayout.with_scales(spec.scales)
         self.site_id = ""  # learnt from the first event: bytewax builders are not told the key
-        self.watermark: int = -(2**62)
+        self.watermark: int = _NEVER
+        self.top: int = _NEVER
+        self.closed: int = _NEVER
+        self.seen_wall: int | None = None
         self.fine: dict[int, list[int]] = {}  # start -> histogram of the shortest window
         self.coarse: dict[tuple[int, int], list[int]] = {}  # (length, start) -> rolled-up histogram
         self.late_in_last_add = 0  # how many events the last add() flagged late
         if snapshot is not None:
-            self.site_id, self.watermark, fine, coarse = snapshot
+            self.site_id, self.watermark, fine, coarse, *rest = snapshot
+            # Snapshots before the robust watermark held the highest time only: it is both.
+            self.top, self.closed = rest if rest else (self.watermark, self.watermark - spec.lateness_ms)
             self.fine = {k: list(v) for k, v in fine.items()}
             self.coarse = {k: list(v) for k, v in coarse.items()}
 
     def snapshot(self) -> tuple:
         fine = {k: tuple(v) for k, v in self.fine.items()}
         coarse = {k: tuple(v) for k, v in self.coarse.items()}
-        return self.site_id, self.watermark, fine, coarse
+        return self.site_id, self.watermark, fine, coarse, self.top, self.closed
+
+    def progress(self, now_ms: int | None = None) -> int:
+        """How far the site's event time has got: the watermark, extrapolated on a live source by
+        the wall time since its last event was read (from its only event while it has one, unless
+        that one is in the future)."""
+        if now_ms is None or self.seen_wall is None:
+            return self.watermark
+        base = self.watermark if self.watermark != _NEVER else min(self.top, self.seen_wall)
+        return base + max(0, now_ms - self.seen_wall) if base != _NEVER else _NEVER
 
     def add(self, events: Iterable[Feedback], now_ms: int | None = None) -> list[ScoreRow]:
-        """Count on-time events, flag late ones, and return the rows of windows that closed."""
+        """Count on-time events, flag late ones, and return the rows of windows that closed.
+
+        ``now_ms`` (live sources) is the wall clock: it closes quiet windows, never makes an event late.
+        """
         finest = self._finest
         lateness = self.spec.lateness_ms
-        watermark = self.watermark if now_ms is None else max(self.watermark, now_ms)
+        watermark, top, closed = self.watermark, self.top, self.closed
+        floor = max(watermark - lateness, closed)  # an event before it is late
         fine, offset, size = self.fine, self._layout.offset, self._layout.size
         start, histogram, late = None, None, 0
         # One pass: plain nested loops measured faster than counting through map/chain iterators.
         for event in events:
             ts = event.ts_ms
-            if ts < watermark - lateness:
+            if ts < floor:
                 event.late = True
                 late += 1
                 continue
-            if ts > watermark:
-                watermark = ts
+            if ts > watermark:  # the two highest times so far: the watermark is the lower
+                if ts > top:
+                    watermark, top = top, ts
+                else:
+                    watermark = ts
+                floor = max(watermark - lateness, closed)
             if start is None or not start <= ts < start + finest:
                 start = ts - ts % finest
                 histogram = fine.get(start)
@@ -117,11 +163,17 @@ class SiteWindows:
                 histogram[offset[question] + rating] += 1
             for question, rating in event.attributes.items():
                 histogram[offset[question] + rating] += 1
-        if events:
+        if start is not None or late:
             self.site_id = event.site_id
-        self.watermark = watermark
+            if now_ms is not None:
+                self.seen_wall = now_ms
+        self.watermark, self.top = watermark, top
         self.late_in_last_add = late
-        return self.close(watermark - lateness)
+        horizon = self.progress(now_ms) - lateness
+        if horizon <= closed:
+            return []
+        self.closed = horizon
+        return self.close(horizon)
 
     def close(self, horizon_ms: int, keep: bool = False) -> list[ScoreRow]:
         """Rows of the windows ending at or before ``horizon_ms``; forgotten unless ``keep``.
@@ -156,8 +208,14 @@ class SiteWindows:
         ]
 
     def next_close_ms(self) -> int | None:
+        """The wall time (live sources) at which the extrapolated progress closes the next window."""
         ends = [start + self._finest for start in self.fine] + [length + s for length, s in self.coarse]
-        return min(ends) + self.spec.lateness_ms if ends else None
+        if not ends or self.seen_wall is None:
+            return None
+        base = self.progress(self.seen_wall)
+        if base == _NEVER:
+            return None
+        return self.seen_wall + max(0, min(ends) + self.spec.lateness_ms - base)
 
 
 def _now_ms() -> int:
@@ -165,18 +223,29 @@ def _now_ms() -> int:
 
 
 class _WindowLogic(StatefulBatchLogic):
-    def __init__(self, windows: SiteWindows, now: Callable[[], int]) -> None:
-        self.windows = windows
+    """One site's duplicates filter and windows; the first stateful step, whose events feed the rest."""
+
+    def __init__(self, spec: WindowSpec, snapshot: tuple | None, now: Callable[[], int]) -> None:
+        # Snapshot: (windows, seen ids); a bare windows tuple before the duplicates filter.
+        windows, seen = (snapshot, None) if snapshot is None or len(snapshot) != 2 else snapshot
+        self.windows = SiteWindows(spec, windows)
+        self.seen = SeenEvents(spec.dedup_horizon_ms, seen)
         self.now = now
+        if spec.wall_clock and snapshot is not None:
+            # A resumed site's quiet time counts from now: the downtime is no progress of its stream.
+            self.windows.seen_wall = now()
 
     def _now(self) -> int | None:
         return self.now() if self.windows.spec.wall_clock else None
 
     def on_batch(self, values: list[list[Feedback]]):
         out = []
+        windows, seen = self.windows, self.seen
         for events in values:
-            rows = self.windows.add(events, self._now())
-            out.append(WindowedBatch(events, rows, self.windows.late_in_last_add))
+            events, duplicates = seen.filter(events)
+            rows = windows.add(events, self._now())
+            out.append(WindowedBatch(events, rows, windows.late_in_last_add, duplicates))
+        seen.forget_before(windows.watermark)
         return out, StatefulBatchLogic.RETAIN
 
     def on_notify(self):
@@ -194,7 +263,7 @@ class _WindowLogic(StatefulBatchLogic):
         return None if at is None else datetime.fromtimestamp(at / 1000, tz=timezone.utc)
 
     def snapshot(self) -> tuple:
-        return self.windows.snapshot()
+        return self.windows.snapshot(), self.seen.snapshot()
 
 
 @operator
@@ -204,7 +273,5 @@ def event_time_windows(
     spec: WindowSpec,
     now: Callable[[], int] = _now_ms,
 ) -> KeyedStream[WindowedBatch]:
-    """Per-site tumbling windows over batches of events keyed by ``site_id``."""
-    return op.stateful_batch(
-        "windows", up, lambda snapshot: _WindowLogic(SiteWindows(spec, snapshot), now)
-    )
+    """Per-site duplicates filter and tumbling windows over batches of events keyed by ``site_id``."""
+    return op.stateful_batch("windows", up, lambda snapshot: _WindowLogic(spec, snapshot, now))

@@ -1,7 +1,11 @@
 """Replay a JSONL file (one raw message per line) into a dataflow, resumably.
 
 Offsets are line numbers from 0; empty lines are skipped but still counted, so an offset always
-points at the same line. The snapshot is ``(byte position, next line number)``.
+points at the same line. The snapshot is ``(byte position, next line number, fingerprint)``, the
+fingerprint a hash of every byte before the position. A resume checks that the file still starts
+with those bytes: a file rotated in place (replaced or rewritten under the same name) is not the
+one the snapshot was taken from, so it is read from its beginning, with a warning on the
+``boucle.sources.file_source`` logger. A file that only grew resumes where it stopped.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "feedback.jsonl"
@@ -9,13 +13,16 @@ points at the same line. The snapshot is ``(byte position, next line number)``.
 >>> part = JsonlFileSource(path).build_part("in", str(path), None)
 >>> [(m.value, m.offset) for m in part.next_batch()]
 [(b'{"a": 1}', 0), (b'{"a": 2}', 2)]
->>> part.snapshot()
+>>> part.snapshot()[:2]
 (19, 3)
 >>> part.close()
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -25,16 +32,53 @@ from boucle.sources.message import RawMessage
 
 __all__ = ["JsonlFileSource"]
 
-FileState = tuple[int, int]  # (byte position of the next line, its line number)
+log = logging.getLogger(__name__)
+
+# (byte position of the next line, its line number, hash of the bytes before it); snapshots
+# before the fingerprint have two items and are checked against the file's size only.
+FileState = tuple
+
+
+def _new_hash():
+    return hashlib.blake2b(digest_size=16)
+
+
+def _hash_range(fd: int, digest, start: int, end: int, chunk: int = 1 << 20) -> int:
+    """Add bytes ``start``..``end`` of the file to ``digest``; where it stopped (the file may be shorter)."""
+    while start < end:
+        data = os.pread(fd, min(chunk, end - start), start)
+        if not data:
+            break
+        digest.update(data)
+        start += len(data)
+    return start
 
 
 class _JsonlPartition(StatefulSourcePartition[RawMessage, FileState]):
     def __init__(self, path: Path, state: FileState, batch_size: int) -> None:
         self._origin = str(path)
         self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
-        self._position, self._line = state
+        self._position, self._line = state[0], state[1]
+        self._hash, self._hashed = _new_hash(), 0  # the hash of the first `_hashed` bytes
+        if self._position and not self._same_file(state[2] if len(state) > 2 else None):
+            log.warning(
+                "%s is not the file its recovery snapshot was taken from (rotated or rewritten in place):"
+                " reading it from the beginning instead of byte %d (line %d)", path, self._position, self._line,
+            )
+            self._position, self._line = 0, 0
+            self._hash, self._hashed = _new_hash(), 0
         self._file.seek(self._position)
         self._batch_size = batch_size
+
+    def _same_file(self, fingerprint: str | None) -> bool:
+        """The file is at least as long as the position and starts with the snapshot's bytes."""
+        fd = self._file.fileno()
+        if os.fstat(fd).st_size < self._position:
+            return False
+        if fingerprint is None:
+            return True
+        self._hashed = _hash_range(fd, self._hash, 0, self._position)
+        return self._hash.hexdigest() == fingerprint
 
     def next_batch(self) -> list[RawMessage]:
         batch: list[RawMessage] = []
@@ -53,7 +97,9 @@ class _JsonlPartition(StatefulSourcePartition[RawMessage, FileState]):
         return batch
 
     def snapshot(self) -> FileState:
-        return (self._position, self._line)
+        # Hash what was read since the last snapshot: once per epoch, not once per line.
+        self._hashed = _hash_range(self._file.fileno(), self._hash, self._hashed, self._position)
+        return (self._position, self._line, self._hash.hexdigest())
 
     def close(self) -> None:
         self._file.close()

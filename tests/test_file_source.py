@@ -96,3 +96,59 @@ def test_dataflow_resumes_after_a_failure(path, tmp_path):
              recovery_config=recovery)
     assert 0 < second[0].offset <= 400
     assert sorted({(m.value, m.offset) for m in first + second}, key=lambda x: x[1]) == _expected(path)
+
+
+# ---- A file rotated in place under the same recovery directory (issue #13) ----
+def _recovery(tmp_path):
+    db = tmp_path / "recovery"
+    db.mkdir()
+    init_db_dir(db, 1)
+    return RecoveryConfig(str(db))
+
+
+def _lines(n, tag):
+    return b"".join(b'{"n": %d, "file": "%s"}\n' % (i, tag.encode()) for i in range(n))
+
+
+def test_a_file_rotated_in_place_is_read_from_its_beginning(tmp_path, caplog):
+    recovery = _recovery(tmp_path)
+    file = tmp_path / "feedback.jsonl"
+    file.write_bytes(_lines(1_000, "old"))
+    first, second = [], []
+    run_main(_flow(JsonlFileSource(file, batch_size=64), first), epoch_interval=timedelta(0), recovery_config=recovery)
+    assert len(first) == 1_000
+    rotated = tmp_path / "feedback.jsonl.new"
+    rotated.write_bytes(_lines(2_000, "new"))  # bigger than the old one: its size alone cannot tell
+    rotated.replace(file)
+    with caplog.at_level("WARNING", logger="boucle.sources.file_source"):
+        run_main(_flow(JsonlFileSource(file, batch_size=64), second), epoch_interval=timedelta(0),
+                 recovery_config=recovery)
+    assert [(m.value, m.offset) for m in second] == _expected(file)  # all 2,000, from line 0
+    assert "not the file its recovery snapshot was taken from" in caplog.text
+
+
+def test_a_file_rewritten_shorter_in_place_is_read_from_its_beginning(tmp_path):
+    recovery = _recovery(tmp_path)
+    file = tmp_path / "feedback.jsonl"
+    file.write_bytes(_lines(500, "old"))
+    run_main(_flow(JsonlFileSource(file), []), epoch_interval=timedelta(0), recovery_config=recovery)
+    with file.open("r+b") as f:  # same inode, truncated and rewritten
+        f.truncate(0)
+        f.write(_lines(100, "new"))
+    again = []
+    run_main(_flow(JsonlFileSource(file), again), epoch_interval=timedelta(0), recovery_config=recovery)
+    assert len(again) == 100 and again[0].offset == 0
+
+
+def test_a_file_that_only_grew_resumes_where_it_stopped(tmp_path, caplog):
+    recovery = _recovery(tmp_path)
+    file = tmp_path / "feedback.jsonl"
+    file.write_bytes(_lines(300, "old"))
+    run_main(_flow(JsonlFileSource(file, batch_size=64), []), epoch_interval=timedelta(0), recovery_config=recovery)
+    with file.open("ab") as f:
+        f.write(_lines(50, "appended"))
+    more = []
+    with caplog.at_level("WARNING", logger="boucle.sources.file_source"):
+        run_main(_flow(JsonlFileSource(file, batch_size=64), more), epoch_interval=timedelta(0),
+                 recovery_config=recovery)
+    assert [m.offset for m in more] == list(range(300, 350)) and not caplog.text
