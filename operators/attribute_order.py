@@ -213,9 +213,10 @@ class _RegionOrder(StatefulBatchLogic):
                         out.extend(region.add(engine, summary, detected))
                     except Exception as exc:  # noqa: BLE001 - one dead letter, never a crash loop
                         out.append(internal_error("attribute_regions", summary_message(summary), exc))
-        latest = max(self.progress.values())
-        for ids in self.seen.values():
-            ids.forget_before(latest)
+        if self.progress:  # a partition with a single response has no progress yet
+            latest = max(self.progress.values())
+            for ids in self.seen.values():
+                ids.forget_before(latest)
         return out
 
     def on_notify(self):

@@ -128,3 +128,14 @@ def test_the_order_path_keeps_the_first_version_of_an_event(settings):
     assert [e for events in order.pending.values() for e in events] == [first]
     order.on_eof()
     assert order.sites[site].watches["waiting_time"].peer.summary()[0] == 1.0
+
+
+def test_a_single_response_is_judged_at_the_end_of_the_input(settings):
+    """One response gives its partition no progress (the second-highest time): the end of the input
+    must still judge it, not fail on the missing progress."""
+    spec, new_clock, order = _steps(settings, partitions=1)
+    site = next(s.id for s in settings.sites if s.region == "ile-de-france")
+    _feed(order, "ile-de-france", new_clock(), [_response(settings, site, "only", 10, 0, 0, waiting=2)])
+    order.on_eof()
+    assert not order.pending
+    assert site in order.sites
