@@ -10,6 +10,18 @@ def settings():
     return load_settings(SHIPPED_CONFIG)
 
 
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """Point every output of the default config into a temporary directory."""
+    from boucle.sinks.clickhouse.client import close_all
+
+    monkeypatch.setenv("BOUCLE_WAREHOUSE__PATH", str(tmp_path / "chdb"))
+    monkeypatch.setenv("BOUCLE_OUTPUTS__ALERTS_JSONL", str(tmp_path / "alerts.jsonl"))
+    monkeypatch.setenv("BOUCLE_OUTPUTS__DEAD_LETTERS_JSONL", str(tmp_path / "dead.jsonl"))
+    yield tmp_path
+    close_all()
+
+
 # ---- Kafka (issue #3): a real Kafka-protocol broker for the whole session ----
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory):

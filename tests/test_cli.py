@@ -9,19 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from boucle.flows.cli.app import app
-from boucle.sinks.clickhouse.client import close_all
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    """Point every output of the default config into a temporary directory."""
-    monkeypatch.setenv("BOUCLE_WAREHOUSE__PATH", str(tmp_path / "chdb"))
-    monkeypatch.setenv("BOUCLE_OUTPUTS__ALERTS_JSONL", str(tmp_path / "alerts.jsonl"))
-    monkeypatch.setenv("BOUCLE_OUTPUTS__DEAD_LETTERS_JSONL", str(tmp_path / "dead.jsonl"))
-    yield tmp_path
-    close_all()
 
 
 def invoke(*args: str):

@@ -10,10 +10,9 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from clickhouse_stand_in import AUTH_FAILED, serving
 from typer.testing import CliRunner
 
 from boucle.config.loader import SHIPPED_CONFIG, load_settings
@@ -36,15 +35,6 @@ def one_line(result) -> str:
     assert "Traceback" not in result.output
     assert len(lines) == 1, result.output
     return lines[0]
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    monkeypatch.setenv("BOUCLE_WAREHOUSE__PATH", str(tmp_path / "chdb"))
-    monkeypatch.setenv("BOUCLE_OUTPUTS__ALERTS_JSONL", str(tmp_path / "alerts.jsonl"))
-    monkeypatch.setenv("BOUCLE_OUTPUTS__DEAD_LETTERS_JSONL", str(tmp_path / "dead.jsonl"))
-    yield tmp_path
-    close_all()
 
 
 @pytest.mark.parametrize("args,code,expected", [
@@ -151,34 +141,11 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
 
 # ---- secrets --------------------------------------------------------------------------------
 
-class RejectingServer(BaseHTTPRequestHandler):
-    """Answers like a ClickHouse server that rejects the credentials (fails at once, no retry)."""
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        body = b"Code: 516. DB::Exception: bob: Authentication failed. (AUTHENTICATION_FAILED)\n"
-        self.send_response(516, "Unknown")
-        self.send_header("X-ClickHouse-Exception-Code", "516")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def server_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RejectingServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://bob:s3cret-pw@127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    """A ClickHouse stand-in that rejects the credentials, its URL carrying a password."""
+    with serving(AUTH_FAILED) as server:
+        yield f"http://bob:s3cret-pw@127.0.0.1:{server.server_address[1]}"
     close_all()
 
 
