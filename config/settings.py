@@ -48,6 +48,7 @@ __all__ = [
     "HotRule",
     "Input",
     "Kafka",
+    "KafkaTimeouts",
     "Metric",
     "PeerParameters",
     "Region",
@@ -321,6 +322,19 @@ class Simulation(_Strict):
         return start.astimezone(timezone.utc)
 
 
+class KafkaTimeouts(_Strict):
+    """How long Boucle waits for the brokers, and how often it says so.
+
+    ``unreachable_after``: with the brokers unreachable this long (at start, or in the middle of a
+    run), the command ends with one line instead of waiting for ever; records not yet acknowledged
+    are waited for this long too. ``report_every``: at most one log line per kind of Kafka trouble
+    in this period (the next says how many were held back).
+    """
+
+    unreachable_after: PositiveDuration = timedelta(seconds=60)
+    report_every: PositiveDuration = timedelta(seconds=30)
+
+
 class Kafka(_Strict):
     """Kafka topics and client settings (``boucle run --source kafka``, ``simulate``, ``alerts tail``).
 
@@ -342,6 +356,9 @@ class Kafka(_Strict):
     invitations_topic: str = "boucle.invitations"
     # Optional: also publish each alert to e.g. "boucle.alerts.{region}" (fields: region, kind, severity).
     alerts_topic_template: str = ""
+    # Create the topics `run` and `simulate` use when they are missing (off: a missing topic is an error).
+    create_topics: bool = True
+    timeouts: KafkaTimeouts = KafkaTimeouts()
     librdkafka: dict[str, str] = {}
 
     @field_validator("librdkafka", mode="before")

@@ -50,7 +50,7 @@ from boucle.operators.privacy import mask_pii, regions_for
 from boucle.operators.ratings import scales_of
 from boucle.operators.windows import WindowedBatch, WindowSpec, event_time_windows
 from boucle.sinks.batch import TableBatch
-from boucle.sinks.prepare import prepare_sinks
+from boucle.sinks.prepare import drain_sinks, prepare_sinks
 
 __all__ = ["DeadLetterRecord", "FlowOutputs", "build_flow", "order_spec", "window_spec"]
 
@@ -66,6 +66,10 @@ class FlowOutputs:
     def prepare(self) -> None:
         """Connect every output before the stream starts (see :mod:`sinks.prepare`)."""
         prepare_sinks([self.warehouse, *self.alerts, *self.dead_letters])
+
+    def drain(self) -> None:
+        """Deliver what the outputs still hold after an interrupted run (see :mod:`sinks.prepare`)."""
+        drain_sinks([self.warehouse, *self.alerts, *self.dead_letters])
 
 
 def window_spec(settings: Settings, wall_clock: bool | None = None) -> WindowSpec:

@@ -12,6 +12,7 @@ ReplacingMergeTrees keyed by natural keys, with insert deduplication for retried
 from __future__ import annotations
 
 import gc
+import signal
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -111,13 +112,18 @@ def default_outputs(settings: Settings, console: Console) -> FlowOutputs:
 def kafka_outputs(settings: Settings, console: Console) -> FlowOutputs:
     """The default outputs plus alerts and dead letters published to Kafka (``settings.kafka``)."""
     from boucle.sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink
+    from boucle.sources.kafka_health import client_logging
 
     kafka = settings.kafka
+    wait_s = kafka.timeouts.unreachable_after.total_seconds()  # an epoch waits this long for its records
     outputs = default_outputs(settings, console)
-    outputs.alerts.append(
-        KafkaAlertSink(kafka.broker_list(), kafka.alerts_topic, kafka.alerts_topic_template, kafka.librdkafka)
-    )
-    outputs.dead_letters.append(KafkaDeadLetterSink(kafka.broker_list(), kafka.dlq_topic, kafka.librdkafka))
+    outputs.alerts.append(KafkaAlertSink(
+        kafka.broker_list(), kafka.alerts_topic, kafka.alerts_topic_template, kafka.librdkafka,
+        flush_timeout=wait_s, **client_logging(kafka),
+    ))
+    outputs.dead_letters.append(KafkaDeadLetterSink(
+        kafka.broker_list(), kafka.dlq_topic, kafka.librdkafka, flush_timeout=wait_s, **client_logging(kafka),
+    ))
     return outputs
 
 
@@ -153,14 +159,47 @@ def run_flow(
                     recovery_config=recovery,
                 )
 
-    if options.progress:
-        _with_progress(execute, stats, options.total, console)
-    else:
-        execute()
+    with _interrupts_noticed() as interrupted:
+        try:
+            if options.progress:
+                _with_progress(execute, stats, options.total, console)
+            else:
+                execute()
+        except BaseException as exc:
+            if not (interrupted.is_set() or isinstance(exc, KeyboardInterrupt)):
+                raise
+            outputs.drain()  # alerts already made still reach their topic
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            # Ctrl-C landed inside a step (e.g. a sink's flush) and bytewax reports that step's failure.
+            raise KeyboardInterrupt from exc
     stats.finish()
     if options.bounded and outputs.warehouse is not None:
         optimize_final(connect(settings.warehouse), settings.warehouse.database)  # every table, rollups too
     return stats
+
+
+@contextmanager
+def _interrupts_noticed():
+    """An event set by Ctrl-C (SIGINT) for the block, which still raises KeyboardInterrupt as usual."""
+    noticed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield noticed
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(signum, frame):
+        noticed.set()
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield noticed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _with_progress(execute, stats: RunStats, total: int | None, console: Console) -> None:

