@@ -169,6 +169,7 @@ def test_a_30s_outage_mid_stream_loses_nothing_logs_little_and_ctrl_c_stops(prox
     lines = [line for line in stderr if line.strip()]
     assert lines[-1].strip() == "interrupted"
     # Rate-limited: a handful of lines for the whole outage, not hundreds a second.
+    print(f"stderr lines from the cut to the end ({OUTAGE_S:g} s outage): {len(lines) - lines_before}")
     assert len(lines) - lines_before <= 30, text[-4000:]
     assert _hot_alert_ids(alerts_file) == expected
 
