@@ -39,6 +39,38 @@ def _wait_for_alerts(bootstrap: str, topic: str, at_least: int, process: subproc
     raise TimeoutError(f"fewer than {at_least} alerts on {topic} after {deadline_s}s")
 
 
+def kill_mid_stream(engine: subprocess.Popen, messages: list, config: dict, topics: dict[str, str],
+                    bootstrap: str, also=lambda: None, rate: float = RATE) -> tuple[int, int]:
+    """SIGKILL ``engine`` while ``messages`` are still arriving; returns (alerts seen, messages sent).
+
+    A first quarter is produced at once; the rest, paced at RATE, only once the engine publishes
+    alerts (however long its start takes on a loaded machine) and ``also()`` has returned.
+    ``rate``: messages per second for the rest.
+    """
+    head = len(messages) // 4
+    sent = [head]
+    producer = threading.Thread(
+        target=produce_messages, args=(messages[head:], config, topics["feedback"]),
+        kwargs={"rate": rate, "on_sent": lambda n: sent.__setitem__(0, sent[0] + n)},
+    )
+    try:
+        produce_messages(messages[:head], config, topics["feedback"])
+        seen = _wait_for_alerts(bootstrap, topics["alerts"], 20, engine, deadline_s=120)
+        also()
+        producer.start()
+        deadline = time.monotonic() + 60
+        while sent[0] < head + 500 and time.monotonic() < deadline:
+            time.sleep(0.01)  # waiting for the producer's progress counter, with a deadline
+        os.kill(engine.pid, signal.SIGKILL)
+        engine.wait(10)
+        return seen, sent[0]
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+        if producer.is_alive() or producer.ident is not None:
+            producer.join(90)
+
+
 def _query(sql: str, env: dict) -> list[dict]:
     out = boucle("query", sql, "--format", "json", env=env).stdout
     return [orjson.loads(line) for line in out.splitlines() if line.strip()]
@@ -61,22 +93,8 @@ def test_sigkill_mid_stream_then_resume_is_exactly_once_in_effect(kafka_broker, 
                 "--recovery-dir", str(recovery), "--event-time", "--epoch-interval", "0.5"]
 
     first = subprocess.Popen(run_args, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sent = [0]
     config = producer_config([kafka_broker.bootstrap], None, **{"linger.ms": "5"})
-    producer = threading.Thread(
-        target=produce_messages, args=(messages, config, topics["feedback"]),
-        kwargs={"rate": RATE, "on_sent": lambda n: sent.__setitem__(0, sent[0] + n)},
-    )
-    try:
-        producer.start()
-        seen = _wait_for_alerts(kafka_broker.bootstrap, topics["alerts"], 20, first, deadline_s=60)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(10)
-        killed_at = sent[0]
-    finally:
-        if first.poll() is None:
-            first.kill()
-        producer.join(60)
+    seen, killed_at = kill_mid_stream(first, messages, config, topics, kafka_broker.bootstrap)
     assert first.returncode == -signal.SIGKILL
     assert killed_at < len(messages), "the kill should land while events are still arriving"
     assert sorted(p.name for p in recovery.iterdir()), "the recovery directory was initialised"

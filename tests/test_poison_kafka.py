@@ -14,20 +14,18 @@ Two kinds of poison, spread through the stream so that some are re-read after th
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import threading
 
 import orjson
 from bytewax.testing import TestingSink, run_main
 from kafka_broker import consume_all
 from test_kafka_flow import REPO, boucle, boucle_env, new_topics
-from test_kafka_recovery import _query, _wait_for_alerts
+from test_kafka_recovery import _query, kill_mid_stream
 
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
-from boucle.sinks.kafka import produce_messages, producer_config
+from boucle.sinks.kafka import producer_config
 from boucle.sources.message import RawMessage
 from boucle.sources.simulator import Simulator, SimulatorSource
 
@@ -87,24 +85,12 @@ def test_poison_messages_are_dead_lettered_across_a_kill_and_a_restart(kafka_bro
     run_args = [sys.executable, "-c", ENGINE, "run", "--source", "kafka", "--no-progress",
                 "--recovery-dir", str(tmp_path / "recovery"), "--event-time", "--epoch-interval", "0.5"]
     first = subprocess.Popen(run_args, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    sent = [0]
-    producer = threading.Thread(
-        target=produce_messages, args=(stream, producer_config([kafka_broker.bootstrap], None, **{"linger.ms": "5"}),
-                                       topics["feedback"]),
-        kwargs={"rate": RATE, "on_sent": lambda n: sent.__setitem__(0, sent[0] + n)},
+    config = producer_config([kafka_broker.bootstrap], None, **{"linger.ms": "5"})
+    # The first run dead-letters a guarded poison message and is still alive after it.
+    _, killed_at = kill_mid_stream(
+        first, stream, config, topics, kafka_broker.bootstrap,
+        also=lambda: _wait_for_dead(kafka_broker.bootstrap, topics["dlq"], b'"poison-guard-', first), rate=RATE,
     )
-    try:
-        producer.start()
-        _wait_for_alerts(kafka_broker.bootstrap, topics["alerts"], 20, first, deadline_s=90)
-        # The first run dead-letters a guarded poison message and is still alive after it.
-        _wait_for_dead(kafka_broker.bootstrap, topics["dlq"], b'"poison-guard-', first)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(10)
-        killed_at = sent[0]
-    finally:
-        if first.poll() is None:
-            first.kill()
-        producer.join(90)
     assert first.returncode == -signal.SIGKILL
     assert killed_at < len(stream), "the kill should land while messages are still arriving"
 
