@@ -204,3 +204,20 @@ def test_a_broker_restarted_without_its_topics_is_one_line(proxied_broker, setti
     assert "Traceback" not in stderr
     # Whichever of the engine's topics (feedback, case events, invitations) is found missing first.
     assert re.match(rf"kafka error: topic '[^']+' on Kafka at {re.escape(through_proxy)} no longer exists", last), last
+
+
+def test_ctrl_c_stops_a_run_waiting_for_the_brokers(tmp_path):
+    closed = f"127.0.0.1:{free_port()}"
+    env = boucle_env(tmp_path, closed, {"feedback": "t.f", "alerts": "t.a", "dlq": "t.d"})  # waits 60 s by default
+    engine = subprocess.Popen([*BOUCLE, "run", "--source", "kafka", "--no-progress"], env=env, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert engine.stdout.readline().startswith("Reading ")  # printed just before the wait starts
+        engine.send_signal(signal.SIGINT)
+        _, stderr = engine.communicate(timeout=30)  # far less than the 60 s the wait would take
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+            engine.wait()
+    assert engine.returncode == 130
+    assert stderr.strip() == "interrupted"
