@@ -69,7 +69,12 @@ _MISSING = object()
 
 
 class RiverSpecError(ValueError):
-    """A river spec or parameter that cannot be used (the message says why)."""
+    """A river spec or parameter that cannot be used (the message says why); ``key`` says which:
+    ``"use"`` (the spec), ``"params.<name>"`` or ``"params"``."""
+
+    def __init__(self, message: str, key: str = "use"):
+        super().__init__(message)
+        self.key = key
 
 
 def resolve(spec: str, params: dict[str, Any] | None = None) -> type:
@@ -117,11 +122,13 @@ def _resolve(spec: str, params: dict[str, Any]) -> type:
     names = [n for n, p in inspect.signature(cls).parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     for name in params:
         if name not in names:
-            raise RiverSpecError(f"{module_name}.{class_name} has no parameter {name!r} (known: {', '.join(sorted(names))})")
+            raise RiverSpecError(f"{module_name}.{class_name} has no parameter {name!r} (known: {', '.join(sorted(names))})",
+                                 f"params.{name}")
     try:
         cls(**params)
     except (TypeError, ValueError) as exc:  # the detector's own check of its parameters (a bad mode...)
-        raise RiverSpecError(f"{module_name}.{class_name}({_kwargs(params)}): {type(exc).__name__}: {exc}") from None
+        raise RiverSpecError(f"{module_name}.{class_name}({_kwargs(params)}): {type(exc).__name__}: {exc}",
+                             "params") from None
     _probe(spec, params)
     return cls
 
@@ -191,7 +198,7 @@ class RiverAlarm:
 
     def __init__(self, spec: str, params: dict[str, Any] | None = None, hold_days: float = 7.0,
                  direction: str = "down", score_threshold: float = 0.5, score_alpha: float = 0.1,
-                 _probe: bool = True):
+                 trigger: str = "trend", _probe: bool = True):
         if direction not in ("down", "both"):
             raise RiverSpecError(f"direction must be 'down' or 'both', got {direction!r}")
         self.spec = spec
@@ -200,6 +207,7 @@ class RiverAlarm:
         self.direction = direction
         self.score_threshold = score_threshold
         self.score_alpha = score_alpha
+        self.trigger = trigger  # the name of the trigger its alarm raises in an alert
         cls = resolve(spec, self.params) if _probe else _class(spec)
         self.detector = cls(**self.params)
         # What the parameter attributes hold before any learning: one that moves away is learnt state.
