@@ -4,6 +4,7 @@
     python benchmarks/detector_quality.py --seeds 1 2 3 --days 28 --json var/detectors.json
     python benchmarks/detector_quality.py --config config/boucle.toml --config var/strict.toml
     python benchmarks/detector_quality.py --seeds 1 2 3 4 5 6 7 8 --groups 1-4 5-8   # per group, then pooled
+    python benchmarks/detector_quality.py --detector 'river:drift.PageHinkley(mode="down", threshold=80)'
 
 Each seed simulates the network (``days``), decodes the messages and runs the two steps of
 :func:`operators.attribute_alerts.attribute_alerts` in-process (:func:`operators.attribute_replay.replay`:
@@ -20,7 +21,9 @@ Delay is from the incident start to the event time of the alert, in simulated ho
 site's responses on that attribute. Precision per type = alerts matched to incidents of that type /
 (those + unmatched alerts at those incidents' sites). False alerts per 100 site-months count every
 alert at sites that have no incident at all. ``--groups`` also summarises groups of the seeds (say
-tuning seeds and hold-out seeds) from the same runs. A plot goes to ``--plot`` (PNG through matplotlib,
+tuning seeds and hold-out seeds) from the same runs. ``--detector`` (repeatable) also runs each config
+with a river detector in place of Boucle's local triggers on every question
+(:func:`operators.attribute_engine.with_river_detector`; the form of ``detectors.river_adapter``). A plot goes to ``--plot`` (PNG through matplotlib,
 else HTML through plotly, else none).
 """
 
@@ -38,7 +41,7 @@ from typing import Any
 from rich.console import Console
 
 from boucle.config.loader import SHIPPED_CONFIG, load_settings
-from boucle.operators.attribute_engine import AttributeAlertEngine
+from boucle.operators.attribute_engine import AttributeAlertEngine, with_river_detector
 from boucle.operators.attribute_replay import replay
 from boucle.operators.decode import Decoder
 from boucle.sources.simulator import Simulator
@@ -223,22 +226,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--grace", type=float, default=48, help="hours after an incident's end still matched")
     parser.add_argument("--groups", nargs="+", default=[], metavar="SEEDS",
                         help="also summarise these groups of the seeds, e.g. 1-4 5-8")
+    parser.add_argument("--detector", action="append", default=[], metavar="SPEC",
+                        help="also run with this river detector instead of Boucle's local triggers, "
+                             "e.g. 'river:drift.ADWIN(delta=0.001)' (repeat to compare)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=Path("var/detectors_benchmark"))
     args = parser.parse_args(argv)
     console = Console(width=140)
     summaries = {}
+    runs = []
     for path in args.config or [str(SHIPPED_CONFIG)]:
         settings = load_settings(path)
+        runs.append((path, Path(path).name, settings))
+        runs.extend((f"{path} {option}", f"{Path(path).name} {option}", with_river_detector(settings, option))
+                    for option in args.detector)
+    for path, name, settings in runs:
         results = {seed: run_seed(settings, seed, args.days, args.batch, args.grace) for seed in args.seeds}
         for text in args.groups:
             seeds = [seed for seed in _group(text) if seed in results]
             group = summarise([results[seed] for seed in seeds])
-            summaries[f"{Path(path).name} seeds {text}"] = group
+            summaries[f"{name} seeds {text}"] = group
             console.print(markdown(f"{path} — seeds {seeds}, {args.days:g} days", group))
-        summaries[Path(path).name] = summarise(list(results.values()))
+        summaries[name] = summarise(list(results.values()))
         console.print(markdown(f"{path} — seeds {args.seeds}{' (pooled)' if args.groups else ''}, "
-                               f"{args.days:g} days", summaries[Path(path).name]))
+                               f"{args.days:g} days", summaries[name]))
     args.plot.parent.mkdir(parents=True, exist_ok=True)
     where = plot(summaries, args.plot)
     console.print(f"plot: {where or 'not written (plotly missing)'}")

@@ -10,9 +10,14 @@ import the detectors: ``tests/test_config.py`` holds the defaults equal to the c
 
 from __future__ import annotations
 
+import re
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DeclineParameters", "ExpectationParameters", "PeerParameters", "TrendParameters"]
+__all__ = ["DeclineParameters", "ExpectationParameters", "PeerParameters", "RiverDetector", "TrendParameters"]
+
+_RIVER_SPEC = re.compile(r"^river:[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*\.[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class _Strict(BaseModel):
@@ -87,3 +92,37 @@ class DeclineParameters(_Strict):
     sd_floor: float = 0.5
     eval_every_hours: float = 1.0
     scale_days: float = 0.0
+
+
+class RiverDetector(_Strict):
+    """One ``[[attribute_alerts.detectors]]`` entry: a river detector on the series of some questions
+    (:mod:`detectors.river_adapter`). The class and its ``params`` are resolved when the attribute
+    step is built (config may not import river): an unknown class or parameter fails at start with
+    this entry's key path.
+
+    >>> RiverDetector(use="river:drift.PageHinkley", params={"mode": "down"}).questions
+    ['*']
+    """
+
+    use: str  # "river:<module>.<Class>", e.g. "river:drift.ADWIN"
+    params: dict[str, Any] = {}  # the river class's keyword arguments
+    questions: list[str] = ["*"]  # question names whose series it watches; "*" = every watched series
+    replace: bool = False  # true: Boucle's local triggers (trend, expectation) are off on those series
+    trigger: Literal["trend", "expectation"] = "trend"  # the trigger its alarm raises
+    hold_days: float = Field(7.0, gt=0)  # event time an alarm holds after a drift
+    direction: Literal["down", "both"] = "down"  # a drift counts when the level went down, or always
+    score_threshold: float = Field(0.5, gt=0)  # anomaly detectors: running mean score that is an event
+    score_alpha: float = Field(0.1, gt=0, le=1)  # weight of each score in that running mean
+
+    @field_validator("use")
+    @classmethod
+    def _spec(cls, value: str) -> str:
+        if not _RIVER_SPEC.match(value):
+            raise ValueError(f"expected 'river:<module>.<Class>' such as 'river:drift.PageHinkley', got {value!r}")
+        return value
+
+    def alarm_params(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`detectors.river_adapter.RiverAlarm`."""
+        return {"spec": self.use, "params": dict(self.params), "hold_days": self.hold_days,
+                "direction": self.direction, "score_threshold": self.score_threshold,
+                "score_alpha": self.score_alpha, "trigger": self.trigger}

@@ -105,6 +105,11 @@ def _reference_problems(settings: Settings):
         if name in names[:i] or name in settings.scores:
             yield f"attributes[{i}].name", f"duplicate question name {name!r}"
     questions = settings.questions()
+    for d, entry in enumerate(settings.attribute_alerts.detectors):
+        for q, name in enumerate(entry.questions):
+            if name != "*" and name not in questions:
+                yield (f"attribute_alerts.detectors[{d}].questions[{q}]",
+                       f"unknown question {name!r} (known: {_known(questions)}, or '*' for every one)")
     keywords = settings.hot_alerts.keywords
     for r, rule in enumerate(settings.hot_alerts.rules):
         for c, cond in enumerate(rule.all):

@@ -34,6 +34,7 @@ from boucle.config.detector_parameters import (
     DeclineParameters,
     ExpectationParameters,
     PeerParameters,
+    RiverDetector,
     TrendParameters,
 )
 
@@ -52,6 +53,7 @@ __all__ = [
     "Metric",
     "PeerParameters",
     "Region",
+    "RiverDetector",
     "Settings",
     "Site",
     "Themes",
@@ -403,6 +405,8 @@ class AttributeAlerts(_Strict):
     expectation: ExpectationParameters = ExpectationParameters()
     peer: PeerParameters = PeerParameters()
     decline: DeclineParameters = DeclineParameters()
+    # river's detectors on the series of some questions, beside (or instead of) Boucle's local ones.
+    detectors: list[RiverDetector] = []
     # The gradual-decline test sees each rating less its halo: what the same respondent's other ratings
     # predict of it (their correlation is learnt per site; detectors.Halo).
     halo: bool = True

@@ -67,12 +67,13 @@ from statistics import NormalDist
 from typing import Any
 
 from boucle.config.times import DAY_MS, HOUR_MS
+from boucle.detectors.protocol import RiverDrift
 
 __all__ = ["GradualDecline"]
 
 
 
-class GradualDecline:
+class GradualDecline(RiverDrift):
     """Hinge (flat then falling) regression on daily means over a window, plus a history block."""
 
     scale_days = 0.0  # (states pickled before it had none: one threshold)
@@ -145,9 +146,12 @@ class GradualDecline:
             self._retire(d % w)
         self.day = day
 
-    def update(self, x: float, t_ms: int) -> None:
-        """Learn one rating (already free of its seasonal effect if the caller has one)."""
+    def update(self, x: float, t_ms: int | None = None) -> None:
+        """Learn one rating (already free of its seasonal effect if the caller has one).
+        Without ``t_ms``, at the newest time seen (river's protocol)."""
         x = float(x)
+        if t_ms is None:
+            t_ms = self.t_ms or 0
         day = int((t_ms + self.utc_offset_hours * HOUR_MS) // DAY_MS)
         today = self.day
         if today is None:
@@ -200,6 +204,11 @@ class GradualDecline:
             self._fit = self._hinge_fit(*pending)
             self._pending = None
         return self._fit
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {}
+        yield {"window_days": 21, "scale_days": 7.0}
 
     def copy(self) -> "GradualDecline":
         """An independent copy (same state, same future outputs)."""

@@ -46,16 +46,22 @@ from __future__ import annotations
 
 import math
 from array import array
+from statistics import NormalDist
 from typing import Any
+
+from river import base
 
 from boucle.config.times import DAY_MS, HOUR_MS
 from boucle.detectors.decayed import DecayedMoments
+from boucle.detectors.protocol import RiverDrift
 
 __all__ = ["SeasonalExpectation"]
 
+_PHI = NormalDist().cdf
 
 
-class SeasonalExpectation:
+
+class SeasonalExpectation(RiverDrift, base.SupervisedAnomalyDetector):
     """Site level + (day of week, hour block) effects, and the recent surprise against them."""
 
     def __init__(
@@ -111,9 +117,36 @@ class SeasonalExpectation:
         """The rating the site's history predicts at ``t_ms`` (level + shrunk cell effect)."""
         return self.level.mean + self._effect(self.cell(t_ms))
 
-    def update(self, x: float, t_ms: int) -> float:
-        """Learn one rating; returns the expected value it was compared with."""
-        return self.learn(x, t_ms)[0]
+    def update(self, x: float, t_ms: int | None = None) -> float:
+        """Learn one rating; returns the expected value it was compared with. Without ``t_ms``, at
+        the newest time seen (river's protocol)."""
+        return self.learn(x, (self.t_ms or 0) if t_ms is None else t_ms)[0]
+
+    # -- river's supervised anomaly protocol: x = {"t_ms": event time} (or None), y = the rating ----
+    def learn_one(self, x: dict[str, Any] | None, y: float) -> None:
+        """:meth:`update` with the rating ``y`` at ``x["t_ms"]`` (the newest time without it)."""
+        self.update(y, (x or {}).get("t_ms"))
+
+    def score_one(self, x: dict[str, Any] | None, y: float) -> float:
+        """How far below expectation a rating ``y`` at ``x["t_ms"]`` would be, in [0, 1): ``1 - 2Φ(r/σ)``
+        for a residual ``r < 0`` against :meth:`expected`, 0 at or above it and before ``min_history``.
+
+        >>> det = SeasonalExpectation(min_history=5)
+        >>> for i in range(50):
+        ...     det.learn_one({"t_ms": i * 3_600_000}, 4.0 + (i % 2) * 0.5)
+        >>> [round(det.score_one(None, y), 2) for y in (5.0, 4.0, 3.0, 1.0)]
+        [0.0, 0.38, 0.99, 1.0]
+        """
+        if self.level.w < self.min_history:
+            return 0.0
+        t_ms = (x or {}).get("t_ms")
+        residual = float(y) - self.expected((self.t_ms or 0) if t_ms is None else t_ms)
+        return max(0.0, 1.0 - 2.0 * _PHI(residual / self.sd)) if residual < 0 else 0.0
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {}
+        yield {"block_hours": 6, "utc_offset_hours": 1}
 
     def learn(self, x: float, t_ms: int) -> tuple[float, float]:
         """:meth:`update`, returning (expected value, the cell's seasonal effect) before learning."""

@@ -43,6 +43,7 @@ from typing import Any
 
 from boucle.config.times import HOUR_MS
 from boucle.detectors.decayed import DecayedMoments
+from boucle.detectors.protocol import RiverDrift
 
 __all__ = ["PeerComparison", "PeerGroup"]
 
@@ -96,7 +97,7 @@ class PeerGroup:
                 "z": gap / scale}
 
 
-class PeerComparison:
+class PeerComparison(RiverDrift):
     """One series' recent level, and how it compares with its :class:`PeerGroup`."""
 
     def __init__(
@@ -115,8 +116,15 @@ class PeerComparison:
         self.recent = DecayedMoments(half_life_hours * HOUR_MS)
         self.last: dict[str, float] | None = None  # the latest comparison
 
-    def update(self, x: float, t_ms: int) -> None:
-        self.recent.update(x, t_ms)
+    def update(self, x: float, t_ms: int | None = None) -> None:
+        """Learn one rating (the verdict needs :meth:`evidence` with the group).
+        Without ``t_ms``, at the newest time seen (river's protocol)."""
+        self.recent.update(x, (self.recent.t_ms or 0) if t_ms is None else t_ms)
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {}
+        yield {"half_life_hours": 24.0, "min_gap": 0.5}
 
     def copy(self) -> "PeerComparison":
         """An independent copy (same state, same future outputs; the latest comparison is shared, read-only)."""

@@ -41,12 +41,13 @@ from typing import Any
 
 from boucle.config.times import DAY_MS
 from boucle.detectors.decayed import DecayedMoments
+from boucle.detectors.protocol import RiverDrift
 
 __all__ = ["DownwardTrend"]
 
 
 
-class DownwardTrend:
+class DownwardTrend(RiverDrift):
     """CUSUM below a reference plus a decayed regression slope, for one rating series."""
 
     def __init__(
@@ -83,9 +84,12 @@ class DownwardTrend:
         self.t_ms: int | None = None
         self.sw = self.st = self.sx = self.stt = self.stx = 0.0
 
-    def update(self, x: float, t_ms: int, expected: float | None = None) -> None:
-        """Learn one rating; ``expected`` (if given) is the seasonal reference to compare with."""
+    def update(self, x: float, t_ms: int | None = None, expected: float | None = None) -> None:
+        """Learn one rating; ``expected`` (if given) is the seasonal reference to compare with.
+        Without ``t_ms``, at the newest time seen (river's protocol)."""
         x = float(x)
+        if t_ms is None:
+            t_ms = self.t_ms or 0
         base = self.baseline
         if base.w >= self.min_history:
             reference = base.mean if expected is None else float(expected)
@@ -206,6 +210,11 @@ class DownwardTrend:
         self.sx = sx + w * x
         self.stt = stt + w * t * t
         self.stx = stx + w * t * x
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {}
+        yield {"h": 5.0, "slope_z": 0.0}
 
     def copy(self) -> "DownwardTrend":
         """An independent copy (same state, same future outputs)."""

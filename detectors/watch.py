@@ -53,22 +53,30 @@ from typing import Any
 from boucle.detectors.decline import GradualDecline
 from boucle.detectors.expectation import SeasonalExpectation
 from boucle.detectors.peer import PeerComparison, PeerGroup
+from boucle.detectors.river_adapter import RiverAlarm
 from boucle.detectors.trend import DownwardTrend
 
 __all__ = ["AttributeWatch"]
 
 
 class AttributeWatch:
-    """Trend, decline, expectation and peer detectors of one series (built from keyword dicts)."""
+    """Trend, decline, expectation and peer detectors of one series (built from keyword dicts).
+
+    ``river``: keyword dicts of :class:`~detectors.river_adapter.RiverAlarm` s, more alarm sources
+    (river's detectors) whose alarms raise their ``trigger``; ``own_triggers=False`` leaves the
+    local triggers to them (Boucle's detectors still give the evidence: level, baseline, z...)."""
 
     def __init__(self, trend: dict[str, Any] | None = None, expectation: dict[str, Any] | None = None,
-                 peer: dict[str, Any] | None = None, decline: dict[str, Any] | None = None):
+                 peer: dict[str, Any] | None = None, decline: dict[str, Any] | None = None,
+                 river: list[dict[str, Any]] | tuple[dict[str, Any], ...] | None = None, own_triggers: bool = True):
         self.expectation = SeasonalExpectation(**(expectation or {}))
         self.trend = DownwardTrend(**(trend or {}))
         self.peer = PeerComparison(**(peer or {}))
         decline = dict(decline or {})
         decline.setdefault("utc_offset_hours", self.expectation.utc_offset_hours)
         self.decline = GradualDecline(**decline)
+        self.river = [RiverAlarm(**kwargs) for kwargs in river or ()]
+        self.own_triggers = own_triggers
         self.t_ms = 0
         self.count = 0
 
@@ -80,6 +88,8 @@ class AttributeWatch:
         trend.update(x, t_ms, expected if expectation.level.w >= trend.min_history else None)
         self.decline.update(x - seasonal - halo, t_ms)
         self.peer.update(x, t_ms)
+        for alarm in self.river:
+            alarm.update(x, t_ms)
         self.count += 1
         if t_ms > self.t_ms:
             self.t_ms = t_ms
@@ -97,6 +107,8 @@ class AttributeWatch:
         else:
             self.decline.update_many([x - s - h for x, s, h in zip(xs, seasonal, halos)], ts)
         self.peer.update_many(xs, ts)
+        for alarm in self.river:
+            alarm.update_many(xs, ts)
         self.count += len(xs)
         self.t_ms = max(self.t_ms, max(ts))
 
@@ -106,26 +118,36 @@ class AttributeWatch:
         new.__dict__.update(self.__dict__)
         new.expectation, new.trend = self.expectation.copy(), self.trend.copy()
         new.peer, new.decline = self.peer.copy(), self.decline.copy()
+        if self.river:
+            new.river = [alarm.copy() for alarm in self.river]
         return new
 
     # -- state as plain data (see detectors/__init__.py) ---------------------------------------
     def state(self) -> dict[str, Any]:
-        """Each detector's :meth:`state` under its name, and the series' clock and count."""
-        return {"t_ms": self.t_ms, "count": self.count, "expectation": self.expectation.state(),
-                "trend": self.trend.state(), "peer": self.peer.state(), "decline": self.decline.state()}
+        """Each detector's :meth:`state` under its name, and the series' clock and count (and, with
+        river alarms, their states in order under ``river``)."""
+        out = {"t_ms": self.t_ms, "count": self.count, "expectation": self.expectation.state(),
+               "trend": self.trend.state(), "peer": self.peer.state(), "decline": self.decline.state()}
+        if self.river:
+            out["river"] = [alarm.state() for alarm in self.river]
+        return out
 
     @classmethod
     def from_state(cls, state: dict[str, Any], trend: dict[str, Any] | None = None,
                    expectation: dict[str, Any] | None = None, peer: dict[str, Any] | None = None,
-                   decline: dict[str, Any] | None = None) -> "AttributeWatch":
+                   decline: dict[str, Any] | None = None, river: list[dict[str, Any]] | None = None,
+                   own_triggers: bool = True) -> "AttributeWatch":
         """A watch built with the keyword dicts (the constructor's) that resumes from :meth:`state`;
-        each detector follows its own ``from_state`` rules (a reshaped part starts afresh)."""
-        new = cls(trend, expectation, peer, decline)
+        each detector follows its own ``from_state`` rules (a reshaped part starts afresh; a river alarm
+        takes the state at its place in the list, if any)."""
+        new = cls(trend, expectation, peer, decline, river, own_triggers)
         new.t_ms, new.count = state["t_ms"], state["count"]
         new.expectation._load(state["expectation"])
         new.trend._load(state["trend"])
         new.peer._load(state["peer"])
         new.decline._load(state["decline"])
+        for alarm, learnt in zip(new.river, state.get("river", ())):
+            alarm._load(learnt)
         return new
 
     def surprise(self, x: float, t_ms: int, cell: int | None = None) -> float | None:
@@ -144,14 +166,18 @@ class AttributeWatch:
 
     @property
     def local_alarm(self) -> bool:
-        """A trigger that needs no peers: trend, gradual decline or expectation."""
-        return self.trend.alarm or self.decline.alarm or self.expectation.alarm
+        """A trigger that needs no peers: trend, gradual decline or expectation (or a river alarm)."""
+        if self.own_triggers and (self.trend.alarm or self.decline.alarm or self.expectation.alarm):
+            return True
+        return any(alarm.alarm for alarm in self.river)
 
     def triggers(self) -> list[str]:
         out = []
-        if self.trend.alarm or self.decline.alarm:
+        own = self.own_triggers
+        raised = {alarm.trigger for alarm in self.river if alarm.alarm} if self.river else ()
+        if (own and (self.trend.alarm or self.decline.alarm)) or "trend" in raised:
             out.append("trend")
-        if self.expectation.alarm:
+        if (own and self.expectation.alarm) or "expectation" in raised:
             out.append("expectation")
         if self.peer.alarm:
             out.append("peer")
@@ -185,4 +211,7 @@ class AttributeWatch:
                 out[key] = pe[key]
         if "z" in pe:
             out["peer_z"] = pe["z"]
+        for i, alarm in enumerate(self.river):  # the first river alarm's numbers, then river_1_..., ...
+            suffix = f"_{i}" if i else ""
+            out.update({f"river{suffix}{key[5:]}": value for key, value in alarm.evidence().items()})
         return out

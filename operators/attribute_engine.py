@@ -22,12 +22,14 @@ import math
 from statistics import median
 from typing import Any
 
-from boucle.config.settings import Settings
+from boucle.config.loader import ConfigError
+from boucle.config.settings import RiverDetector, Settings
 from boucle.detectors import AttributeWatch
+from boucle.detectors.river_adapter import RiverSpecError, parse_option, resolve
 from boucle.operators.alerts import new_alert
 from boucle.operators.attribute_lifecycle import OpenAlert
 
-__all__ = ["SEVERITIES", "UTC_OFFSET_HOURS", "AttributeAlertEngine"]
+__all__ = ["SEVERITIES", "UTC_OFFSET_HOURS", "AttributeAlertEngine", "with_river_detector"]
 
 # Fixed UTC offsets by country for local hour/day of week (daylight saving ignored).
 UTC_OFFSET_HOURS = {"FR": 1, "BE": 1, "NL": 1, "DE": 1, "ES": 1, "IT": 1, "LU": 1, "CH": 1, "GB": 0, "IE": 0,
@@ -70,6 +72,13 @@ class AttributeAlertEngine:
         self.expectation_params = cfg.expectation.model_dump()
         self.peer_params = cfg.peer.model_dump()
         self.decline_params = cfg.decline.model_dump()
+        # river's detectors ([[attribute_alerts.detectors]]): resolved now, so a bad one fails at start.
+        for i, entry in enumerate(cfg.detectors):
+            try:
+                resolve(entry.use, entry.params)
+            except RiverSpecError as exc:
+                raise ConfigError(f"attribute_alerts.detectors[{i}].{exc.key}: {exc}") from None
+        self._river: dict[str, tuple[list[dict[str, Any]], bool]] = {}  # question -> (alarm kwargs, own triggers)
         # The region's detectors: key-driver importance over the catalogue, one peer group per attribute.
         self.importance_params = {"half_life_days": cfg.importance_half_life.total_seconds() / 86400,
                                   "names": tuple(self.attribute_names)}
@@ -82,14 +91,27 @@ class AttributeAlertEngine:
         self.resolve_after_ms = int(cfg.resolve_after.total_seconds() * 1000)
         self.hold_ms = int(cfg.regional_hold.total_seconds() * 1000)
 
-    def new_watch(self, site_id: str, state: dict[str, Any] | None = None) -> AttributeWatch:
-        """The detectors of a series of ``site_id``, on the site's local time, with the current
-        parameters: new, or resumed from ``state`` (:meth:`AttributeWatch.state`)."""
+    def river_for(self, question: str) -> tuple[list[dict[str, Any]], bool]:
+        """The river alarms of ``question``'s series (:class:`~detectors.river_adapter.RiverAlarm`
+        keyword dicts) and whether Boucle's local triggers stay on (no entry with ``replace``)."""
+        found = self._river.get(question)
+        if found is None:
+            entries = [e for e in self.cfg.detectors if "*" in e.questions or question in e.questions]
+            found = self._river[question] = ([e.alarm_params() for e in entries],
+                                             not any(e.replace for e in entries))
+        return found
+
+    def new_watch(self, site_id: str, state: dict[str, Any] | None = None, question: str = "") -> AttributeWatch:
+        """The detectors of a series of ``site_id`` (on ``question``), on the site's local time, with the
+        current parameters: new, or resumed from ``state`` (:meth:`AttributeWatch.state`)."""
         site = self.sites.get(site_id)
         offset = UTC_OFFSET_HOURS.get(site.country.upper(), 0) if site else 0
         params = (self.trend_params, {**self.expectation_params, "utc_offset_hours": offset}, self.peer_params,
                   {**self.decline_params, "utc_offset_hours": offset})
-        return AttributeWatch(*params) if state is None else AttributeWatch.from_state(state, *params)
+        river, own = self.river_for(question) if self.cfg.detectors else ((), True)
+        if state is None:
+            return AttributeWatch(*params, river=river, own_triggers=own)
+        return AttributeWatch.from_state(state, *params, river=river, own_triggers=own)
 
     def severity(self, evidence: dict[str, float], relative_importance: float) -> str:
         """The severity of ``evidence`` (its ``severity_score`` is added to it)."""
@@ -143,3 +165,24 @@ class AttributeAlertEngine:
             evidence={"sites_down": down, "n_sites": n_sites, "median_z": round(median(z_values), 4)},
             message=text, event_ms=event_ms, detected_ms=detected_ms,
         )
+
+
+def with_river_detector(settings: Settings, option: str, replace: bool = True, **entry: Any) -> Settings:
+    """``settings`` with one more ``[[attribute_alerts.detectors]]`` entry read from the command-line
+    form ``river:drift.PageHinkley(threshold=30, mode="down")`` (the benchmarks' ``--detector``);
+    ``replace``: Boucle's local triggers off, so the alerts are the river detector's. ``entry``: more
+    keys of the entry (``questions``, ``hold_days``...). Checked as the engine would at start.
+
+    >>> s = with_river_detector(Settings(), "river:drift.ADWIN(delta=0.01)")
+    >>> [(d.use, d.params, d.replace) for d in s.attribute_alerts.detectors]
+    [('river:drift.ADWIN', {'delta': 0.01}, True)]
+    """
+    try:
+        spec, params = parse_option(option)
+        detector = RiverDetector(use=spec, params=params, replace=replace, **entry)
+        resolve(detector.use, detector.params)
+    except (RiverSpecError, ValueError) as exc:
+        raise ConfigError(f"--detector {option}: {exc}") from None
+    cfg = settings.attribute_alerts
+    alerts = cfg.model_copy(update={"detectors": [*cfg.detectors, detector]})
+    return settings.model_copy(update={"attribute_alerts": alerts})

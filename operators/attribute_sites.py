@@ -73,7 +73,7 @@ class SiteState:
         site_id = new.site_id = snapshot["site_id"]
         if snapshot["halo"] is not None:
             new.halo = Halo.from_state(snapshot["halo"])
-        new.watches = {name: engine.new_watch(site_id, state) for name, state in snapshot["watches"].items()}
+        new.watches = {name: engine.new_watch(site_id, state, name) for name, state in snapshot["watches"].items()}
         return new
 
     def _halos(self, engine: AttributeAlertEngine, attributes: dict[str, int], t_ms: int) -> dict[str, float]:
@@ -132,7 +132,7 @@ class SiteState:
         for name, (values, times) in points.items():
             watch = watches.get(name)
             if watch is None:
-                watch = watches[name] = engine.new_watch(site_id)
+                watch = watches[name] = engine.new_watch(site_id, question=name)
             # A live source hands over one rating per series at a time: then that rating is the one
             # that raised any alarm, and no copy is needed.
             before = watch.copy() if len(values) > 1 else None
