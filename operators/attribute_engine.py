@@ -72,6 +72,7 @@ class AttributeAlertEngine:
         self.decline_params = cfg.decline.model_dump()
         # The region's detectors: key-driver importance over the catalogue, one peer group per attribute.
         self.importance_params = {"half_life_days": cfg.importance_half_life.total_seconds() / 86400,
+                                  "min_n": cfg.importance_min_n, "prior_strength": cfg.importance_prior_strength,
                                   "names": tuple(self.attribute_names)}
         self.group_params = {"min_peers": cfg.peer_min_sites, "min_n": cfg.peer.min_n}
         self.min_history = cfg.expectation.min_history
