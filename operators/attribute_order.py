@@ -142,6 +142,9 @@ class _PartitionClock(StatefulBatchLogic):
                 if y is not None and event.attributes:
                     by_slot.setdefault(slot, []).append((event.attributes, float(y)))
         out = []
+        # Every response of a slot is learnt at the slot's start with weight 1: the moments are sums of
+        # integers, exact in floating point, so the deltas of a slot add up to the same numbers in
+        # whatever order and batches the partitions deliver them (two runs agree to the last bit).
         for slot in sorted(by_slot):
             delta = KeyDriverImportance(**engine.importance_params)
             delta.learn_many(by_slot[slot], slot)
