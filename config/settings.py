@@ -412,7 +412,11 @@ class AttributeAlerts(_Strict):
     halo: bool = True
     peer_min_sites: int = Field(4, ge=2)  # peers with enough responses needed for a comparison
     importance_target: str = "nps"
-    importance_half_life: PositiveDuration = timedelta(days=30)
+    importance_half_life: PositiveDuration = timedelta(days=30)  # memory of the key-driver moments
+    # Decayed responses with a target a region needs before its importance is its own (fewer: the
+    # network's, or "not enough data"), and the responses a prior counts for (detectors.importance).
+    importance_min_n: float = Field(50.0, gt=0)
+    importance_prior_strength: float = Field(30.0, ge=0)
     regional_share: float = Field(0.5, gt=0, le=1)  # share of a region's sites down together
     regional_min_sites: int = Field(3, ge=2)
     regional_z: float = 2.0  # a site counts as down when its expectation z <= -regional_z

@@ -156,6 +156,8 @@ def importance_rows(snapshot: ImportanceSnapshot) -> list[TableBatch]:
                 "weight": [snapshot.weights[a] for a in attributes],
                 "correlation": [snapshot.correlations[a] for a in attributes],
                 "n": [snapshot.n] * k,
+                "status": [snapshot.status] * k,
+                "answered": [snapshot.answered.get(a, 0.0) for a in attributes],
                 "updated_at": [snapshot.t_ms] * k,
             },
         )

@@ -14,6 +14,13 @@ ranked by ``attribute_alerts.severity_levels``:
 ('high', 0.8)
 >>> _num(3.14159, "fr"), _num(3.14159, "en", 2)
 ('3,1', '3.14')
+
+Messages write a level on its question's scale (``3.2/5``, ``7.4/10``) and a slope in the unit that
+fits the series' volume: per day for a series answered at least daily, per week for one answered
+at least weekly, per month below that:
+
+>>> slope_unit(30.0), slope_unit(0.5), slope_unit(0.05)
+('day', 'week', 'month')
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ from boucle.detectors.river_adapter import RiverSpecError, parse_option, resolve
 from boucle.operators.alerts import new_alert
 from boucle.operators.attribute_lifecycle import OpenAlert
 
-__all__ = ["SEVERITIES", "UTC_OFFSET_HOURS", "AttributeAlertEngine", "with_river_detector"]
+__all__ = ["SEVERITIES", "SLOPE_UNIT_DAYS", "UTC_OFFSET_HOURS", "AttributeAlertEngine", "slope_unit",
+           "with_river_detector"]
 
 # Fixed UTC offsets by country for local hour/day of week (daylight saving ignored).
 UTC_OFFSET_HOURS = {"FR": 1, "BE": 1, "NL": 1, "DE": 1, "ES": 1, "IT": 1, "LU": 1, "CH": 1, "GB": 0, "IE": 0,
@@ -39,12 +47,24 @@ SEVERITIES = ("low", "medium", "high", "critical")
 
 _WORDS = {
     "fr": {"at": "à", "recent": "récemment", "expected": "attendu", "peers": "médiane des pairs",
-           "slope": "tendance", "per_day": "/jour", "open": "baisse", "updated": "aggravation",
+           "slope": "tendance", "day": "/jour", "week": "/semaine", "month": "/mois", "open": "baisse", "updated": "aggravation",
            "resolved": "retour à la normale", "region": "Baisse régionale", "sites": "sites touchés sur"},
     "en": {"at": "at", "recent": "recently", "expected": "expected", "peers": "peer median",
-           "slope": "trend", "per_day": "/day", "open": "drop", "updated": "worsening",
+           "slope": "trend", "day": "/day", "week": "/week", "month": "/month", "open": "drop", "updated": "worsening",
            "resolved": "back to normal", "region": "Regional drop", "sites": "sites affected out of"},
 }
+
+
+SLOPE_UNIT_DAYS = {"day": 1.0, "week": 7.0, "month": 30.0}
+
+
+def slope_unit(responses_per_day: float) -> str:
+    """The unit of a slope for a series answered ``responses_per_day``: the shortest of day, week,
+    month over which it gets at least one response (a per-day slope on a review a month reads as 0)."""
+    for unit, days in SLOPE_UNIT_DAYS.items():
+        if responses_per_day * days >= 1.0:
+            return unit
+    return "month"
 
 
 def _num(value: float, language: str, digits: int = 1) -> str:
@@ -67,6 +87,7 @@ class AttributeAlertEngine:
             self.region_language[region] = max(set(langs), key=langs.count)
         self.region_names = {r.id: r.name or r.id for r in settings.regions}
         self.spans = {a.name: max(a.max - a.min, 1) for a in settings.attributes}  # rating points of a scale
+        self.scale_max = {name: q.max for name, q in settings.questions().items()}  # "x/10" for NPS, "x/5" ...
         # Every parameter, defaults included: the settings models mirror the detectors' constructors.
         self.trend_params = cfg.trend.model_dump()
         self.expectation_params = cfg.expectation.model_dump()
@@ -81,9 +102,11 @@ class AttributeAlertEngine:
         self._river: dict[str, tuple[list[dict[str, Any]], bool]] = {}  # question -> (alarm kwargs, own triggers)
         # The region's detectors: key-driver importance over the catalogue, one peer group per attribute.
         self.importance_params = {"half_life_days": cfg.importance_half_life.total_seconds() / 86400,
+                                  "min_n": cfg.importance_min_n, "prior_strength": cfg.importance_prior_strength,
                                   "names": tuple(self.attribute_names)}
         self.group_params = {"min_peers": cfg.peer_min_sites, "min_n": cfg.peer.min_n}
         self.min_history = cfg.expectation.min_history
+        self.history_half_life_days = cfg.expectation.half_life_days
         self.peer_min_n = cfg.peer.min_n
         self.peer_z = cfg.peer.z_threshold
         self.peer_gap = cfg.peer.min_gap
@@ -113,6 +136,14 @@ class AttributeAlertEngine:
             return AttributeWatch(*params, river=river, own_triggers=own)
         return AttributeWatch.from_state(state, *params, river=river, own_triggers=own)
 
+    def responses_per_day(self, evidence: dict[str, float]) -> float:
+        """A series' response rate: the detectors' own when they give one (``rate_per_day``), else
+        from its decayed history (a steady rate λ leaves ``λ · half-life / ln 2`` decayed responses)."""
+        rate = evidence.get("rate_per_day")
+        if rate is not None:
+            return float(rate)
+        return float(evidence.get("n_history", 0.0)) * math.log(2) / max(self.history_half_life_days, 1e-9)
+
     def severity(self, evidence: dict[str, float], relative_importance: float) -> str:
         """The severity of ``evidence`` (its ``severity_score`` is added to it)."""
         effect = max(evidence.get("baseline", 0) - evidence.get("level", 0), evidence.get("drop", 0.0),
@@ -134,12 +165,17 @@ class AttributeAlertEngine:
         label = self.labels.get(attr, {}).get(language, attr)
         name = (site.name or site.id) if site else site_id
         text = (f"{label} {w['at']} {name} : " if language == "fr" else f"{label} {w['at']} {name}: ")
-        text += (f"{w[status]}, {_num(evidence['level'], language)}/5 {w['recent']} "
+        scale = self.scale_max.get(attr, 5)
+        rate = self.responses_per_day(evidence)
+        unit = slope_unit(rate)
+        text += (f"{w[status]}, {_num(evidence['level'], language)}/{scale} {w['recent']} "
                  f"({w['expected']} {_num(evidence['baseline'], language)}, n={evidence['n']:.0f}, "
                  f"z={_num(evidence['z'], language)}")
         if "peer_median" in evidence:
             text += f", {w['peers']} {_num(evidence['peer_median'], language)}"
-        text += f", {w['slope']} {_num(evidence['slope'], language, 2)}{w['per_day']})."
+        slope = evidence["slope"] * SLOPE_UNIT_DAYS[unit]  # the detectors' slope is per day
+        text += f", {w['slope']} {_num(slope, language, 2)}{w[unit]})."
+        evidence = {**evidence, "rate_per_day": rate}  # (``slope`` stays per day)
         return new_alert(
             id=alert.id, kind="attribute", severity=alert.severity, site_id=site_id,
             region=self.region_of.get(site_id, ""), triggers=triggers,

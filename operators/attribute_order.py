@@ -12,6 +12,12 @@ decoded ─ by partition ─ partition clock (per partition: progress, each resp
             └─ to every region ─ region order (per region: slots released in order → site and
                                  region states of operators.attribute_sites / attribute_regions)
 ```
+The partition clock also sums the key-driver moments of its responses per slot (one
+:class:`~detectors.KeyDriverImportance` per slot, every region's responses) and sends them to
+every region with its share; a region pools them into its network prior when it releases the
+slot, so the prior is the whole network's, in the same canonical order, at the cost of one more
+learning step per response (not one per region).
+
 The partition clock gives each response a slot from the partition's own order: its event-time
 slot, or, for a response older than the partition's progress (its second-highest time, as in
 :mod:`operators.windows`) less ``delay_ms``, the slot of that progress: a slot a region may not
@@ -40,6 +46,7 @@ from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulBatchLogic
 
 from boucle.config.times import now_ms
+from boucle.detectors import KeyDriverImportance
 from boucle.operators.attribute_alerts import AttributeAlertsOut, summary_message
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.attribute_regions import RegionState
@@ -83,8 +90,9 @@ def by_partition(batch: DecodedBatch) -> list[tuple[str, list[Feedback]]]:
 class _PartitionClock(StatefulBatchLogic):
     """One partition's progress; stamps each response with its slot and sends every region its share."""
 
-    def __init__(self, spec: OrderSpec, snapshot: tuple | None) -> None:
+    def __init__(self, spec: OrderSpec, snapshot: tuple | None, engine: AttributeAlertEngine | None = None) -> None:
         self.spec = spec
+        self.engine = engine
         self.key, self.top, self.progress = snapshot if snapshot is not None else ("", _NEVER, _NEVER)
 
     def on_batch(self, values: list[list[Feedback]]):
@@ -116,7 +124,32 @@ class _PartitionClock(StatefulBatchLogic):
                 self.key = events[0].position.rpartition(":")[0]
         self.top, self.progress = top, progress
         key = self.key
-        return [(region, (key, progress, shares.get(region, ()))) for region in spec.regions], StatefulBatchLogic.RETAIN
+        network = self._network(shares)
+        return ([(region, (key, progress, shares.get(region, ()), network)) for region in spec.regions],
+                StatefulBatchLogic.RETAIN)
+
+    def _network(self, shares: dict[str, list[tuple[int, Feedback]]]) -> list[tuple[int, dict[str, Any]]]:
+        """``[(slot, KeyDriverImportance.state())]``: the key-driver moments of the batch's responses
+        per slot, the way a region learns them (target and attributes answered)."""
+        engine = self.engine
+        if engine is None:
+            return []
+        target = engine.cfg.importance_target
+        by_slot: dict[int, list[tuple[dict[str, int], float]]] = {}
+        for share in shares.values():
+            for slot, event in share:
+                y = event.scores.get(target)
+                if y is not None and event.attributes:
+                    by_slot.setdefault(slot, []).append((event.attributes, float(y)))
+        out = []
+        # Every response of a slot is learnt at the slot's start with weight 1: the moments are sums of
+        # integers, exact in floating point, so the deltas of a slot add up to the same numbers in
+        # whatever order and batches the partitions deliver them (two runs agree to the last bit).
+        for slot in sorted(by_slot):
+            delta = KeyDriverImportance(**engine.importance_params)
+            delta.learn_many(by_slot[slot], slot)
+            out.append((slot, delta.state()))
+        return out
 
     def snapshot(self) -> tuple:
         return self.key, self.top, self.progress
@@ -143,19 +176,29 @@ class _RegionOrder(StatefulBatchLogic):
         self.progress: dict[str, int] = {}  # partition -> progress (event time)
         self.read_at: dict[str, int] = {}  # partition -> wall time it was last read (live sources)
         self.seen: dict[str, SeenEvents] = {}
+        self.network: dict[int, KeyDriverImportance] = {}  # slot start -> the network's moments of it
         if snapshot is not None:
             self.sites = {site: SiteState.from_snapshot(engine, s) for site, s in snapshot["sites"].items()}
             self.region = RegionState.from_snapshot(engine, snapshot["region"])
             self.pending = {slot: [_event(p) for p in events] for slot, events in snapshot["pending"]}
             self.progress = dict(snapshot["progress"])
             self.seen = {site: SeenEvents(spec.dedup_horizon_ms, ids) for site, ids in snapshot["seen"].items()}
+            self.network = {slot: KeyDriverImportance.from_state(state, **engine.importance_params)
+                            for slot, state in snapshot.get("network", ())}
             if spec.wall_clock:  # downtime is no progress: quiet partitions count from the restart
                 self.read_at = {part: now() for part in self.progress}
 
     def on_batch(self, values: list[tuple[str, int, list[tuple[int, Feedback]]]]):
         pending, seen, horizon = self.pending, self.seen, self.spec.dedup_horizon_ms
         wall = self.now() if self.spec.wall_clock else None
-        for part, progress, share in values:
+        network, params = self.network, self.engine.importance_params
+        for part, progress, share, *deltas in values:
+            for slot, state in deltas[0] if deltas else ():
+                delta = KeyDriverImportance.from_state(state, **params)
+                if slot in network:
+                    network[slot].add(delta)
+                else:
+                    network[slot] = delta
             for slot, event in share:
                 ids = seen.get(event.site_id)
                 if ids is None:
@@ -188,15 +231,18 @@ class _RegionOrder(StatefulBatchLogic):
 
     def _release(self, horizon: int) -> list[Any]:
         step, pending = self.spec.step_ms, self.pending
-        ready = sorted(slot for slot in pending if slot + step <= horizon)
+        ready = sorted(slot for slot in pending.keys() | self.network.keys() if slot + step <= horizon)
         if not ready:
             return []
         engine, region, sites = self.engine, self.region, self.sites
         detected = self.now()
         out: list[Any] = []
         for slot in ready:
+            delta = self.network.pop(slot, None)
+            if delta is not None:
+                region.learn_network(delta)
             by_site: dict[str, list[Feedback]] = {}
-            for event in pending.pop(slot):
+            for event in pending.pop(slot, ()):
                 by_site.setdefault(event.site_id, []).append(event)
             for site_id in sorted(by_site):
                 events = sorted(by_site[site_id], key=lambda e: (e.ts_ms, e.event_id))
@@ -241,6 +287,7 @@ class _RegionOrder(StatefulBatchLogic):
             "pending": [(slot, [_plain(e) for e in events]) for slot, events in self.pending.items()],
             "progress": dict(self.progress),
             "seen": {site: ids.snapshot() for site, ids in self.seen.items()},
+            "network": [(slot, delta.state()) for slot, delta in self.network.items()],
         }
 
 
@@ -263,8 +310,8 @@ def ordered_attribute_alerts(
     """Attribute and regional-incident alerts and each region's daily importance, from decoded
     batches, decided in the canonical order (see the module)."""
     keyed = op.flat_map("by_partition", up, by_partition)
-    shares = op.stateful_batch("partition_clock", keyed, lambda snapshot: _PartitionClock(spec, snapshot))
-    by_region = op.map("to_region", shares, lambda kv: kv[1])  # (region, (partition, progress, share))
+    shares = op.stateful_batch("partition_clock", keyed, lambda snapshot: _PartitionClock(spec, snapshot, engine))
+    by_region = op.map("to_region", shares, lambda kv: kv[1])  # (region, (partition, progress, share, network))
     out = op.stateful_batch("regions", by_region, lambda snapshot: _RegionOrder(engine, spec, snapshot, now))
     regions = split_dead("region_dead", op.map("values", out, lambda kv: kv[1]))
     split = op.branch("split", regions.values, lambda item: isinstance(item, dict))

@@ -2,8 +2,9 @@
 
 A region owns what needs several sites. It compares each site's recent level with its peers (the
 other sites of the region, :class:`~detectors.PeerGroup` per attribute), learns the importance of
-each attribute (:class:`~detectors.KeyDriverImportance`, also published per event-time day as an
-:class:`ImportanceSnapshot`), and decides: a site alert fires when one of ``alone`` is among its
+each attribute (:class:`~detectors.KeyDriverImportance`, shrunk towards the network's pooled
+statistic when the flow feeds one with :meth:`RegionState.learn_network`, also published per
+event-time day as an :class:`ImportanceSnapshot`, "not enough data" included), and decides: a site alert fires when one of ``alone`` is among its
 triggers or ``min_triggers`` hold together; its open / updated / resolved follow
 :mod:`operators.attribute_lifecycle`.
 
@@ -20,12 +21,13 @@ engine of the run (current importance half-life, peer thresholds) and that snaps
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
 from boucle.config.times import DAY_MS
 from boucle.detectors import KeyDriverImportance, PeerGroup
+from boucle.detectors.importance import NOT_ENOUGH_DATA
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.attribute_lifecycle import Lifecycle, OpenAlert
 from boucle.operators.attribute_sites import SeriesStatus, SiteSummary
@@ -35,7 +37,9 @@ __all__ = ["ImportanceSnapshot", "OpenAlert", "RegionState"]
 
 @dataclass(frozen=True, slots=True)
 class ImportanceSnapshot:
-    """A region's key-driver weights as of the end of one event-time day (``day_ms`` = its start)."""
+    """A region's key-driver weights as of the end of one event-time day (``day_ms`` = its start):
+    ``status`` is ``learnt``, ``network`` (the network's evidence carries it) or ``not_enough_data``
+    (then every weight is 0: none is known); ``answered``: decayed responses behind each attribute."""
 
     region: str
     day_ms: int
@@ -44,6 +48,8 @@ class ImportanceSnapshot:
     weights: dict[str, float]
     correlations: dict[str, float]
     n: float
+    status: str = "learnt"
+    answered: dict[str, float] = field(default_factory=dict)
 
 
 class RegionState:
@@ -53,6 +59,7 @@ class RegionState:
         self.region = ""
         self.groups: dict[str, PeerGroup] = {}
         self.importance = KeyDriverImportance(**engine.importance_params)
+        self.network = KeyDriverImportance(**engine.importance_params)  # the prior: the whole network's
         self.z: dict[str, dict[str, float]] = {}  # attribute -> site -> latest expectation z
         self.local: dict[str, dict[str, bool]] = {}  # attribute -> site -> local trigger
         self.open = Lifecycle()  # site alerts by (site, attribute)
@@ -69,6 +76,7 @@ class RegionState:
         return {
             "region": self.region,
             "importance": self.importance.state(),
+            "network": self.network.state(),
             "groups": {attr: group.state() for attr, group in self.groups.items()},
             "z": {attr: dict(zs) for attr, zs in self.z.items()},
             "local": {attr: dict(on) for attr, on in self.local.items()},
@@ -85,6 +93,8 @@ class RegionState:
         new = cls(engine)
         new.region = snapshot["region"]
         new.importance = KeyDriverImportance.from_state(snapshot["importance"], **engine.importance_params)
+        if "network" in snapshot:  # (snapshots from before the network prior have none)
+            new.network = KeyDriverImportance.from_state(snapshot["network"], **engine.importance_params)
         new.groups = {attr: PeerGroup.from_state(state, **engine.group_params)
                       for attr, state in snapshot["groups"].items()}
         new.z = {attr: dict(zs) for attr, zs in snapshot["z"].items()}
@@ -103,19 +113,30 @@ class RegionState:
                 lifecycle = Lifecycle()
                 lifecycle.alerts = state[name]
                 state[name] = lifecycle
+        state.setdefault("network", KeyDriverImportance(half_life_days=state["importance"].half_life_days))
         self.__dict__.update(state)
+
+    def learn_network(self, delta: KeyDriverImportance) -> None:
+        """Pool the network's responses of a slot (every region's) into the prior."""
+        self.network.add(delta)
+
+    def prior(self) -> KeyDriverImportance | None:
+        """The network's statistic, once it has seen a response (None: the region stands alone)."""
+        network = getattr(self, "network", None)
+        return network if network is not None and network.n > 0 else None
 
     def importance_snapshot(self, engine: AttributeAlertEngine) -> ImportanceSnapshot | None:
         """The region's importance as it stands, for the day it describes (None before any response)."""
         if self.importance_day is None:
             return None
-        evidence = self.importance.evidence()
+        estimate = self.importance.estimate(self.prior())
         names = engine.attribute_names
         return ImportanceSnapshot(
             self.region, self.importance_day, self.importance_t, engine.cfg.importance_target,
-            {name: float(evidence.get(name, 0.0)) for name in names},
-            {name: float(evidence.get(f"r_{name}", 0.0)) for name in names},
-            float(evidence.get("n", 0.0)),
+            {name: float(estimate.weights.get(name, 0.0)) for name in names},
+            {name: float(estimate.correlations.get(name, 0.0)) for name in names},
+            float(estimate.n), estimate.status,
+            {name: float(estimate.answered.get(name, 0.0)) for name in names},
         )
 
     def roll_importance(self, engine: AttributeAlertEngine, summary: SiteSummary) -> ImportanceSnapshot | None:
@@ -137,6 +158,7 @@ class RegionState:
         site = summary.site_id
         self.importance.learn_many(summary.responses, summary.t_ms)
         weights: dict[str, float] | None = None  # a ridge fit: computed only if an alert may be built
+        status = NOT_ENOUGH_DATA
         k = 1
         out: list[dict[str, Any]] = []
         for attr, st in summary.series.items():
@@ -164,10 +186,14 @@ class RegionState:
             current = self.open.get(key)
             if fires or current is not None:
                 if weights is None:
-                    weights = self.importance.weights()
-                    k = max(len(weights), 1)
-                importance = weights.get(attr, 1.0 / k)
-                evidence["importance"] = importance
+                    estimate = self.importance.estimate(self.prior())
+                    weights, status = estimate.weights, estimate.status
+                    k = max(len(self.importance.names), 1)
+                # Not known: an average attribute's share for the severity, and the evidence says so.
+                importance = weights.get(attr, 1.0 / k) if status != NOT_ENOUGH_DATA else 1.0 / k
+                if status != NOT_ENOUGH_DATA:
+                    evidence["importance"] = importance
+                evidence["importance_status"] = status
             if fires and not held and current is None and engine.hold_ms > 0 and self._region_stirring(
                     engine, attr, site):
                 # Other sites of the region drop on this attribute too: wait, so a regional incident can claim it.

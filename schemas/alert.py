@@ -54,7 +54,7 @@ Names = list[str]
 
 
 class Evidence(Struct, kw_only=True):
-    """The numbers behind the alert; its keys depend on the kind. Hot alerts: rules, scores, attributes_at_minimum, purchase_keywords. Attribute alerts: level, baseline, peer median, z, n, slope, importance. Regional incidents: sites_down, n_sites, median_z. Case SLA: hot_alert_id, opened_at, due_at, sla_hours, hot_severity. Theme surges: theme, n, comments, share, baseline_share."""
+    """The numbers behind the alert; its keys depend on the kind. Hot alerts: rules, scores, attributes_at_minimum, purchase_keywords. Attribute alerts: level, baseline, peer median, z, n, slope (rating points per day), rate_per_day (responses), importance (absent while importance_status is not_enough_data), importance_status (learnt, network or not_enough_data). Regional incidents: sites_down, n_sites, median_z. Case SLA: hot_alert_id, opened_at, due_at, sla_hours, hot_severity. Theme surges: theme, n, comments, share, baseline_share."""
 
     rules: Annotated[Names, Meta(description="Hot alerts: the rules that matched, the one that named the alert first.")] | UnsetType = UNSET
     scores: Annotated[Scores, Meta(description="Hot alerts: the response's scores.")] | UnsetType = UNSET

@@ -74,6 +74,12 @@ def _problem(tmp_path, text: str) -> str:
         ('[attribute_alerts.trend]\nk = "low"', "attribute_alerts.trend.k: Input should be a valid number"),
         ("[attribute_alerts.decline]\nwindow_days = 2", "attribute_alerts.decline.window_days: Input should be greater than or equal to 3"),
         ("[attribute_alerts.peer]\nmin_peers = 3", "attribute_alerts.peer.min_peers: Extra inputs are not permitted"),
+        ("[attribute_alerts]\nimportance_min_n = 0", "attribute_alerts.importance_min_n: Input should be greater than 0"),
+        ('[attribute_alerts]\nimportance_min_n = "many"', "attribute_alerts.importance_min_n: Input should be a valid number"),
+        ("[attribute_alerts]\nimportance_prior_strength = -1",
+         "attribute_alerts.importance_prior_strength: Input should be greater than or equal to 0"),
+        ("[attribute_alerts]\nimportance_half_life = 30", "attribute_alerts.importance_half_life: a duration needs a unit"),
+        ('[attribute_alerts]\nimportance_half_life = "0d"', "attribute_alerts.importance_half_life:"),
     ],
 )
 def test_bad_file_names_the_bad_key(tmp_path, text, expected):

@@ -184,11 +184,14 @@ def test_one_and_two_workers_agree(settings, simulator, chdb_path):
 def test_attribute_importance_is_stored_per_region_and_day(outcome):
     settings, client, _, _, _ = outcome
     db = settings.warehouse.database
-    rows = _query(client, db, "SELECT region, day, round(sum(weight), 6), count() FROM {db}.attribute_importance FINAL"
-                              " GROUP BY region, day")
+    rows = _query(client, db, "SELECT region, day, round(sum(weight), 6), count(), any(status)"
+                              " FROM {db}.attribute_importance FINAL GROUP BY region, day")
     regions = {site.region for site in settings.sites}
     assert {row[0] for row in rows} == regions
     assert len({row[1] for row in rows}) >= DAYS - 1  # one snapshot per event-time day (and the last, partial one)
-    assert all(row[2] == 1.0 and row[3] == len(settings.attributes) for row in rows)  # weights sum to 1
+    assert all(row[3] == len(settings.attributes) for row in rows)
+    # Known weights sum to 1; "not enough data" is said, with no weight, not equal shares.
+    assert all(row[2] == (0.0 if row[4] == "not_enough_data" else 1.0) for row in rows)
+    assert {row[4] for row in rows} >= {"learnt"} and {row[4] for row in rows} <= {"learnt", "network", "not_enough_data"}
     overall = _query(client, db, "SELECT attribute, weight FROM {db}.v_attribute_importance WHERE region = 'all'")
     assert len(overall) == len(settings.attributes) and sum(w for _, w in overall) == pytest.approx(1.0)

@@ -137,6 +137,21 @@ def test_report_uses_the_importance_table_when_it_has_rows(report_settings, tmp_
     assert "Weights from the importance detector" in page and "Stand-in" not in page
 
 
+def test_report_says_not_enough_data_instead_of_equal_shares(report_settings, tmp_path):
+    client = connect(report_settings.warehouse)
+    client.command(f"INSERT INTO {DB}.attribute_importance (region, attribute, day, target, weight, n, status, updated_at)"
+                   " VALUES ('belgium', 'waiting_time', today(), 'nps', 0, 12, 'not_enough_data', now64()),"
+                   " ('belgium', 'cleanliness', today(), 'nps', 0, 12, 'not_enough_data', now64()),"
+                   " ('ile-de-france', 'waiting_time', today(), 'nps', 0.6, 40, 'network', now64())")
+    try:
+        page = write_report(report_settings, tmp_path / "u.html").read_text(encoding="utf-8")
+    finally:
+        client.command(f"TRUNCATE TABLE {DB}.attribute_importance")
+    assert "Not enough data yet to tell what drives the score in: Belgique." in page and "Stand-in" not in page
+    bars = figures(page)["fig-importance-0"]
+    assert [bar["name"] for bar in bars] == ["Île-de-France (from the network)"]  # Belgium is not drawn
+
+
 def test_report_errors_are_clear(report_settings, tmp_path):
     with pytest.raises(ReportError, match="no site of region 'atlantis'"):
         write_report(report_settings, tmp_path / "x.html", region="atlantis")

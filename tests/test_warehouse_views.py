@@ -35,6 +35,7 @@ from boucle.sinks.clickhouse.schema import (
     applied_migrations,
     init_schema,
     migrate,
+    migrations,
     sync_dimensions,
 )
 from boucle.sinks.clickhouse.writer import TableWriter
@@ -280,14 +281,34 @@ def test_migrations_twice_are_a_no_op(ch):
             " WHERE database = {db:String} ORDER BY name", parameters={"db": DB}).result_rows
 
     before, recorded = tables(), applied_migrations(ch, DB)
-    assert sorted(recorded) == [1, 2, 3, 4, 5, 6]
+    assert sorted(recorded) == [m.version for m in migrations()]
     assert migrate(ch, DB) == []
     assert init_schema(ch, DB, dimensions=dimension_rows(SETTINGS)) == []
     assert sync_dimensions(ch, DB, dimension_rows(SETTINGS)) == 0
     assert tables() == before and applied_migrations(ch, DB) == recorded
-    assert ch.query(f"SELECT count() FROM {DB}.schema_migrations").result_rows[0][0] == 6
+    assert ch.query(f"SELECT count() FROM {DB}.schema_migrations").result_rows[0][0] == len(migrations())
     assert ch.query(f"SELECT count() FROM {DB}.sites").result_rows[0][0] == 6
     assert ch.query(f"SELECT groupArray(period_days) FROM {DB}.periods").result_rows[0][0] == [7, 30, 90]
+
+
+def test_importance_status_migrates_an_older_warehouse_and_the_view_says_what_is_known(ch):
+    old = f"{DB}_v6"
+    for migration in migrations():
+        if migration.version <= 6:  # a warehouse of before the importance status
+            for statement in migration.statements(old):
+                ch.command(statement)
+    ch.command(f"INSERT INTO {old}.attribute_importance (region, attribute, day, target, weight, correlation, n,"
+               " updated_at) VALUES ('north', 'waiting_time', '2026-10-01', 'nps', 0.6, 0.4, 80, '2026-10-01 12:00:00')")
+    assert "v0007_importance_status" in migrate(ch, old)
+    ch.command(f"INSERT INTO {old}.attribute_importance (region, attribute, day, target, weight, correlation, n,"
+               " status, answered, updated_at) VALUES ('south', 'waiting_time', '2026-10-01', 'nps', 0, 0, 9,"
+               " 'not_enough_data', 9, '2026-10-01 12:00:00')")
+    view = {r["region"]: r for r in rows(ch, f"SELECT * FROM {old}.v_attribute_importance")}
+    assert view["north"]["status"] == "learnt" and view["north"]["weight"] == 0.6  # older rows: learnt
+    assert view["south"]["status"] == "not_enough_data"
+    # The network average counts only the regions that know: not diluted by the unknown one's 0.
+    assert view["all"]["weight"] == pytest.approx(0.6) and view["all"]["status"] == "learnt"
+    ch.command(f"DROP DATABASE {old}")
 
 
 def test_retention_ttl_is_set_once_and_removable(ch):

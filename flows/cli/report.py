@@ -8,8 +8,9 @@ Sections (each a plotly figure; plotly.js is inlined once, so the file opens off
    (``v_peer_comparison``), the score written in each cell;
 3. ``leaderboard`` — NPS progress against the previous period per site (``v_leaderboard``);
 4. ``alerts`` — alerts opened per day by kind, and a timeline of the non-hot alerts (``v_alerts``);
-5. ``importance`` — attribute importance from ``attribute_importance`` when that table has rows,
-   else a labelled stand-in: the correlation of each attribute with NPS per region, computed by
+5. ``importance`` — attribute importance from ``attribute_importance`` when that table has rows
+   (a region whose latest status is ``not_enough_data`` is named as such, not drawn as equal shares;
+   one that leans on the network's evidence is labelled so), else a labelled stand-in: the correlation of each attribute with NPS per region, computed by
    ClickHouse ``corr()`` over the period's feedback.
 
 >>> parse_period("30d"), parse_period("2w"), parse_period(14)
@@ -55,6 +56,8 @@ TEXT = {
                                            " alerts on a timeline (colour = severity).",
         "importance": "Attribute importance",
         "importance_model": "Weights from the importance detector (attribute_importance).",
+        "importance_unknown": "Not enough data yet to tell what drives the score in: {regions}.",
+        "importance_network": "from the network",
         "importance_standin": "Stand-in (the importance detector has not written attribute_importance yet):"
                               " correlation of each attribute with NPS per region over the period.",
         "no_data": "No data for this section in the period.",
@@ -78,6 +81,8 @@ TEXT = {
                                             " régionales dans le temps (couleur = sévérité).",
         "importance": "Importance des attributs",
         "importance_model": "Poids du détecteur d'importance (attribute_importance).",
+        "importance_unknown": "Pas encore assez de données pour dire ce qui fait le score dans : {regions}.",
+        "importance_network": "d'après le réseau",
         "importance_standin": "Approximation (le détecteur d'importance n'a pas encore rempli"
                               " attribute_importance) : corrélation de chaque attribut avec le NPS par région"
                               " sur la période.",
@@ -123,6 +128,7 @@ class ReportData:
     alerts: list[dict] = field(default_factory=list)
     importance: list[dict] = field(default_factory=list)
     importance_is_standin: bool = True
+    importance_unknown: list[str] = field(default_factory=list)  # regions whose importance is not known yet
 
 
 def _rows(client: Client, sql: str, **params: Any) -> list[dict]:
@@ -176,9 +182,12 @@ def collect(client: Client, database: str, *, region: str | None, period_days: i
     has_model = _rows(client, "SELECT count() AS n FROM system.tables WHERE database = {db:String}"
                               " AND name = 'attribute_importance'", db=db)[0]["n"]
     if has_model:
-        data.importance = _rows(client, f"SELECT region, attribute, argMax(weight, updated_at) AS weight"
-                                        f" FROM {db}.attribute_importance WHERE {where} GROUP BY region, attribute", **params)
-    data.importance_is_standin = not data.importance
+        latest = _rows(client, f"SELECT region, attribute, argMax(weight, updated_at) AS weight,"
+                               f" argMax(status, updated_at) AS status"
+                               f" FROM {db}.attribute_importance WHERE {where} GROUP BY region, attribute", **params)
+        data.importance_unknown = sorted({r["region"] for r in latest if r["status"] == "not_enough_data"})
+        data.importance = [r for r in latest if r["status"] != "not_enough_data"]
+    data.importance_is_standin = not data.importance and not data.importance_unknown
     if data.importance_is_standin:
         data.importance = _rows(
             client,
@@ -304,9 +313,15 @@ def _importance_figure(data: ReportData, t: dict):
     attributes = sorted({r["attribute"] for r in data.importance},
                         key=lambda a: -sum(r["weight"] for r in data.importance if r["attribute"] == a))
     weight = {(r["region"], r["attribute"]): r["weight"] for r in data.importance}
+    borrowed = {r["region"] for r in data.importance if r.get("status") == "network"}
+
+    def name(region: str) -> str:
+        shown = data.region_names.get(region, region)
+        return f"{shown} ({t['importance_network']})" if region in borrowed else shown
+
     fig = go.Figure([
         go.Bar(y=[data.labels.get(a, a) for a in attributes], x=[round(weight.get((region, a), math.nan), 3) for a in attributes],
-               orientation="h", name=data.region_names.get(region, region))
+               orientation="h", name=name(region))
         for region in regions
     ])
     _layout(fig, max(320, 30 * len(attributes) * max(1, min(len(regions), 3)) + 100), barmode="group",
@@ -332,13 +347,16 @@ def build_report(data: ReportData) -> str:
 
     t = TEXT.get(data.lang, TEXT["en"])
     scope = data.region_names.get(data.region, data.region) if data.region else t["scope_all"]
+    importance_help = t["importance_standin"] if data.importance_is_standin else t["importance_model"]
+    if data.importance_unknown:
+        importance_help += " " + t["importance_unknown"].format(
+            regions=", ".join(data.region_names.get(r, r) for r in data.importance_unknown))
     parts: list[tuple[str, str, str, list]] = [
         ("nps", t["nps"], t["nps_help"], [_nps_figure(data, t)] if data.nps else []),
         ("peers", t["peers"], t["peers_help"], [_peers_figure(data, t)] if data.peers else []),
         ("leaderboard", t["leaderboard"], t["leaderboard_help"], [_leaderboard_figure(data, t)] if data.leaderboard else []),
         ("alerts", t["alerts"], t["alerts_help"], list(_alerts_figures(data, t)) if data.alerts else []),
-        ("importance", t["importance"], t["importance_standin"] if data.importance_is_standin else t["importance_model"],
-         [_importance_figure(data, t)] if data.importance else []),
+        ("importance", t["importance"], importance_help, [_importance_figure(data, t)] if data.importance else []),
     ]
     body = []
     for key, title, help_text, figures in parts:
