@@ -11,7 +11,7 @@ True
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 from boucle.config.settings import Settings
@@ -52,7 +52,8 @@ class Simulator:
     ``profile`` (default ``simulation.profile``) picks the network (:mod:`sources.simulator.networks`);
     a generated one replaces the registry, and :attr:`settings` is then what the flow must decode with.
     ``sites`` (default ``simulation.sites``) sets how many sites a generated profile has; ``days``
-    defaults to ``simulation.days``, else to the profile's own length.
+    defaults to ``simulation.days``, else to the profile's own length. Unless ``start`` is given, a
+    generated profile's history ends where the demo's month ends (``simulation.start`` + 28 days).
     """
 
     def __init__(
@@ -86,6 +87,10 @@ class Simulator:
         self.seed = int(pick(seed, sim.seed))
         self.start = pick(start, sim.start)
         self.days = float(pick(days, pick(sim.days, net.days)))
+        if start is None and net.generated():
+            # Years of history end where the demo's month ends, not years ahead (the decoder refuses
+            # times more than input.max_future from now).
+            self.start = sim.start + timedelta(days=PROFILES["demo"].days - self.days)
         self.volume_scale = float(pick(volume_scale, sim.volume_scale))
         self.malformed_share = float(pick(malformed_share, sim.malformed_share))
         self.late_share = float(pick(late_share, sim.late_share))
