@@ -40,7 +40,7 @@ import argparse
 import bisect
 import json
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -94,7 +94,7 @@ class NullShuffle:
     >>> from boucle.operators.decode import Feedback
     >>> events = [Feedback(str(i), i, "s1" if i % 2 else "s2", "store", "", {"nps": i}, {"a": i}, "", "fr", {},
     ...                    i, "") for i in range(6)]
-    >>> null = NullShuffle(["nps", "a"], seed=1)
+    >>> null = NullShuffle(["nps", "a"], scores=["nps"], seed=1)
     >>> for e in events: null.record(e)
     >>> shuffled = [null.apply(e) for e in events]
     >>> [e.ts_ms for e in shuffled] == [e.ts_ms for e in events]
@@ -103,9 +103,9 @@ class NullShuffle:
     [1, 3, 5]
     """
 
-    def __init__(self, questions: Iterable[str], seed: int) -> None:
+    def __init__(self, questions: Iterable[str], scores: Iterable[str], seed: int) -> None:
         self.questions = list(questions)
-        self.n_scores: int | None = None
+        self.scores = frozenset(scores)
         self.seed = seed
         self._rows: dict[str, list[tuple[int, ...]]] = defaultdict(list)
         self._perm: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -113,7 +113,7 @@ class NullShuffle:
 
     def record(self, event: Feedback) -> None:
         row = tuple(event.scores.get(q, event.attributes.get(q, _MISSING)) for q in self.questions)
-        self._rows[event.site_id].append(row + (len(event.scores),))
+        self._rows[event.site_id].append(row)
 
     def _site(self, site_id: str) -> tuple[np.ndarray, np.ndarray]:
         if site_id not in self._perm:
@@ -130,10 +130,8 @@ class NullShuffle:
         scores, attributes = {}, {}
         for q, v in zip(self.questions, row):
             if v != _MISSING:
-                (scores if q in self._score_names else attributes)[q] = v
+                (scores if q in self.scores else attributes)[q] = v
         return msgspec.structs.replace(event, scores=scores, attributes=attributes)
-
-    _score_names: frozenset[str] = frozenset()
 
 
 # -- one seed -------------------------------------------------------------------------------------
@@ -185,9 +183,7 @@ def run_seed(settings, seed: int, days: float | None, batch: int, grace_h: float
 
     watched = {(inc.site_id, inc.attribute) for inc in sim.incidents if inc.site_id and inc.attribute}
     times: dict[tuple[str, str], list[int]] = defaultdict(list)
-    shuffle = NullShuffle(settings.questions(), seed) if null else None
-    if shuffle is not None:
-        shuffle._score_names = frozenset(settings.scores)
+    shuffle = NullShuffle(settings.questions(), settings.scores, seed) if null else None
 
     def first_pass(event: Feedback) -> Feedback:
         for name in event.attributes:
@@ -250,9 +246,7 @@ def run_seed(settings, seed: int, days: float | None, batch: int, grace_h: float
            "free_sites": len(free_sites), "events": total}
     if null_alerts is not None:
         out["null_alerts"] = len(null_alerts)
-        out["null_by_kind"] = dict(sorted(defaultdict(int, {}).items()))
-        for a in null_alerts:
-            out["null_by_kind"][a["kind"]] = out["null_by_kind"].get(a["kind"], 0) + 1
+        out["null_by_kind"] = dict(sorted(Counter(a["kind"] for a in null_alerts).items()))
     if progress is not None:
         progress.remove_task(task)
     return out
@@ -404,6 +398,23 @@ def _group(text: str) -> list[int]:
     return seeds
 
 
+def generation_speed(args) -> dict[str, Any]:
+    """Events per second of the simulator alone (messages generated, not decoded), per seed."""
+    import time
+
+    out = {}
+    for seed in args.seeds:
+        sim = Simulator(load_settings((args.config or [str(SHIPPED_CONFIG)])[0]), seed=seed, days=args.days,
+                        profile=args.profile, sites=args.sites)
+        began = time.perf_counter()
+        n = sum(1 for _ in sim.messages())
+        elapsed = time.perf_counter() - began
+        out[seed] = {"events": n, "seconds": elapsed, "events_per_second": n / elapsed}
+        print(f"{args.profile} seed {seed}: {n:,} events ({len(sim.profiles)} sites, {sim.days:g} days) "
+              f"in {elapsed:.1f} s: {n / elapsed:,.0f} events/s")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="demo", help="the simulated network")
@@ -422,7 +433,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--plot", type=Path, default=Path("var/detectors_benchmark"))
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes (no progress bar then)")
+    parser.add_argument("--generate-only", action="store_true",
+                        help="only time the simulator (events/s of generation), no detectors")
     args = parser.parse_args(argv)
+    if args.generate_only:
+        return generation_speed(args)
     if args.detector not in DETECTORS:
         parser.error(f"--detector {args.detector}: not available (known: {', '.join(DETECTORS)})")
     grace = GRACE_HOURS[args.profile] if args.grace is None else args.grace

@@ -149,8 +149,7 @@ def test_the_null_shuffle_keeps_each_sites_dates_and_ratings(reviews):
     sim, _ = reviews
     decoder = Decoder(sim.settings)
     events = decoder.decode_many(list(sim.messages())).accepted
-    null = bench.NullShuffle(sim.settings.questions(), seed=1)
-    null._score_names = frozenset(sim.settings.scores)
+    null = bench.NullShuffle(sim.settings.questions(), sim.settings.scores, seed=1)
     for event in events:
         null.record(event)
     shuffled = [null.apply(event) for event in events]

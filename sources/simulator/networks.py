@@ -142,7 +142,7 @@ PROFILES: dict[str, NetworkProfile] = {
         kinds=(("hotel", 0.6), ("restaurant", 0.25), ("lounge", 0.15)),
         countries=(("GB", "en", 0.55), ("FR", "fr", 0.3), ("IE", "en", 0.15)),
         median_daily=0.25 / 7, sigma_daily=1.0, min_daily=0.05 / 7, max_daily=3 / 7, level_sd=0.35,
-        date_only=True, chunk_days=91, scores=("csat",), loading=1.15, noise=0.75, base_shift=-0.6,
+        date_only=True, chunk_days=364, scores=("csat",), loading=1.15, noise=0.75, base_shift=-0.6,
         core_questions=3, scale_change=ScaleChange(question=2, source_min=1, source_max=10, at_share=0.4),
         lead_days=365, burst_days=3, regions_names=_REVIEW_REGIONS,
         incidents=(
