@@ -184,3 +184,27 @@ def test_an_unknown_detector_is_refused():
     done = subprocess.run([sys.executable, str(BENCH), "--detector", "river:drift.Nope", "--seeds", "1"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "not available" in done.stderr
+
+
+def _ms(text: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+@pytest.mark.parametrize("fixture", ["retail", "reviews"])
+def test_step_drops_are_in_the_data_at_their_labelled_size(request, fixture):
+    sim, events = request.getfixturevalue(fixture)
+    observed, expected = [], []
+    for inc in (i for i in sim.incidents if i.kind == "step_drop"):
+        before, during = [], []
+        for e in events:
+            if e["site_id"] == inc.site_id and inc.attribute in e["attributes"]:
+                t = _ms(e["occurred_at"])
+                (during if inc.start_ms <= t < inc.end_ms else before if t < inc.start_ms else []).append(
+                    e["attributes"][inc.attribute])
+        if len(before) >= 5 and len(during) >= 5:
+            observed.append(np.mean(before) - np.mean(during))
+            expected.append(inc.magnitude)
+    assert len(observed) >= 3
+    assert 0.6 < sum(observed) / sum(expected) < 1.4
