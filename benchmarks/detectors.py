@@ -446,6 +446,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return generation_speed(args)
     if args.detector != "boucle" and not args.detector.startswith("river:"):
         parser.error(f"--detector {args.detector}: not available (known: {', '.join(DETECTORS)})")
+    if args.detector.startswith("river:"):
+        try:
+            with_river_detector(Settings(), args.detector)
+        except ConfigError as exc:
+            parser.error(str(exc))
     grace = GRACE_HOURS[args.profile] if args.grace is None else args.grace
     console = Console(width=160)
     summaries = {}

@@ -180,10 +180,11 @@ def test_a_tiny_benchmark_run_of_each_profile(tmp_path, profile, extra):
     assert ("eligible" in result) == (profile != "demo")
 
 
-def test_an_unknown_detector_is_refused():
-    done = subprocess.run([sys.executable, str(BENCH), "--detector", "river:drift.Nope", "--seeds", "1"],
+@pytest.mark.parametrize("detector,says", [("nope", "not available"), ("river:drift.Nope", "has no detector 'Nope'")])
+def test_an_unknown_detector_is_refused_before_any_work(detector, says):
+    done = subprocess.run([sys.executable, str(BENCH), "--detector", detector, "--seeds", "1"],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "not available" in done.stderr
+    assert done.returncode == 2 and says in done.stderr
 
 
 def _ms(text: str) -> int:
