@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DeclineParameters", "ExpectationParameters", "PeerParameters", "TrendParameters"]
+__all__ = ["ClockParameters", "DeclineParameters", "ExpectationParameters", "PeerParameters", "TrendParameters"]
 
 
 class _Strict(BaseModel):
@@ -87,3 +87,12 @@ class DeclineParameters(_Strict):
     sd_floor: float = 0.5
     eval_every_hours: float = 1.0
     scale_days: float = 0.0
+
+
+class ClockParameters(_Strict):
+    """Keyword arguments of :class:`detectors.clock.SeriesClock`: below ``busy_per_day`` responses a
+    day a series' detectors run on a slower clock, so that every memory and minimum of evidence above
+    holds as many responses as for a series of ``busy_per_day`` a day (0 turns it off: the calendar)."""
+
+    busy_per_day: float = Field(16.0, ge=0)
+    rate_responses: float = Field(20.0, ge=1)  # responses the rate is averaged over

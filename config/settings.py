@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from boucle.config.detector_parameters import (
+    ClockParameters,
     DeclineParameters,
     ExpectationParameters,
     PeerParameters,
@@ -367,9 +368,10 @@ class Kafka(_Strict):
 class AttributeAlerts(_Strict):
     """Attribute alerts (the outer loop): detectors per (site, attribute), fusion, lifecycle.
 
-    ``trend``, ``decline``, ``expectation`` and ``peer`` are the parameters of
+    ``trend``, ``decline``, ``expectation``, ``peer`` and ``clock`` are the parameters of
     :class:`detectors.DownwardTrend`, :class:`detectors.GradualDecline`,
-    :class:`detectors.SeasonalExpectation` and :class:`detectors.PeerComparison`. An alert fires
+    :class:`detectors.SeasonalExpectation`, :class:`detectors.PeerComparison` and
+    :class:`detectors.clock.SeriesClock`. An alert fires
     when one of ``alone`` is among the triggers, or when at least ``min_triggers`` triggers hold
     together. A site alert on an attribute that is also dropping at other sites of the region waits
     ``regional_hold`` of event time, so that a regional incident can claim it. With ``halo``, the
@@ -386,6 +388,9 @@ class AttributeAlerts(_Strict):
     expectation: ExpectationParameters = ExpectationParameters()
     peer: PeerParameters = PeerParameters()
     decline: DeclineParameters = DeclineParameters()
+    # Each series' detectors run on its own clock, slowed while it answers less than busy_per_day a day:
+    # memories and minimum evidence count responses, whatever the calendar time (detectors.clock).
+    clock: ClockParameters = ClockParameters()
     # The gradual-decline test sees each rating less its halo: what the same respondent's other ratings
     # predict of it (their correlation is learnt per site; detectors.Halo).
     halo: bool = True

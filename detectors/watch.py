@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from boucle.detectors.clock import SeriesClock
 from boucle.detectors.decline import GradualDecline
 from boucle.detectors.expectation import SeasonalExpectation
 from boucle.detectors.peer import PeerComparison, PeerGroup
@@ -62,7 +63,9 @@ class AttributeWatch:
     """Trend, decline, expectation and peer detectors of one series (built from keyword dicts)."""
 
     def __init__(self, trend: dict[str, Any] | None = None, expectation: dict[str, Any] | None = None,
-                 peer: dict[str, Any] | None = None, decline: dict[str, Any] | None = None):
+                 peer: dict[str, Any] | None = None, decline: dict[str, Any] | None = None,
+                 clock: dict[str, Any] | None = None):
+        self.clock = SeriesClock(**(clock or {}))
         self.expectation = SeasonalExpectation(**(expectation or {}))
         self.trend = DownwardTrend(**(trend or {}))
         self.peer = PeerComparison(**(peer or {}))
@@ -76,10 +79,11 @@ class AttributeWatch:
         """Learn one rating; ``halo`` (rating points) is the part of it the respondent's other ratings
         explain (see :meth:`surprise`): only the gradual-decline test leaves it out."""
         expectation, trend = self.expectation, self.trend
-        expected, seasonal = expectation.learn(x, t_ms)
-        trend.update(x, t_ms, expected if expectation.level.w >= trend.min_history else None)
-        self.decline.update(x - seasonal - halo, t_ms)
-        self.peer.update(x, t_ms)
+        tau = self.clock.tick(t_ms)  # the detectors' memories fade on the series' own clock
+        expected, seasonal = expectation.learn(x, tau, t_ms)
+        trend.update(x, tau, expected if expectation.level.w >= trend.min_history else None)
+        self.decline.update(x - seasonal - halo, tau)
+        self.peer.update(x, tau)
         self.count += 1
         if t_ms > self.t_ms:
             self.t_ms = t_ms
@@ -89,14 +93,15 @@ class AttributeWatch:
         if not xs:
             return
         trend = self.trend
-        expected, seasonal, level_w = self.expectation.learn_many(xs, ts)
+        taus = self.clock.ticks(ts)
+        expected, seasonal, level_w = self.expectation.learn_many(xs, taus, ts)
         min_history = trend.min_history
-        trend.update_many(xs, ts, [e if w >= min_history else None for e, w in zip(expected, level_w)])
+        trend.update_many(xs, taus, [e if w >= min_history else None for e, w in zip(expected, level_w)])
         if halos is None:
-            self.decline.update_many([x - s for x, s in zip(xs, seasonal)], ts)
+            self.decline.update_many([x - s for x, s in zip(xs, seasonal)], taus)
         else:
-            self.decline.update_many([x - s - h for x, s, h in zip(xs, seasonal, halos)], ts)
-        self.peer.update_many(xs, ts)
+            self.decline.update_many([x - s - h for x, s, h in zip(xs, seasonal, halos)], taus)
+        self.peer.update_many(xs, taus)
         self.count += len(xs)
         self.t_ms = max(self.t_ms, max(ts))
 
@@ -106,22 +111,29 @@ class AttributeWatch:
         new.__dict__.update(self.__dict__)
         new.expectation, new.trend = self.expectation.copy(), self.trend.copy()
         new.peer, new.decline = self.peer.copy(), self.decline.copy()
+        new.clock = self.clock.copy()
         return new
 
     # -- state as plain data (see detectors/__init__.py) ---------------------------------------
     def state(self) -> dict[str, Any]:
         """Each detector's :meth:`state` under its name, and the series' clock and count."""
         return {"t_ms": self.t_ms, "count": self.count, "expectation": self.expectation.state(),
-                "trend": self.trend.state(), "peer": self.peer.state(), "decline": self.decline.state()}
+                "trend": self.trend.state(), "peer": self.peer.state(), "decline": self.decline.state(),
+                "clock": self.clock.state()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], trend: dict[str, Any] | None = None,
                    expectation: dict[str, Any] | None = None, peer: dict[str, Any] | None = None,
-                   decline: dict[str, Any] | None = None) -> "AttributeWatch":
+                   decline: dict[str, Any] | None = None, clock: dict[str, Any] | None = None) -> "AttributeWatch":
         """A watch built with the keyword dicts (the constructor's) that resumes from :meth:`state`;
-        each detector follows its own ``from_state`` rules (a reshaped part starts afresh)."""
-        new = cls(trend, expectation, peer, decline)
+        each detector follows its own ``from_state`` rules (a reshaped part starts afresh). A state
+        kept before the series had a clock resumes on a clock that starts at the calendar."""
+        new = cls(trend, expectation, peer, decline, clock)
         new.t_ms, new.count = state["t_ms"], state["count"]
+        if "clock" in state:
+            new.clock._load(state["clock"])
+        elif new.count:
+            new.clock.t_ms = new.clock.tau_ms = state["t_ms"]
         new.expectation._load(state["expectation"])
         new.trend._load(state["trend"])
         new.peer._load(state["peer"])
@@ -143,6 +155,18 @@ class AttributeWatch:
         self.peer.evidence(group, member)
 
     @property
+    def watched(self) -> bool:
+        """Whether the series has the history its tests need (before, it is *warming up*: no local
+        test can fire). The clock makes it a number of responses, whatever the calendar time."""
+        return (self.expectation.level.w >= self.expectation.min_history
+                and self.trend.baseline.w >= self.trend.min_history)
+
+    def needs(self) -> float:
+        """About how many more responses the series needs to be :attr:`watched` (0 once it is)."""
+        return max(self.expectation.min_history - self.expectation.level.w,
+                   self.trend.min_history - self.trend.baseline.w, 0.0)
+
+    @property
     def local_alarm(self) -> bool:
         """A trigger that needs no peers: trend, gradual decline or expectation."""
         return self.trend.alarm or self.decline.alarm or self.expectation.alarm
@@ -162,6 +186,7 @@ class AttributeWatch:
         ex = self.expectation.evidence()
         tr = self.trend.evidence()
         pe = self.peer.evidence()
+        factor = self.clock.factor  # the detectors count days of the series' clock: back to the calendar
         out = {
             "level": ex["level"],
             "baseline": ex["expected"],
@@ -172,13 +197,14 @@ class AttributeWatch:
             "cusum": tr["cusum"],
             "cusum_threshold": tr["threshold"],
             "drop": tr["drop"],
-            "slope": tr["slope"],
+            "slope": tr["slope"] * factor,
             "slope_z": tr["slope_z"],
             "decline": self.decline.decline,
             "decline_z": self.decline.z,
-            "decline_days": self.decline.onset_days,
+            "decline_days": self.decline.onset_days / factor,
             "peer_level": pe["level"],
             "peer_n": pe["n"],
+            "clock": factor,
         }
         for key in ("peer_median", "peer_spread", "n_peers", "gap"):
             if key in pe:

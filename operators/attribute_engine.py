@@ -70,6 +70,7 @@ class AttributeAlertEngine:
         self.expectation_params = cfg.expectation.model_dump()
         self.peer_params = cfg.peer.model_dump()
         self.decline_params = cfg.decline.model_dump()
+        self.clock_params = cfg.clock.model_dump()
         # The region's detectors: key-driver importance over the catalogue, one peer group per attribute.
         self.importance_params = {"half_life_days": cfg.importance_half_life.total_seconds() / 86400,
                                   "names": tuple(self.attribute_names)}
@@ -88,7 +89,7 @@ class AttributeAlertEngine:
         site = self.sites.get(site_id)
         offset = UTC_OFFSET_HOURS.get(site.country.upper(), 0) if site else 0
         params = (self.trend_params, {**self.expectation_params, "utc_offset_hours": offset}, self.peer_params,
-                  {**self.decline_params, "utc_offset_hours": offset})
+                  {**self.decline_params, "utc_offset_hours": offset}, self.clock_params)
         return AttributeWatch(*params) if state is None else AttributeWatch.from_state(state, *params)
 
     def severity(self, evidence: dict[str, float], relative_importance: float) -> str:
