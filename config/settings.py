@@ -391,6 +391,9 @@ class AttributeAlerts(_Strict):
     # Each series' detectors run on its own clock, slowed while it answers less than busy_per_day a day:
     # memories and minimum evidence count responses, whatever the calendar time (detectors.clock).
     clock: ClockParameters = ClockParameters()
+    # Headline scores (NPS, CSAT, CES, custom) are watched as series too, each brought to a 1-5 scale.
+    watch_scores: bool = True
+    score_day_sd: float = Field(0.15, ge=0)  # a score's days differ more: it sums every attribute's good days
     # The gradual-decline test sees each rating less its halo: what the same respondent's other ratings
     # predict of it (their correlation is learnt per site; detectors.Halo).
     halo: bool = True

@@ -73,7 +73,7 @@ class SiteState:
         site_id = new.site_id = snapshot["site_id"]
         if snapshot["halo"] is not None:
             new.halo = Halo.from_state(snapshot["halo"])
-        new.watches = {name: engine.new_watch(site_id, state) for name, state in snapshot["watches"].items()}
+        new.watches = {name: engine.new_watch(site_id, state, name) for name, state in snapshot["watches"].items()}
         return new
 
     def _halos(self, engine: AttributeAlertEngine, attributes: dict[str, int], t_ms: int) -> dict[str, float]:
@@ -112,6 +112,7 @@ class SiteState:
         responses = []
         target = engine.cfg.importance_target
         with_halo = engine.cfg.halo
+        score_scales = engine.score_scales
         for event in events:
             t = event.ts_ms
             attributes = event.attributes
@@ -125,6 +126,20 @@ class SiteState:
                 else:
                     series[0].append(value)
                     series[1].append(t)
+            # Headline scores are series too, each on its own scale brought to a 1-5 one (the detectors'
+            # floors and minimum declines are in points of a 1-5 scale).
+            for name, value in event.scores.items():
+                scale = score_scales.get(name)
+                if scale is None:
+                    continue
+                lo, factor = scale
+                x = value if factor is None else 1.0 + (value - lo) * factor
+                series = points.get(name)
+                if series is None:
+                    points[name] = ([x], [t])
+                else:
+                    series[0].append(x)
+                    series[1].append(t)
             y = event.scores.get(target)
             if y is not None and attributes:
                 responses.append((dict(attributes), float(y)))
@@ -132,7 +147,7 @@ class SiteState:
         for name, (values, times) in points.items():
             watch = watches.get(name)
             if watch is None:
-                watch = watches[name] = engine.new_watch(site_id)
+                watch = watches[name] = engine.new_watch(site_id, question=name)
             # A live source hands over one rating per series at a time: then that rating is the one
             # that raised any alarm, and no copy is needed.
             before = watch.copy() if len(values) > 1 else None

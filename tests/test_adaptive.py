@@ -97,3 +97,59 @@ def test_a_burst_of_responses_does_not_make_a_busy_series_noisier():
     assert burst.clock.factor == 1.0 and burst.clock.tau_ms == t + 399 * 9_000  # still the calendar
     assert (burst.expectation.level.half_life_ms, burst.trend.baseline.half_life_ms) == half_lives
     assert burst.triggers() == [] and burst.evidence()["z"] > -3
+
+
+def test_a_csat_only_network_gets_attribute_alerts_on_its_own_scale(settings):
+    """Hotels answer one question, CSAT: the headline score is a series like any attribute."""
+    from boucle.config.settings import Metric
+    from boucle.operators.attribute_engine import AttributeAlertEngine
+    from boucle.operators.attribute_replay import replay
+    from boucle.operators.decode import Feedback
+
+    hotels = settings.model_copy(update={"attributes": [], "scores": {
+        "csat": Metric(min=1, max=5, bottom_max=2, top_min=4, label_en="CSAT", label_fr="CSAT")}})
+    sites = [s.id for s in hotels.sites if s.region == "ile-de-france"]
+    rng, t0 = random.Random(4), 1_790_812_800_000
+    batches = []
+    for h in range(24 * 24):
+        batch = []
+        for k, site in enumerate(sites):
+            drop = 1.2 if k == 0 and h >= 20 * 24 else 0.0
+            for j in range(2):
+                t = t0 + h * HOUR + j * 60_000
+                csat = min(5, max(1, round(rng.gauss(4.2 - drop, 0.8))))
+                batch.append(Feedback(f"{site}-{h}-{j}", t, site, "web", "stay", {"csat": csat}, {}, "", "fr",
+                                      {}, t, ""))
+        batches.append(batch)
+    opened = [a for a in replay(AttributeAlertEngine(hotels), batches) if a["status"] == "open"]
+    assert [(a["site_id"], a["attribute"]) for a in opened] == [(sites[0], "csat")]
+    assert 2.5 < opened[0]["evidence"]["level"] < opened[0]["evidence"]["baseline"] < 4.5
+    quiet = hotels.model_copy(update={"attribute_alerts": hotels.attribute_alerts.model_copy(
+        update={"watch_scores": False})})
+    assert replay(AttributeAlertEngine(quiet), batches) == []
+
+
+def test_a_score_on_another_scale_is_judged_on_it_and_reported_on_it(settings):
+    """NPS (0-10) goes to the detectors on a 1-5 scale, and its alert speaks in NPS points again."""
+    from boucle.operators.attribute_engine import AttributeAlertEngine
+    from boucle.operators.attribute_replay import replay
+    from boucle.operators.decode import Feedback
+
+    sites = [s.id for s in settings.sites if s.region == "ile-de-france"]
+    rng, t0 = random.Random(5), 1_790_812_800_000
+    batches = []
+    for h in range(24 * 24):
+        batch = []
+        for k, site in enumerate(sites):
+            drop = 3.0 if k == 0 and h >= 20 * 24 else 0.0
+            for j in range(2):
+                t = t0 + h * HOUR + j * 60_000
+                nps = min(10, max(0, round(rng.gauss(8.5 - drop, 1.6))))
+                batch.append(Feedback(f"{site}-{h}-{j}", t, site, "store", "purchase", {"nps": nps}, {}, "",
+                                      "fr", {}, t, ""))
+        batches.append(batch)
+    opened = [a for a in replay(AttributeAlertEngine(settings), batches) if a["status"] == "open"]
+    assert [(a["site_id"], a["attribute"]) for a in opened] == [(sites[0], "nps")]
+    evidence = opened[0]["evidence"]
+    # In NPS points (on the 1-5 scale the detectors see, no level could pass 5).
+    assert 5.0 < evidence["level"] < evidence["baseline"] - 0.5 and 7.5 < evidence["baseline"] < 9.5
