@@ -88,9 +88,30 @@ class SeriesClock:
         return self.tau_ms - int((last - t_ms) * self.factor) if t_ms < last else self.tau_ms
 
     def ticks(self, ts: list[int]) -> list[int]:
-        """:meth:`tick` of each time in order."""
-        tick = self.tick
-        return [tick(t) for t in ts]
+        """:meth:`tick` of each time in order (the common path, a busy series in order, inlined)."""
+        if self.n < self.rate_responses or self.busy_per_day <= 0:
+            tick = self.tick
+            return [tick(t) for t in ts]
+        out = []
+        last, tau, gap, n, busy = self.t_ms, self.tau_ms, self.gap_ms, self.n, self.busy_per_day
+        for t in ts:
+            if t <= last:
+                elapsed = 0
+                late = last - t
+            else:
+                elapsed = t - last
+                last = t
+                late = 0
+            if elapsed:
+                tau += int(elapsed * min(1.0, DAY_MS / (gap * busy))) if gap > 0.0 else elapsed
+            gap += (elapsed - gap) / n
+            if late:
+                factor = min(1.0, DAY_MS / (gap * busy)) if gap > 0.0 else 1.0
+                out.append(tau - int(late * factor))
+            else:
+                out.append(tau)
+        self.t_ms, self.tau_ms, self.gap_ms = last, tau, gap
+        return out
 
     def to_days(self, tau_days: float) -> float:
         """A duration in days of ``τ`` as calendar days at the current rate."""

@@ -154,17 +154,24 @@ class AttributeWatch:
         """Refresh the peer verdict against ``group``."""
         self.peer.evidence(group, member)
 
+    def _history_needed(self) -> float:
+        """Responses the test closest to its minimum history still needs (each response adds at most
+        one to every history, so no local test can fire within fewer)."""
+        ex, tr, de = self.expectation, self.trend, self.decline
+        if ex.level.w >= ex.min_history or tr.baseline.w >= tr.min_history:
+            return 0.0
+        decline_n = de.h_n + sum(de.bins[0::3])
+        return max(min(ex.min_history - ex.level.w, tr.min_history - tr.baseline.w, de.min_history - decline_n), 0.0)
+
     @property
     def watched(self) -> bool:
-        """Whether the series has the history its tests need (before, it is *warming up*: no local
+        """Whether a local test has the history it needs (before, the series is *warming up*: no local
         test can fire). The clock makes it a number of responses, whatever the calendar time."""
-        return (self.expectation.level.w >= self.expectation.min_history
-                and self.trend.baseline.w >= self.trend.min_history)
+        return self._history_needed() <= 0.0
 
     def needs(self) -> float:
         """About how many more responses the series needs to be :attr:`watched` (0 once it is)."""
-        return max(self.expectation.min_history - self.expectation.level.w,
-                   self.trend.min_history - self.trend.baseline.w, 0.0)
+        return self._history_needed()
 
     @property
     def local_alarm(self) -> bool:

@@ -64,6 +64,7 @@ class SiteSummary:
     series: dict[str, SeriesStatus]
     responses: list[tuple[dict[str, int], float]] = field(default_factory=list)  # (attributes, target)
     watch: list[SeriesWatch] = field(default_factory=list)  # the series whose status is news
+    points: dict[str, tuple[list[float], list[int]]] = field(default_factory=dict)  # question -> (ratings, ms)
 
 
 class SiteState:
@@ -179,8 +180,9 @@ class SiteState:
             if watch is None:
                 watch = watches[name] = engine.new_watch(site_id, question=name)
             # A live source hands over one rating per series at a time: then that rating is the one
-            # that raised any alarm, and no copy is needed.
-            before = watch.copy() if len(values) > 1 else None
+            # that raised any alarm, and no copy is needed; nor for a series warming up that the batch
+            # cannot bring to a test's minimum history (no local test can fire).
+            before = watch.copy() if len(values) > 1 and watch.needs() < len(values) else None
             halo = halos.get(name)
             watch.update_many(values, times, halo)
             mean, n, sd = watch.peer.summary()
@@ -203,7 +205,7 @@ class SiteState:
                                         watch.expectation.level.w, watch.count,
                                         DAY_MS / clock.gap_ms if clock.gap_ms > 0 else 0.0, watch.t_ms))
         return SiteSummary(site_id, region, max(s.t_ms for s in series.values())
-                           if series else events[-1].ts_ms, series, responses, news)
+                           if series else events[-1].ts_ms, series, responses, news, points)
 
 
 def _first_alarm(watch: AttributeWatch, values: list[int], times: list[int], halos: list[float] | None = None
