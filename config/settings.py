@@ -306,9 +306,15 @@ class Outputs(_Strict):
 
 
 class Simulation(_Strict):
+    """The simulator's knobs. ``profile`` picks the network: ``demo`` (the registry of this file),
+    ``retail`` or ``reviews`` (a generated registry of ``sites`` sites; see README, Network profiles).
+    ``days`` left unset takes the profile's own length (28 days for the demo)."""
+
     seed: int = 42
+    profile: Literal["demo", "retail", "reviews"] = "demo"
+    sites: int | None = Field(None, ge=1, le=100_000)  # generated profiles: how many sites (None: the profile's)
     start: datetime = datetime(2026, 10, 1, tzinfo=timezone.utc)
-    days: float = Field(28, gt=0)
+    days: float | None = Field(None, gt=0)
     volume_scale: float = Field(1.0, gt=0)
     malformed_share: float = Field(0.01, ge=0, le=0.5)
     late_share: float = Field(0.003, ge=0, le=0.5)

@@ -67,10 +67,26 @@ def _positive(value: Optional[float]) -> Optional[float]:
     return value
 
 
-def _simulator(settings: Settings, seed: Optional[int], days: Optional[float], **kwargs):
+class Profile(str, Enum):
+    demo = "demo"
+    retail = "retail"
+    reviews = "reviews"
+
+
+_PROFILE_HELP = ("Network profile: demo (the config's sites), retail or reviews (generated sites; default:"
+                 " simulation.profile). See README, Network profiles.")
+
+
+def _simulator(settings: Settings, seed: Optional[int], days: Optional[float], profile: Optional[Profile] = None,
+               sites: Optional[int] = None, **kwargs):
     from boucle.sources.simulator import Simulator
 
-    return Simulator(settings, seed=seed, days=days, **kwargs)
+    try:
+        return Simulator(settings, seed=seed, days=days, profile=profile.value if profile else None, sites=sites,
+                         **kwargs)
+    except ValueError as exc:
+        err.print(f"simulate: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -79,6 +95,8 @@ def run(
     source: str = typer.Option("simulator", help="simulator (synthetic feedback) or a JSONL file path."),
     days: Optional[float] = typer.Option(None, callback=_positive, help="Simulated days (default: simulation.days)."),
     seed: Optional[int] = typer.Option(None, help="Simulator seed (default: simulation.seed)."),
+    profile: Optional[Profile] = typer.Option(None, help=_PROFILE_HELP),
+    sites: Optional[int] = typer.Option(None, min=1, help="Generated profiles: number of sites (default: the profile's)."),
     workers: int = typer.Option(1, min=1, help="bytewax workers (threads) in this process."),
     recovery_dir: Optional[Path] = typer.Option(
         None, help="Enable bytewax recovery with its state in this directory (created and initialised if empty)."
@@ -141,11 +159,12 @@ def run(
     if source == "simulator":
         from boucle.sources.simulator import SimulatorSource
 
-        simulator = _simulator(settings, seed, days)
+        simulator = _simulator(settings, seed, days, profile, sites)
+        settings = simulator.settings  # a generated profile brings its own registry
         src, total = SimulatorSource(simulator, partitions=workers), simulator.count()
         console.print(
             f"Simulating {simulator.days:g} days of feedback for {len(settings.sites)} sites"
-            f" (seed {simulator.seed}) → {total:,} messages"
+            f" ({simulator.network.name} network, seed {simulator.seed}) → {total:,} messages"
         )
         loop = _loop(settings, simulate=settings.cases.simulate, seed=simulator.seed)
     else:
@@ -173,12 +192,21 @@ def replay(
     workers: int = typer.Option(1, min=1, help="bytewax workers (threads) in this process."),
     recovery_dir: Optional[Path] = typer.Option(None, help="bytewax recovery directory."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    profile: Optional[Profile] = typer.Option(
+        None, help="Decode with the generated registry of this network profile (a file from `simulate --profile`)."
+    ),
+    sites: Optional[int] = typer.Option(None, min=1, help="With --profile: its number of sites, as simulated."),
 ) -> None:
     """Run the flow over a JSONL file instead of the simulator.
 
-    Example: `boucle simulate --out var/feedback.jsonl && boucle replay var/feedback.jsonl`
+    Example: `boucle simulate --out var/feedback.jsonl && boucle replay var/feedback.jsonl` ·
+    `boucle simulate --profile reviews --out var/reviews.jsonl && boucle replay var/reviews.jsonl --profile reviews`
     """
     settings = load()
+    if profile is not None:
+        from boucle.sources.simulator.networks import PROFILES, network_settings
+
+        settings = network_settings(settings, PROFILES[profile.value], sites or settings.simulation.sites)
     src, total = _file_source(file)
     _run(settings, src, total, workers, recovery_dir, progress, loop=_loop(settings))
 
@@ -234,6 +262,8 @@ def simulate(
     labels: Optional[Path] = typer.Option(None, help="Write the ground truth (incidents, malformed, late) here."),
     days: Optional[float] = typer.Option(None, callback=_positive, help="Simulated days (default: simulation.days)."),
     seed: Optional[int] = typer.Option(None, help="Seed (default: simulation.seed)."),
+    profile: Optional[Profile] = typer.Option(None, help=_PROFILE_HELP),
+    sites: Optional[int] = typer.Option(None, min=1, help="Generated profiles: number of sites (default: the profile's)."),
     brokers: Optional[str] = typer.Option(
         None, help="Produce to Kafka at HOST:PORT[,...] instead of (or as well as) a file; `-` = kafka.brokers."
     ),
@@ -260,7 +290,7 @@ def simulate(
         from datetime import datetime, timezone
 
         start = datetime.now(timezone.utc)
-    simulator = _simulator(settings, seed, days, start=start)
+    simulator = _simulator(settings, seed, days, profile, sites, start=start)
     total = simulator.count()
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from boucle.config.settings import CHANNELS, Attribute, Metric
 from boucle.sources.simulator.customers import CustomerPool
 from boucle.sources.simulator.incidents import Incident
 from boucle.sources.simulator.malformed import MALFORMED_REASONS, corrupt
-from boucle.sources.simulator.model import LOADING, NOISE, QuestionModel
+from boucle.sources.simulator.model import QuestionModel
 from boucle.sources.simulator.profiles import (
     STREAM_BURST,
     STREAM_CONTENT,
@@ -88,6 +88,12 @@ class Context:
     late_share: float
     model: QuestionModel
     incidents: list[Incident]
+    # Network profile knobs (defaults: the demo's). date_only: occurred_at at the site's local midnight.
+    date_only: bool = False
+    chunk_days: int = CHUNK_DAYS
+    emitted_scores: tuple[str, ...] | None = None  # None: every headline score of the catalogue
+    # (question index, source min, source max, end of the old scale in ms, usage shift) or None
+    scale_change: tuple[int, int, int, int, float] | None = None
 
     def __post_init__(self) -> None:
         attrs = self.attributes
@@ -95,7 +101,8 @@ class Context:
         self.attr_hi = np.array([a.max for a in attrs], dtype=np.int64)
         self.identity_scale = bool(np.all(self.attr_lo == 1) and np.all(self.attr_hi == 5))
         self.scales = {name: (m.min, m.max) for name, m in [*self.scores.items(), *((a.name, a) for a in attrs)]}
-        self.score_names = [name for name in _SCORES if name in self.scores]
+        self.score_names = [name for name in _SCORES if name in self.scores
+                            and (self.emitted_scores is None or name in self.emitted_scores)]
         self.composer = CommentComposer(
             self.model.names, {a.name: (a.label_fr or a.name, a.label_en or a.name) for a in attrs}
         )
@@ -103,7 +110,14 @@ class Context:
 
 
 def _slots(ctx: Context, profile: SiteProfile, rng: np.random.Generator):
-    """Hourly slots from the start: their start, length and Poisson response counts."""
+    """Hourly slots from the start (days from the local midnight of the first day when date-only):
+    their start, length and Poisson response counts."""
+    if ctx.date_only:
+        n_days = math.ceil((ctx.end_ms - ctx.start_ms) / DAY_MS)
+        starts = ctx.start_ms - profile.utc_offset * HOUR_MS + np.arange(n_days, dtype=np.int64) * DAY_MS
+        lengths = np.full(n_days, DAY_MS, dtype=np.int64)
+        _, weekday = local_hour_weekday(starts, profile.utc_offset)
+        return starts, lengths, rng.poisson(profile.daily_mean * ctx.volume_scale * DOW_WEIGHTS[weekday])
     n_slots = math.ceil((ctx.end_ms - ctx.start_ms) / HOUR_MS)
     starts = ctx.start_ms + np.arange(n_slots, dtype=np.int64) * HOUR_MS
     lengths = np.minimum(starts + HOUR_MS, ctx.end_ms) - starts
@@ -177,7 +191,7 @@ class _Site:
         day = (t - ctx.start_ms) // DAY_MS
         day_effect = rng.normal(0.0, 0.08, int(day.max() - day.min()) + 1)
         s = rng.normal(size=n)
-        q = (self.mu + LOADING * s[:, None] + NOISE * rng.normal(size=(n, n_attr))
+        q = (self.mu + model.loading * s[:, None] + model.noise * rng.normal(size=(n, n_attr))
              + day_effect[day - day.min()][:, None])
         if ctx.peak:
             penalty = rating_seasonality(hour, weekday)
@@ -186,6 +200,8 @@ class _Site:
         for incident in self.incidents:
             q[:, model.index(incident.attribute)] -= incident.drop(self.p.site_id, t)
         ratings = np.clip(np.rint(q), 1, 5)
+        if ctx.scale_change is not None:
+            ratings = self._old_scale(ratings, q, t)
         answered = rng.random((n, n_attr)) < model.answer_p
         scores = {}
         for name in ctx.score_names:
@@ -271,6 +287,17 @@ class _Site:
         self.seq += n
         return records
 
+    def _old_scale(self, ratings: np.ndarray, q: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Answers given on the old scale, rescaled onto the catalogue's 1-5 by the source."""
+        j, lo, hi, until_ms, usage = self.ctx.scale_change
+        old = t < until_ms
+        if not old.any():
+            return ratings
+        ratings = ratings.copy()
+        on_old = np.clip(np.rint(lo + (q[old, j] + usage - 1) * (hi - lo) / 4), lo, hi)
+        ratings[old, j] = np.rint(1 + (on_old - lo) * 4 / (hi - lo))
+        return ratings
+
     @property
     def mu_ref(self) -> np.ndarray:
         return self.ctx.model.base  # scores react to a site's own level too: sites differ in NPS
@@ -290,7 +317,12 @@ class _Site:
         ctx, model = self.ctx, self.ctx.model
         rng = site_rng(ctx.seed, self.p.index, STREAM_BURST)
         n, n_attr = incident.responses, len(model.names)
-        t = incident.start_ms + np.sort(rng.integers(0, 110 * 60_000, n))
+        span = max(min(110 * 60_000, incident.end_ms - incident.start_ms - 1), 1) if not ctx.date_only else max(
+            incident.end_ms - incident.start_ms, 1)
+        t = incident.start_ms + np.sort(rng.integers(0, span, n))
+        if ctx.date_only:  # the local midnight of the day
+            offset = self.p.utc_offset * HOUR_MS
+            t = (t + offset) // DAY_MS * DAY_MS - offset
         ids = _uuids(rng, n)
         occurred = _iso(t)
         attrs = rng.integers(1, 3, (n, n_attr))
@@ -343,13 +375,18 @@ def site_batches(ctx: Context, profile: SiteProfile, labels: list | None = None)
     bursts = _bursts(ctx, profile)
     pending: list[Record] = []
     n_new = 0
-    for c0 in range(0, len(starts), CHUNK_DAYS * 24):
-        sl = slice(c0, c0 + CHUNK_DAYS * 24)
+    per_chunk = ctx.chunk_days * (1 if ctx.date_only else 24)
+    for c0 in range(0, len(starts), per_chunk):
+        sl = slice(c0, c0 + per_chunk)
         cnt = counts[sl]
-        t = np.repeat(starts[sl], cnt) + (place.random(int(cnt.sum())) * np.repeat(lengths[sl], cnt)).astype(np.int64)
-        t.sort()
+        if ctx.date_only:
+            t = np.repeat(starts[sl], cnt)
+        else:
+            t = np.repeat(starts[sl], cnt) + (place.random(int(cnt.sum())) * np.repeat(lengths[sl], cnt)).astype(
+                np.int64)
+            t.sort()
         pending.extend(site.responses(t))
-        chunk_end = int(starts[sl][-1] + HOUR_MS)
+        chunk_end = int(starts[sl][-1] + lengths[sl][-1])
         for incident in bursts:
             if int(starts[c0]) <= incident.start_ms < chunk_end:
                 pending.extend(site.burst(incident, n_new))

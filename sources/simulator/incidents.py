@@ -8,6 +8,10 @@ Kinds (the ground truth an evaluation compares alerts against):
 - ``regional_drop``: one attribute drops ~0.8 point at every site of one region for 2-3 days;
 - ``bad_burst``: 10-20 very bad responses at one site within two hours.
 
+These are the demo's (:func:`plan_incidents`). A generated network profile
+(:mod:`sources.simulator.networks`) lists its own, sized to its volumes and length, and
+:func:`plan_network_incidents` places them: several of each kind, one incident per site at most.
+
 ``magnitude`` is the drop of the *mean rating* on the attribute's 1-5 scale; since rounding and
 clipping damp a shift of the latent quality, each affected site gets the latent shift that
 produces that observable drop (:func:`sources.simulator.model.shift_for_drop`).
@@ -15,19 +19,18 @@ produces that observable drop (:func:`sources.simulator.model.shift_for_drop`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from boucle.config.times import DAY_MS, HOUR_MS, iso_ms
-from boucle.sources.simulator.model import LOADING, NOISE, QuestionModel, shift_for_drop
+from boucle.sources.simulator.model import QuestionModel, shift_for_drop
+from boucle.sources.simulator.networks import IncidentSpec
 from boucle.sources.simulator.profiles import SiteProfile, network_rng
 
-__all__ = ["INCIDENT_KINDS", "Incident", "plan_incidents"]
+__all__ = ["INCIDENT_KINDS", "Incident", "plan_incidents", "plan_network_incidents"]
 
 INCIDENT_KINDS = ("step_drop", "gradual_decline", "regional_drop", "bad_burst")
-_LATENT_SD = math.sqrt(LOADING**2 + NOISE**2)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ def plan_incidents(
 
     def shift(p: SiteProfile, a: int, drop: float) -> float:
         mu = model.base[a] + p.level + p.attribute_effects[a]
-        return shift_for_drop(mu, _LATENT_SD, drop)
+        return shift_for_drop(mu, model.latent_sd, drop)
 
     def new_id() -> str:
         return f"inc-{len(incidents) + 1:03d}"
@@ -166,4 +169,95 @@ def plan_incidents(
         Incident(new_id(), "bad_burst", p.site_id, p.site.region, (p.site_id,), None, t0,
                  t0 + 2 * HOUR_MS, None, responses=int(rng.integers(10, 21)))
     )
+    return incidents
+
+
+def plan_network_incidents(
+    profiles: list[SiteProfile],
+    model: QuestionModel,
+    seed: int,
+    start_ms: int,
+    days: float,
+    specs: tuple[IncidentSpec, ...],
+    *,
+    volume_scale: float = 1.0,
+    lead_days: float = 7.0,
+    questions: int | None = None,
+    burst_days: float = 0.0,
+) -> list[Incident]:
+    """The incidents of a generated network: ``specs`` in order, regional drops first.
+
+    Each site has one incident at most (a regional drop keeps its whole region); a spec's sites are
+    drawn among the free sites within its volume range (fewer if there are not enough). Incidents
+    bear on the first ``questions`` questions of the catalogue (all by default: core questions only
+    on a review network). ``burst_days`` > 0 spreads a burst over that many days (review bombing).
+
+    >>> from boucle.config.loader import load_settings
+    >>> from boucle.sources.simulator.networks import PROFILES, network_settings
+    >>> from boucle.sources.simulator.profiles import build_profiles
+    >>> s = network_settings(load_settings(), PROFILES["retail"], n_sites=300)
+    >>> plan = plan_network_incidents(build_profiles(s.sites, 8, 1, median_daily=2), QuestionModel.from_names(
+    ...     a.name for a in s.attributes), 1, 1790812800000, 365, PROFILES["retail"].incidents)
+    >>> sorted({i.kind for i in plan}) == sorted(INCIDENT_KINDS), len({i.site_id for i in plan if i.site_id})
+    (True, 40)
+    """
+    if not profiles or not model.names:
+        return []
+    rng = network_rng(seed, 2)
+    end_ms = start_ms + int(days * DAY_MS)
+    n_q = min(questions or len(model.names), len(model.names))
+    incidents: list[Incident] = []
+    used: set[str] = set()
+
+    def shift(p: SiteProfile, a: int, drop: float) -> float:
+        return shift_for_drop(model.base[a] + p.level + p.attribute_effects[a], model.latent_sd, drop)
+
+    def window(spec: IncidentSpec) -> tuple[int, int, float]:
+        length = float(rng.uniform(*spec.length_days))
+        length = min(length, days * 0.4)
+        lead = min(lead_days, days * 0.3)
+        latest = max(lead, days - length)
+        day = int(rng.integers(int(lead), int(latest) + 1)) if latest >= lead + 1 else int(lead)
+        t0 = start_ms + day * DAY_MS + int(rng.integers(6, 15)) * HOUR_MS
+        return t0, min(t0 + int(length * DAY_MS), end_ms), length
+
+    regions: dict[str, list[SiteProfile]] = {}
+    for p in profiles:
+        regions.setdefault(p.site.region, []).append(p)
+    ordered = sorted(specs, key=lambda spec: spec.kind != "regional_drop")  # stable: regions first
+    for spec in ordered:
+        if spec.kind == "regional_drop":
+            free_regions = [r for r in sorted(regions) if not used.intersection(p.site_id for p in regions[r])]
+            picks = rng.choice(len(free_regions), min(spec.count, len(free_regions)), replace=False)
+            for region in (free_regions[i] for i in picks):
+                members = regions[region]
+                a = int(rng.integers(n_q))
+                t0, t1, _ = window(spec)
+                magnitude = round(float(rng.uniform(*spec.magnitude)), 2)
+                incidents.append(Incident(
+                    f"inc-{len(incidents) + 1:03d}", "regional_drop", None, region,
+                    tuple(p.site_id for p in members), model.names[a], t0, t1, magnitude,
+                    latent_shift={p.site_id: shift(p, a, magnitude) for p in members}))
+                used.update(p.site_id for p in members)
+            continue
+        pool = [p for p in profiles if p.site_id not in used
+                and spec.min_daily <= p.daily_mean * volume_scale < spec.max_daily]
+        picks = rng.choice(len(pool), min(spec.count, len(pool)), replace=False) if pool else []
+        for p in (pool[i] for i in picks):
+            used.add(p.site_id)
+            if spec.kind == "bad_burst":
+                t0, _, _ = window(IncidentSpec("bad_burst", 1, length_days=(1, 1)))
+                t0 = max(start_ms, min(t0 - p.utc_offset * HOUR_MS, end_ms - 2 * HOUR_MS))
+                span = int(burst_days * DAY_MS) if burst_days > 0 else 2 * HOUR_MS
+                incidents.append(Incident(
+                    f"inc-{len(incidents) + 1:03d}", "bad_burst", p.site_id, p.site.region, (p.site_id,), None,
+                    t0, min(t0 + span, end_ms), None, responses=int(rng.integers(spec.responses[0],
+                                                                                   spec.responses[1] + 1))))
+                continue
+            a = int(rng.integers(n_q))
+            t0, t1, _ = window(spec)
+            magnitude = round(float(rng.uniform(*spec.magnitude)), 2)
+            incidents.append(Incident(
+                f"inc-{len(incidents) + 1:03d}", spec.kind, p.site_id, p.site.region, (p.site_id,),
+                model.names[a], t0, t1, magnitude, latent_shift={p.site_id: shift(p, a, magnitude)}))
     return incidents

@@ -55,9 +55,14 @@ class QuestionModel:
     w_nps: np.ndarray
     w_csat: np.ndarray
     w_ces: np.ndarray
+    loading: float = LOADING
+    noise: float = NOISE
 
     @classmethod
-    def from_names(cls, names) -> "QuestionModel":
+    def from_names(cls, names, *, answer_p=None, base_shift: float = 0.0, loading: float | None = None,
+                   noise: float | None = None) -> "QuestionModel":
+        """The defaults of :data:`ATTRIBUTE_DEFAULTS`; a network profile may replace the answer
+        probabilities, shift every base quality and set its own halo (``loading``) and noise."""
         names = tuple(names)
         rows = np.array([ATTRIBUTE_DEFAULTS.get(n, _UNKNOWN) for n in names], dtype=float).reshape(-1, 5)
 
@@ -65,7 +70,13 @@ class QuestionModel:
             total = w.sum()
             return w / total if total > 0 else w
 
-        return cls(names, rows[:, 0], rows[:, 1], norm(rows[:, 2]), norm(rows[:, 3]), norm(rows[:, 4]))
+        answer = rows[:, 1] if answer_p is None else np.asarray(answer_p, dtype=float)
+        return cls(names, rows[:, 0] + base_shift, answer, norm(rows[:, 2]), norm(rows[:, 3]), norm(rows[:, 4]),
+                   LOADING if loading is None else float(loading), NOISE if noise is None else float(noise))
+
+    @property
+    def latent_sd(self) -> float:
+        return math.sqrt(self.loading**2 + self.noise**2)
 
     def index(self, name: str) -> int:
         return self.names.index(name)

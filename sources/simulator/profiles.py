@@ -59,8 +59,22 @@ class SiteProfile:
         return self.site.id
 
 
-def build_profiles(sites: Sequence[Site], n_attributes: int, seed: int) -> list[SiteProfile]:
-    """One profile per site of the registry, in registry order, with effects on ``n_attributes``."""
+def build_profiles(
+    sites: Sequence[Site],
+    n_attributes: int,
+    seed: int,
+    *,
+    median_daily: float = MEDIAN_DAILY,
+    sigma_daily: float = SIGMA_DAILY,
+    min_daily: float = 1.0,
+    max_daily: float = MAX_DAILY,
+    level_sd: float = 0.22,
+) -> list[SiteProfile]:
+    """One profile per site of the registry, in registry order, with effects on ``n_attributes``.
+
+    The keywords shape the volumes (a lognormal's median and sigma, clipped) and the spread of the
+    site effects; their defaults are the demo network's (a network profile passes its own).
+    """
     n = len(sites)
     rng = network_rng(seed, 0)
     rank_key = rng.normal(0.0, 0.6, n) + np.array([_KIND_RANK_BONUS.get(s.kind, 0.0) for s in sites])
@@ -69,7 +83,7 @@ def build_profiles(sites: Sequence[Site], n_attributes: int, seed: int) -> list[
     daily = np.empty(n)
     for rank, i in enumerate(order):
         z = normal.inv_cdf((rank + 0.5) / n)
-        daily[i] = float(np.clip(MEDIAN_DAILY * np.exp(SIGMA_DAILY * z), 1.0, MAX_DAILY))
+        daily[i] = float(np.clip(median_daily * np.exp(sigma_daily * z), min_daily, max_daily))
     n_attr = n_attributes
     profiles = []
     for i, site in enumerate(sites):
@@ -79,7 +93,7 @@ def build_profiles(sites: Sequence[Site], n_attributes: int, seed: int) -> list[
                 index=i,
                 site=site,
                 daily_mean=float(daily[i]),
-                level=float(prng.normal(0.0, 0.22)),
+                level=float(prng.normal(0.0, level_sd)),
                 attribute_effects=prng.normal(0.0, 0.22, n_attr),
                 utc_offset=UTC_OFFSET_HOURS.get(site.country.upper(), 0),
             )

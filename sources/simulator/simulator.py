@@ -11,11 +11,11 @@ True
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 from boucle.config.settings import Settings
-from boucle.config.times import DAY_MS
+from boucle.config.times import DAY_MS, iso_ms
 from boucle.sources.message import RawMessage
 from boucle.sources.simulator.generate import (
     Context,
@@ -23,9 +23,10 @@ from boucle.sources.simulator.generate import (
     site_count,
     site_records,
 )
-from boucle.sources.simulator.incidents import plan_incidents
+from boucle.sources.simulator.incidents import plan_incidents, plan_network_incidents
 from boucle.sources.simulator.model import QuestionModel
-from boucle.sources.simulator.profiles import SiteProfile, build_profiles
+from boucle.sources.simulator.networks import PROFILES, NetworkProfile, network_settings
+from boucle.sources.simulator.profiles import SiteProfile, build_profiles, network_rng
 
 __all__ = ["Simulator"]
 
@@ -47,6 +48,12 @@ class Simulator:
     The simulator takes the settings as a whole because it reads most of them: the entity registry
     (the sites), the catalogue (scores and attributes) and the ``simulation`` section. It passes on
     only those: the profiles get the sites, the site streams the catalogue.
+
+    ``profile`` (default ``simulation.profile``) picks the network (:mod:`sources.simulator.networks`);
+    a generated one replaces the registry, and :attr:`settings` is then what the flow must decode with.
+    ``sites`` (default ``simulation.sites``) sets how many sites a generated profile has; ``days``
+    defaults to ``simulation.days``, else to the profile's own length. Unless ``start`` is given, a
+    generated profile's history ends where the demo's month ends (``simulation.start`` + 28 days).
     """
 
     def __init__(
@@ -60,15 +67,30 @@ class Simulator:
         malformed_share: float | None = None,
         late_share: float | None = None,
         incidents: bool | None = None,
+        profile: str | None = None,
+        sites: int | None = None,
     ) -> None:
         sim = settings.simulation
+        name = profile or sim.profile
+        if name not in PROFILES:
+            raise ValueError(f"unknown network profile {name!r} (known: {', '.join(PROFILES)})")
+        self.network: NetworkProfile = PROFILES[name]
+        if sites is not None and sites < 1:
+            raise ValueError("sites must be >= 1")
+        self.settings: Settings = network_settings(settings, self.network, sites or sim.sites)
+        settings = self.settings
+        net = self.network
 
         def pick(value, default):
             return default if value is None else value
 
         self.seed = int(pick(seed, sim.seed))
         self.start = pick(start, sim.start)
-        self.days = float(pick(days, sim.days))
+        self.days = float(pick(days, pick(sim.days, net.days)))
+        if start is None and net.generated():
+            # Years of history end where the demo's month ends, not years ahead (the decoder refuses
+            # times more than input.max_future from now).
+            self.start = sim.start + timedelta(days=PROFILES["demo"].days - self.days)
         self.volume_scale = float(pick(volume_scale, sim.volume_scale))
         self.malformed_share = float(pick(malformed_share, sim.malformed_share))
         self.late_share = float(pick(late_share, sim.late_share))
@@ -78,20 +100,54 @@ class Simulator:
         if not (0 <= self.malformed_share <= 1 and 0 <= self.late_share <= 1):
             raise ValueError("malformed_share and late_share must be within 0..1")
         start_ms = _epoch_ms(self.start)
-        self.profiles: list[SiteProfile] = build_profiles(settings.sites, len(settings.attributes), self.seed)
-        model = QuestionModel.from_names(a.name for a in settings.attributes)
-        self.incidents = (
-            plan_incidents(self.profiles, model, self.seed, start_ms, self.days, self.volume_scale)
-            if self.with_incidents else []
-        )
+        n_attr = len(settings.attributes)
+        if net.generated():
+            self.profiles: list[SiteProfile] = build_profiles(
+                settings.sites, n_attr, self.seed, median_daily=net.median_daily, sigma_daily=net.sigma_daily,
+                min_daily=net.min_daily, max_daily=net.max_daily, level_sd=net.level_sd)
+        else:
+            self.profiles = build_profiles(settings.sites, n_attr, self.seed)
+        model = QuestionModel.from_names((a.name for a in settings.attributes), answer_p=self._answer_p(n_attr),
+                                         base_shift=net.base_shift, loading=net.loading, noise=net.noise)
+        end_ms = start_ms + round(self.days * DAY_MS)
+        if not self.with_incidents:
+            self.incidents = []
+        elif net.generated():
+            self.incidents = plan_network_incidents(
+                self.profiles, model, self.seed, start_ms, self.days, net.incidents, volume_scale=self.volume_scale,
+                lead_days=net.lead_days, questions=net.core_questions or None, burst_days=net.burst_days)
+        else:
+            self.incidents = plan_incidents(self.profiles, model, self.seed, start_ms, self.days, self.volume_scale)
+        self.scale_change: dict | None = None
+        change = None
+        if net.scale_change is not None and net.scale_change.question < n_attr:
+            sc = net.scale_change
+            until = start_ms + round(self.days * sc.at_share * DAY_MS)
+            change = (sc.question, sc.source_min, sc.source_max, until, sc.usage_shift)
+            attribute = settings.attributes[sc.question]
+            self.scale_change = {
+                "type": "scale_change", "attribute": attribute.name, "until": iso_ms(until),
+                "source_scale": [sc.source_min, sc.source_max], "catalogue_scale": [attribute.min, attribute.max],
+                "rescaled_at_source": True, "usage_shift": sc.usage_shift,
+            }
         self._ctx = Context(
             scores=dict(settings.scores), attributes=list(settings.attributes), seed=self.seed, start_ms=start_ms,
-            end_ms=start_ms + round(self.days * DAY_MS), volume_scale=self.volume_scale,
+            end_ms=end_ms, volume_scale=self.volume_scale,
             malformed_share=self.malformed_share, late_share=self.late_share, model=model,
-            incidents=self.incidents,
+            incidents=self.incidents, date_only=net.date_only, chunk_days=net.chunk_days,
+            emitted_scores=net.scores, scale_change=change,
         )
         self._counts: dict[int, int] = {}
         self._labels: list[dict] | None = None
+
+    def _answer_p(self, n_attr: int):
+        """A profile's answer probabilities: core questions nearly always, the others rarely (None: the model's)."""
+        net = self.network
+        if not net.core_questions:
+            return None
+        rng = network_rng(self.seed, 3)
+        core = min(net.core_questions, n_attr)
+        return [*rng.uniform(*net.core_answer, core), *rng.uniform(*net.rare_answer, n_attr - core)]
 
     def _sites(self, partition: int, partitions: int) -> list[SiteProfile]:
         if partitions < 1 or not 0 <= partition < partitions:
@@ -120,6 +176,8 @@ class Simulator:
         """Ground truth for the whole network: incidents, then each site's labels in site order."""
         if self._labels is None:
             labels = [incident.label() for incident in self.incidents]
+            if self.scale_change is not None:
+                labels.append(dict(self.scale_change))
             for p in self.profiles:
                 for _ in site_records(self._ctx, p, labels):
                     pass
