@@ -96,3 +96,5 @@ class ClockParameters(_Strict):
 
     busy_per_day: float = Field(16.0, ge=0)
     rate_responses: float = Field(20.0, ge=1)  # responses the rate is averaged over
+    thresholds: bool = True  # a thin series' thresholds keep a busy one's false alarms per calendar month
+    z_floor: float = 2.5  # ... never below this z (the CUSUM never below half its threshold)

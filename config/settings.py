@@ -410,10 +410,12 @@ class AttributeAlerts(_Strict):
     regional_min_sites: int = Field(3, ge=2)
     regional_z: float = 2.0  # a site counts as down when its expectation z <= -regional_z
     # A region's pooled responses per question are watched like a site's series: when they drop and
-    # regional_min_sites sites moved (their recent ratings fell by regional_move against the pool's
-    # expectation), that is one regional incident too, however few responses each site has.
+    # regional_min_sites sites (and regional_pooled_share of those active) moved (their recent ratings
+    # fell by regional_move and a standard error against the pool's expectation), that is one regional
+    # incident too, however few responses each site has.
     regional_pooled: bool = True
     regional_move: float = Field(0.3, gt=0)
+    regional_pooled_share: float = Field(0.25, ge=0, le=1)  # of the sites active in the pool, that moved
     regional_hold: Duration = timedelta(hours=4)  # wait before a site alert while its region moves too
     resolve_after: PositiveDuration = timedelta(hours=24)
     resolve_z: float = 1.0  # back to normal: expectation z > -resolve_z and no trigger

@@ -12,6 +12,13 @@ months-quarters, and each series is tested on one time scale only (its own), so 
 rate does not grow with a number of scales tried. In half-life terms: each detector's effective
 half-life is ``max(half-life, half-life x busy_per_day / rate)``.
 
+A thin series is also tested fewer times a month: its tests' windows last longer in calendar
+time, so a month holds ``factor`` times as many independent looks as a busy series' month. With
+``thresholds`` the clock gives the thresholds that keep the false alarms per *calendar* month of a
+busy series: a z whose one-sided tail is ``1 / factor`` times larger (:meth:`z`), a CUSUM threshold
+lower by ``ln(1 / factor) / 2k`` (:meth:`h`: the in-control run length of a CUSUM grows as
+``exp(2kh)``), never below ``z_floor`` and half the CUSUM threshold.
+
 The rate is the series' own: the inverse of its mean gap between responses, averaged over the last
 ``rate_responses`` responses (a plain mean until then), so it follows the responses, not the
 calendar. A burst cannot shorten a busy series' memories (the clock never runs faster than the
@@ -37,21 +44,32 @@ True
 
 from __future__ import annotations
 
+import math
+from statistics import NormalDist
 from typing import Any
 
 from boucle.config.times import DAY_MS
 
 __all__ = ["SeriesClock"]
 
+_NORMAL = NormalDist()
+
+
+def _z_of_tail(p: float) -> float:
+    return -_NORMAL.inv_cdf(min(p, 0.5))
+
 
 class SeriesClock:
     """Maps event times to the series' own time ``τ`` (ms), slowed while the series is thin."""
 
-    def __init__(self, busy_per_day: float = 16.0, rate_responses: float = 20.0):
+    def __init__(self, busy_per_day: float = 16.0, rate_responses: float = 20.0, thresholds: bool = True,
+                 z_floor: float = 2.5):
         if busy_per_day < 0 or rate_responses < 1:
             raise ValueError("busy_per_day must be >= 0 and rate_responses >= 1")
         self.busy_per_day = busy_per_day
         self.rate_responses = rate_responses
+        self.thresholds = thresholds
+        self.z_floor = z_floor
         self.t_ms: int | None = None  # newest event time
         self.tau_ms = 0  # the series' time at t_ms
         self.gap_ms = 0.0  # mean gap between responses (ms)
@@ -112,6 +130,21 @@ class SeriesClock:
                 out.append(tau)
         self.t_ms, self.tau_ms, self.gap_ms = last, tau, gap
         return out
+
+    def z(self, z_threshold: float) -> float:
+        """The z a test of ``z_threshold`` (for a busy series) asks of this series now."""
+        factor = self.factor
+        if not self.thresholds or factor >= 1.0 or z_threshold <= self.z_floor:
+            return z_threshold
+        # rounded: a threshold of the rate, not of every response (and the decline's thresholds are cached)
+        return round(max(_z_of_tail(_NORMAL.cdf(-z_threshold) / factor), self.z_floor), 2)
+
+    def h(self, h: float, k: float) -> float:
+        """The CUSUM threshold (allowance ``k``) that ``h`` for a busy series becomes for this one now."""
+        factor = self.factor
+        if not self.thresholds or factor >= 1.0 or k <= 0:
+            return h
+        return round(max(h + math.log(factor) / (2 * k), h / 2), 2)
 
     def to_days(self, tau_days: float) -> float:
         """A duration in days of ``τ`` as calendar days at the current rate."""

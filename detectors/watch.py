@@ -74,6 +74,8 @@ class AttributeWatch:
         self.decline = GradualDecline(**decline)
         self.t_ms = 0
         self.count = 0
+        # The thresholds of a busy series; a thin one's follow its clock (SeriesClock.z, .h).
+        self._thresholds = (self.trend.h, self.expectation.z_threshold, self.decline.z_threshold)
 
     def update(self, x: float, t_ms: int, halo: float = 0.0) -> None:
         """Learn one rating; ``halo`` (rating points) is the part of it the respondent's other ratings
@@ -87,6 +89,7 @@ class AttributeWatch:
         self.count += 1
         if t_ms > self.t_ms:
             self.t_ms = t_ms
+        self._adapt()
 
     def update_many(self, xs: list[float], ts: list[int], halos: list[float] | None = None) -> None:
         """:meth:`update` for each (rating, ms[, halo]) in order; each detector runs its loop in one go."""
@@ -104,6 +107,19 @@ class AttributeWatch:
         self.peer.update_many(xs, taus)
         self.count += len(xs)
         self.t_ms = max(self.t_ms, max(ts))
+        self._adapt()
+
+    def _adapt(self) -> None:
+        """Set the tests' thresholds for the series' rate (the clock's): a thin series is tested fewer
+        times a month, so for the same false alarms a month each test may ask less."""
+        clock = self.clock
+        h, z_expectation, z_decline = self._thresholds
+        if clock.factor >= 1.0 or not clock.thresholds:
+            self.trend.h, self.expectation.z_threshold, self.decline.z_threshold = h, z_expectation, z_decline
+            return
+        self.trend.h = clock.h(h, self.trend.k)
+        self.expectation.z_threshold = clock.z(z_expectation)
+        self.decline.z_threshold = clock.z(z_decline)
 
     def copy(self) -> "AttributeWatch":
         """An independent copy (same state, same future outputs)."""
@@ -134,6 +150,7 @@ class AttributeWatch:
             new.clock._load(state["clock"])
         elif new.count:
             new.clock.t_ms = new.clock.tau_ms = state["t_ms"]
+        new._adapt()
         new.expectation._load(state["expectation"])
         new.trend._load(state["trend"])
         new.peer._load(state["peer"])

@@ -9,7 +9,8 @@ Its points are hourly: the responses of each event-time hour are averaged per si
 sites that answered (a busy site cannot outvote the others), so its cost grows with hours, not with
 responses or sites. Each site also keeps how its hourly means depart from the pooled expectation,
 recently and in the long run: a site whose recent departure fell by ``min_move`` rating points or
-more *moved*; those are the sites a regional incident lists.
+more, and by a standard error of its recent hours, *moved*; those are the sites a regional
+incident lists.
 
 >>> from boucle.config.settings import Settings
 >>> from boucle.operators.attribute_engine import AttributeAlertEngine
@@ -28,6 +29,7 @@ more *moved*; those are the sites a regional incident lists.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from boucle.config.times import DAY_MS, HOUR_MS
@@ -89,10 +91,23 @@ class PooledSeries:
         self.alarm = watch.watched and watch.local_alarm
 
     def moved(self) -> list[str]:
-        """The sites whose recent departure from the pooled expectation fell by ``min_move`` or more."""
+        """The sites whose recent departure from the pooled expectation fell by ``min_move`` or more,
+        and by a standard error of their recent hours (a thin site's few ratings are noise)."""
         tau = self.watch.clock.tau_ms
-        return sorted(site for site, (recent, usual) in self.departures.items()
-                      if recent.weight_at(tau) >= 0.5 and recent.mean - usual.mean <= -self.min_move)
+        sd = self.watch.expectation.sd
+        out = []
+        for site, (recent, usual) in self.departures.items():
+            n = recent.n_eff
+            if recent.weight_at(tau) < 0.5 or n <= 0:
+                continue
+            if recent.mean - usual.mean <= -max(self.min_move, sd / math.sqrt(n)):
+                out.append(site)
+        return sorted(out)
+
+    def active(self) -> int:
+        """Sites with recent hours in the pool (the ones that could have moved)."""
+        tau = self.watch.clock.tau_ms
+        return sum(1 for recent, _ in self.departures.values() if recent.weight_at(tau) >= 0.5)
 
     def evidence(self) -> dict[str, float]:
         return self.watch.evidence()

@@ -232,7 +232,8 @@ class RegionState:
         pooled = self.pooled.get(attr) if self.pooled else None
         if pooled is not None and pooled.alarm:
             moved = pooled.moved()
-            if len(moved) >= cfg.regional_min_sites:  # the pool dropped, and not because of one site
+            # The pool dropped, and not because of one site nor of noise among many thin ones.
+            if len(moved) >= cfg.regional_min_sites and len(moved) >= cfg.regional_pooled_share * pooled.active():
                 is_regional = True
                 down = sorted(set(down) | set(moved))
         if is_regional:

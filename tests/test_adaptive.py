@@ -208,3 +208,21 @@ def test_a_region_wide_drop_on_a_thin_network_is_one_regional_incident(settings)
                 if a["kind"] == "regional_incident"]
     # And the same region without a drop stays quiet.
     assert replay(engine, _thin_region(settings, 2, 0.0)) == []
+
+
+def test_a_thin_series_is_tested_less_often_so_each_test_may_ask_less():
+    """Same false alarms per calendar month: a z whose tail is 1/factor larger, a CUSUM threshold lower
+    by ln(1/factor)/2k; a busy series keeps the configured ones."""
+    busy, thin = AttributeWatch(**_params()), AttributeWatch(**_params())
+    off = AttributeWatch(**_params(thresholds=False))
+    rng = random.Random(4)
+    for i in range(200):
+        busy.update(_rating(rng, 4.0), i * HOUR)
+        thin.update(_rating(rng, 4.0), i * 7 * DAY)
+        off.update(_rating(rng, 4.0), i * 7 * DAY)
+    assert (busy.trend.h, busy.expectation.z_threshold) == (15.0, 4.0)
+    assert (off.trend.h, off.expectation.z_threshold) == (15.0, 4.0)
+    assert 8.5 < thin.trend.h < 9.5 and 2.5 <= thin.expectation.z_threshold < 3.0
+    # The thresholds follow the state, not a parameter: a rebuilt watch asks the same.
+    again = AttributeWatch.from_state(thin.state(), **_params())
+    assert (again.trend.h, again.expectation.z_threshold) == (thin.trend.h, thin.expectation.z_threshold)
