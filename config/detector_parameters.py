@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DeclineParameters", "ExpectationParameters", "PeerParameters", "RiverDetector", "TrendParameters"]
+__all__ = ["ClockParameters", "DeclineParameters", "ExpectationParameters", "PeerParameters", "RiverDetector",
+           "TrendParameters"]
 
 _RIVER_SPEC = re.compile(r"^river:[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*\.[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -126,3 +127,14 @@ class RiverDetector(_Strict):
         return {"spec": self.use, "params": dict(self.params), "hold_days": self.hold_days,
                 "direction": self.direction, "score_threshold": self.score_threshold,
                 "score_alpha": self.score_alpha, "trigger": self.trigger}
+
+
+class ClockParameters(_Strict):
+    """Keyword arguments of :class:`detectors.clock.SeriesClock`: below ``busy_per_day`` responses a
+    day a series' detectors run on a slower clock, so that every memory and minimum of evidence above
+    holds as many responses as for a series of ``busy_per_day`` a day (0 turns it off: the calendar)."""
+
+    busy_per_day: float = Field(16.0, ge=0)
+    rate_responses: float = Field(20.0, ge=1)  # responses the rate is averaged over
+    thresholds: bool = True  # a thin series' thresholds keep a busy one's false alarms per calendar month
+    z_floor: float = 2.5  # ... never below this z (the CUSUM never below half its threshold)

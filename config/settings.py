@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from boucle.config.detector_parameters import (
+    ClockParameters,
     DeclineParameters,
     ExpectationParameters,
     PeerParameters,
@@ -392,9 +393,10 @@ class Kafka(_Strict):
 class AttributeAlerts(_Strict):
     """Attribute alerts (the outer loop): detectors per (site, attribute), fusion, lifecycle.
 
-    ``trend``, ``decline``, ``expectation`` and ``peer`` are the parameters of
+    ``trend``, ``decline``, ``expectation``, ``peer`` and ``clock`` are the parameters of
     :class:`detectors.DownwardTrend`, :class:`detectors.GradualDecline`,
-    :class:`detectors.SeasonalExpectation` and :class:`detectors.PeerComparison`. An alert fires
+    :class:`detectors.SeasonalExpectation`, :class:`detectors.PeerComparison` and
+    :class:`detectors.clock.SeriesClock`. An alert fires
     when one of ``alone`` is among the triggers, or when at least ``min_triggers`` triggers hold
     together. A site alert on an attribute that is also dropping at other sites of the region waits
     ``regional_hold`` of event time, so that a regional incident can claim it. With ``halo``, the
@@ -413,6 +415,12 @@ class AttributeAlerts(_Strict):
     decline: DeclineParameters = DeclineParameters()
     # river's detectors on the series of some questions, beside (or instead of) Boucle's local ones.
     detectors: list[RiverDetector] = []
+    # Each series' detectors run on its own clock, slowed while it answers less than busy_per_day a day:
+    # memories and minimum evidence count responses, whatever the calendar time (detectors.clock).
+    clock: ClockParameters = ClockParameters()
+    # Headline scores (NPS, CSAT, CES, custom) are watched as series too, each brought to a 1-5 scale.
+    watch_scores: bool = True
+    score_day_sd: float = Field(0.15, ge=0)  # a score's days differ more: it sums every attribute's good days
     # The gradual-decline test sees each rating less its halo: what the same respondent's other ratings
     # predict of it (their correlation is learnt per site; detectors.Halo).
     halo: bool = True
@@ -426,6 +434,13 @@ class AttributeAlerts(_Strict):
     regional_share: float = Field(0.5, gt=0, le=1)  # share of a region's sites down together
     regional_min_sites: int = Field(3, ge=2)
     regional_z: float = 2.0  # a site counts as down when its expectation z <= -regional_z
+    # A region's pooled responses per question are watched like a site's series: when they drop and
+    # regional_min_sites sites (and regional_pooled_share of those active) moved (their recent ratings
+    # fell by regional_move and a standard error against the pool's expectation), that is one regional
+    # incident too, however few responses each site has.
+    regional_pooled: bool = True
+    regional_move: float = Field(0.3, gt=0)
+    regional_pooled_share: float = Field(0.25, ge=0, le=1)  # of the sites active in the pool, that moved
     regional_hold: Duration = timedelta(hours=4)  # wait before a site alert while its region moves too
     resolve_after: PositiveDuration = timedelta(hours=24)
     resolve_z: float = 1.0  # back to normal: expectation z > -resolve_z and no trigger

@@ -1,6 +1,7 @@
 """Pure online detectors (river style): numbers in, scores out; no bytewax, no I/O.
 
 - :mod:`detectors.decayed` — time-decayed mean/variance with effective n (the building block);
+- :mod:`detectors.clock` — a series' own clock, slowed while it is thin (memories count responses);
 - :mod:`detectors.trend` — CUSUM below a reference and a decayed regression slope;
 - :mod:`detectors.decline` — a slow slide: hinge regression on daily means over two weeks;
 - :mod:`detectors.expectation` — level against the site's own seasonal history (z);
@@ -26,6 +27,7 @@ built from these states (``tests/test_detectors_contract.py`` drives every detec
 (True, False)
 """
 
+from boucle.detectors.clock import SeriesClock
 from boucle.detectors.decayed import DecayedMoments
 from boucle.detectors.decline import GradualDecline
 from boucle.detectors.expectation import SeasonalExpectation
@@ -45,4 +47,5 @@ __all__ = [
     "PeerComparison",
     "PeerGroup",
     "SeasonalExpectation",
+    "SeriesClock",
 ]

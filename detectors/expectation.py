@@ -148,11 +148,13 @@ class SeasonalExpectation(RiverDrift, base.SupervisedAnomalyDetector):
         yield {}
         yield {"block_hours": 6, "utc_offset_hours": 1}
 
-    def learn(self, x: float, t_ms: int) -> tuple[float, float]:
-        """:meth:`update`, returning (expected value, the cell's seasonal effect) before learning."""
+    def learn(self, x: float, t_ms: int, cell_t: int | None = None) -> tuple[float, float]:
+        """:meth:`update`, returning (expected value, the cell's seasonal effect) before learning.
+        ``cell_t``: the calendar time whose cell the rating belongs to when ``t_ms`` is the series'
+        own clock (:mod:`detectors.clock`): memories fade on ``t_ms``, seasons follow the calendar."""
         x = float(x)
         level = self.level
-        cells, i = self.cells, 3 * self.cell(t_ms)
+        cells, i = self.cells, 3 * self.cell(t_ms if cell_t is None else cell_t)
         weight, total, last = cells[i], cells[i + 1], cells[i + 2]
         effect = total / (weight + self.shrinkage) if weight > 0 else 0.0
         has_level = level.w > 0
@@ -181,7 +183,8 @@ class SeasonalExpectation(RiverDrift, base.SupervisedAnomalyDetector):
         new.level, new.recent, new.cells = self.level.copy(), self.recent.copy(), self.cells[:]
         return new
 
-    def learn_many(self, xs: list[float], ts: list[int]) -> tuple[list[float], list[float], list[float]]:
+    def learn_many(self, xs: list[float], ts: list[int], cell_ts: list[int] | None = None
+                   ) -> tuple[list[float], list[float], list[float]]:
         """:meth:`learn` for each rating in order: (expected values, seasonal effects, level weights after)."""
         level, cells, shrinkage, min_history = self.level, self.cells, self.shrinkage, self.min_history
         half_life, offset = self._half_life_ms, self.utc_offset_hours * HOUR_MS
@@ -190,9 +193,9 @@ class SeasonalExpectation(RiverDrift, base.SupervisedAnomalyDetector):
         level_t, level_w, level_w2, level_mean, level_m2 = level.t_ms, level.w, level.w2, level.mean, level.m2
         expecteds, effects, weights, residuals, residual_ts = [], [], [], [], []
         newest = self.t_ms
-        for x, t_ms in zip(xs, ts):
+        for x, t_ms, cell_t in zip(xs, ts, ts if cell_ts is None else cell_ts):
             x = float(x)
-            local = t_ms + offset
+            local = cell_t + offset
             day = local // DAY_MS
             i = 3 * int(((day + 3) % 7) * per_day + (local - day * DAY_MS) // block_ms)  # cell()
             weight, total, last = cells[i], cells[i + 1], cells[i + 2]

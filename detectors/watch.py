@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from boucle.detectors.clock import SeriesClock
 from boucle.detectors.decline import GradualDecline
 from boucle.detectors.expectation import SeasonalExpectation
 from boucle.detectors.peer import PeerComparison, PeerGroup
@@ -68,7 +69,9 @@ class AttributeWatch:
 
     def __init__(self, trend: dict[str, Any] | None = None, expectation: dict[str, Any] | None = None,
                  peer: dict[str, Any] | None = None, decline: dict[str, Any] | None = None,
+                 clock: dict[str, Any] | None = None,
                  river: list[dict[str, Any]] | tuple[dict[str, Any], ...] | None = None, own_triggers: bool = True):
+        self.clock = SeriesClock(**(clock or {}))
         self.expectation = SeasonalExpectation(**(expectation or {}))
         self.trend = DownwardTrend(**(trend or {}))
         self.peer = PeerComparison(**(peer or {}))
@@ -79,38 +82,56 @@ class AttributeWatch:
         self.own_triggers = own_triggers
         self.t_ms = 0
         self.count = 0
+        # The thresholds of a busy series; a thin one's follow its clock (SeriesClock.z, .h).
+        self._thresholds = (self.trend.h, self.expectation.z_threshold, self.decline.z_threshold)
 
     def update(self, x: float, t_ms: int, halo: float = 0.0) -> None:
         """Learn one rating; ``halo`` (rating points) is the part of it the respondent's other ratings
         explain (see :meth:`surprise`): only the gradual-decline test leaves it out."""
         expectation, trend = self.expectation, self.trend
-        expected, seasonal = expectation.learn(x, t_ms)
-        trend.update(x, t_ms, expected if expectation.level.w >= trend.min_history else None)
-        self.decline.update(x - seasonal - halo, t_ms)
-        self.peer.update(x, t_ms)
+        tau = self.clock.tick(t_ms)  # the detectors' memories fade on the series' own clock
+        expected, seasonal = expectation.learn(x, tau, t_ms)
+        trend.update(x, tau, expected if expectation.level.w >= trend.min_history else None)
+        self.decline.update(x - seasonal - halo, tau)
+        self.peer.update(x, tau)
         for alarm in self.river:
-            alarm.update(x, t_ms)
+            alarm.update(x, t_ms)  # river's detectors see the calendar: their own clocks are per update
         self.count += 1
         if t_ms > self.t_ms:
             self.t_ms = t_ms
+        self._adapt()
 
     def update_many(self, xs: list[float], ts: list[int], halos: list[float] | None = None) -> None:
         """:meth:`update` for each (rating, ms[, halo]) in order; each detector runs its loop in one go."""
         if not xs:
             return
         trend = self.trend
-        expected, seasonal, level_w = self.expectation.learn_many(xs, ts)
+        taus = self.clock.ticks(ts)
+        expected, seasonal, level_w = self.expectation.learn_many(xs, taus, ts)
         min_history = trend.min_history
-        trend.update_many(xs, ts, [e if w >= min_history else None for e, w in zip(expected, level_w)])
+        trend.update_many(xs, taus, [e if w >= min_history else None for e, w in zip(expected, level_w)])
         if halos is None:
-            self.decline.update_many([x - s for x, s in zip(xs, seasonal)], ts)
+            self.decline.update_many([x - s for x, s in zip(xs, seasonal)], taus)
         else:
-            self.decline.update_many([x - s - h for x, s, h in zip(xs, seasonal, halos)], ts)
-        self.peer.update_many(xs, ts)
+            self.decline.update_many([x - s - h for x, s, h in zip(xs, seasonal, halos)], taus)
+        self.peer.update_many(xs, taus)
         for alarm in self.river:
             alarm.update_many(xs, ts)
         self.count += len(xs)
         self.t_ms = max(self.t_ms, max(ts))
+        self._adapt()
+
+    def _adapt(self) -> None:
+        """Set the tests' thresholds for the series' rate (the clock's): a thin series is tested fewer
+        times a month, so for the same false alarms a month each test may ask less."""
+        clock = self.clock
+        h, z_expectation, z_decline = self._thresholds
+        if clock.factor >= 1.0 or not clock.thresholds:
+            self.trend.h, self.expectation.z_threshold, self.decline.z_threshold = h, z_expectation, z_decline
+            return
+        self.trend.h = clock.h(h, self.trend.k)
+        self.expectation.z_threshold = clock.z(z_expectation)
+        self.decline.z_threshold = clock.z(z_decline)
 
     def copy(self) -> "AttributeWatch":
         """An independent copy (same state, same future outputs)."""
@@ -118,6 +139,7 @@ class AttributeWatch:
         new.__dict__.update(self.__dict__)
         new.expectation, new.trend = self.expectation.copy(), self.trend.copy()
         new.peer, new.decline = self.peer.copy(), self.decline.copy()
+        new.clock = self.clock.copy()
         if self.river:
             new.river = [alarm.copy() for alarm in self.river]
         return new
@@ -127,7 +149,8 @@ class AttributeWatch:
         """Each detector's :meth:`state` under its name, and the series' clock and count (and, with
         river alarms, their states in order under ``river``)."""
         out = {"t_ms": self.t_ms, "count": self.count, "expectation": self.expectation.state(),
-               "trend": self.trend.state(), "peer": self.peer.state(), "decline": self.decline.state()}
+               "trend": self.trend.state(), "peer": self.peer.state(), "decline": self.decline.state(),
+               "clock": self.clock.state()}
         if self.river:
             out["river"] = [alarm.state() for alarm in self.river]
         return out
@@ -135,13 +158,19 @@ class AttributeWatch:
     @classmethod
     def from_state(cls, state: dict[str, Any], trend: dict[str, Any] | None = None,
                    expectation: dict[str, Any] | None = None, peer: dict[str, Any] | None = None,
-                   decline: dict[str, Any] | None = None, river: list[dict[str, Any]] | None = None,
-                   own_triggers: bool = True) -> "AttributeWatch":
+                   decline: dict[str, Any] | None = None, clock: dict[str, Any] | None = None,
+                   river: list[dict[str, Any]] | None = None, own_triggers: bool = True) -> "AttributeWatch":
         """A watch built with the keyword dicts (the constructor's) that resumes from :meth:`state`;
         each detector follows its own ``from_state`` rules (a reshaped part starts afresh; a river alarm
-        takes the state at its place in the list, if any)."""
-        new = cls(trend, expectation, peer, decline, river, own_triggers)
+        takes the state at its place in the list, if any). A state kept before the series had a clock
+        resumes on a clock that starts at the calendar."""
+        new = cls(trend, expectation, peer, decline, clock, river=river, own_triggers=own_triggers)
         new.t_ms, new.count = state["t_ms"], state["count"]
+        if "clock" in state:
+            new.clock._load(state["clock"])
+        elif new.count:
+            new.clock.t_ms = new.clock.tau_ms = state["t_ms"]
+        new._adapt()
         new.expectation._load(state["expectation"])
         new.trend._load(state["trend"])
         new.peer._load(state["peer"])
@@ -163,6 +192,25 @@ class AttributeWatch:
     def compare(self, group: PeerGroup | None, member: str = "") -> None:
         """Refresh the peer verdict against ``group``."""
         self.peer.evidence(group, member)
+
+    def _history_needed(self) -> float:
+        """Responses the test closest to its minimum history still needs (each response adds at most
+        one to every history, so no local test can fire within fewer)."""
+        ex, tr, de = self.expectation, self.trend, self.decline
+        if ex.level.w >= ex.min_history or tr.baseline.w >= tr.min_history:
+            return 0.0
+        decline_n = de.h_n + sum(de.bins[0::3])
+        return max(min(ex.min_history - ex.level.w, tr.min_history - tr.baseline.w, de.min_history - decline_n), 0.0)
+
+    @property
+    def watched(self) -> bool:
+        """Whether a local test has the history it needs (before, the series is *warming up*: no local
+        test can fire). The clock makes it a number of responses, whatever the calendar time."""
+        return self._history_needed() <= 0.0
+
+    def needs(self) -> float:
+        """About how many more responses the series needs to be :attr:`watched` (0 once it is)."""
+        return self._history_needed()
 
     @property
     def local_alarm(self) -> bool:
@@ -188,6 +236,7 @@ class AttributeWatch:
         ex = self.expectation.evidence()
         tr = self.trend.evidence()
         pe = self.peer.evidence()
+        factor = self.clock.factor  # the detectors count days of the series' clock: back to the calendar
         out = {
             "level": ex["level"],
             "baseline": ex["expected"],
@@ -198,13 +247,14 @@ class AttributeWatch:
             "cusum": tr["cusum"],
             "cusum_threshold": tr["threshold"],
             "drop": tr["drop"],
-            "slope": tr["slope"],
+            "slope": tr["slope"] * factor,
             "slope_z": tr["slope_z"],
             "decline": self.decline.decline,
             "decline_z": self.decline.z,
-            "decline_days": self.decline.onset_days,
+            "decline_days": self.decline.onset_days / factor,
             "peer_level": pe["level"],
             "peer_n": pe["n"],
+            "clock": factor,
         }
         for key in ("peer_median", "peer_spread", "n_peers", "gap"):
             if key in pe:

@@ -38,6 +38,7 @@ from boucle.flows.rows import (
     feedback_rows,
     importance_rows,
     score_rows,
+    series_status_rows,
 )
 from boucle.flows.stats import RunStats
 from boucle.operators.attribute_engine import AttributeAlertEngine
@@ -192,6 +193,9 @@ def build_flow(
             "attribute", decoded, AttributeAlertEngine(settings), order_spec(settings, source, spec)
         )
         extra_tables.append(op.flat_map("importance_rows", attribute.importance, importance_rows))
+        extra_tables.append(op.flat_map_batch("series_status_rows", attribute.watch, series_status_rows))
+        if stats is not None:
+            _inspect_batches("count_watched", attribute.watch, stats.on_watch)
         guard_dead = op.merge("guard_dead", guard_dead, attribute.dead)
     # What a step after decoding failed on (operators.guard): dead letters too.
     dead_batches = op.merge("with_guard_dead", dead_batches, guard_dead)

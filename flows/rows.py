@@ -17,10 +17,11 @@ from boucle.sinks.batch import TableBatch
 
 if TYPE_CHECKING:  # the detectors behind it are not needed to write rows (nor by `boucle db migrate`)
     from boucle.operators.attribute_regions import ImportanceSnapshot
+    from boucle.operators.attribute_sites import SeriesWatch
 
 __all__ = [
     "alert_rows", "dead_letter_rows", "dead_letter_text", "dimension_rows", "feedback_rows", "importance_rows",
-    "score_rows", "warehouse_alert_json",
+    "score_rows", "series_status_rows", "warehouse_alert_json",
 ]
 
 DEAD_LETTER_COLUMNS = ("origin", "partition", "offset", "received_at", "reason_code", "reason", "raw")
@@ -162,6 +163,19 @@ def importance_rows(snapshot: ImportanceSnapshot) -> list[TableBatch]:
             },
         )
     ]
+
+
+SERIES_STATUS_COLUMNS = ("site_id", "region", "question", "watched", "needs", "n_history", "responses", "per_day",
+                         "updated_at")
+
+
+def series_status_rows(news: list[SeriesWatch]) -> list[TableBatch]:
+    """``series_status`` rows of a batch of status news (:class:`~operators.attribute_sites.SeriesWatch`)."""
+    if not news:
+        return []
+    return [TableBatch("series_status", SERIES_STATUS_COLUMNS, [
+        (w.site_id, w.region, w.question, int(w.watched), w.needs, w.n_history, w.responses, w.per_day, w.t_ms)
+        for w in news])]
 
 
 # A contact field's string value in a JSON text: masked whatever it holds (it need not look like a

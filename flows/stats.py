@@ -25,6 +25,7 @@ class RunStats:
     alerts_by_kind: Counter = field(default_factory=Counter)
     alerts_by_severity: Counter = field(default_factory=Counter)
     alerts_by_site: Counter = field(default_factory=Counter)
+    watched: dict[tuple[str, str], bool] = field(default_factory=dict)  # (site, question) -> watched
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -57,6 +58,18 @@ class RunStats:
             self.alerts_by_kind.update([a["kind"] for a in alerts])
             self.alerts_by_severity.update([a["severity"] for a in alerts])
             self.alerts_by_site.update([a["site_id"] for a in alerts])
+
+    def on_watch(self, news: list[Any]) -> None:
+        """The series' status news (:class:`~operators.attribute_sites.SeriesWatch`): the latest wins."""
+        with self._lock:
+            for w in news:
+                self.watched[(w.site_id, w.question)] = w.watched
+
+    @property
+    def series_watched(self) -> tuple[int, int]:
+        """(series watched, series seen) by the attribute alerts."""
+        with self._lock:
+            return sum(self.watched.values()), len(self.watched)
 
     def finish(self) -> None:
         self.finished = time.perf_counter()

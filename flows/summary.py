@@ -34,6 +34,9 @@ def print_summary(
         totals.add_row(f"  {reason}", f"{count:,}")
     totals.add_row("late (kept raw, not windowed)", f"{stats.late:,}")
     totals.add_row("window rows", f"{stats.score_rows:,}")
+    watched, series = stats.series_watched
+    if series:  # the attribute alerts ran: say what they watch (the others are warming up)
+        totals.add_row("series watched", f"{watched:,} of {series:,}")
     for kind, count in sorted(stats.alerts_by_kind.items()):
         totals.add_row(f"alerts: {kind}", f"{count:,}")
     for severity in ("critical", "high", "medium", "low"):

@@ -36,7 +36,7 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 from boucle.config.times import now_ms
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.attribute_regions import ImportanceSnapshot, RegionState
-from boucle.operators.attribute_sites import SiteState, SiteSummary
+from boucle.operators.attribute_sites import SeriesWatch, SiteState, SiteSummary
 from boucle.operators.decode import DecodedBatch, Feedback, internal_error
 from boucle.operators.guard import batch_or_each, feedback_message, split_dead
 from boucle.sources.message import RawMessage
@@ -95,6 +95,7 @@ class _RegionLogic(StatefulBatchLogic):
                 if ended is not None:
                     out.append(ended)
                 out.extend(self.state.add(self.engine, summary, detected))
+                out.extend(summary.watch)
             except Exception as exc:  # noqa: BLE001 - one dead letter, never a crash loop
                 out.append(internal_error("attribute_regions", summary_message(summary), exc))
         return out, StatefulBatchLogic.RETAIN
@@ -117,12 +118,21 @@ def summary_message(summary: SiteSummary) -> RawMessage:
 
 @dataclass(frozen=True)
 class AttributeAlertsOut:
-    """The alerts (attribute and regional incidents), each region's daily importance, and the dead
-    letters of what the steps failed on (:mod:`operators.guard`)."""
+    """The alerts (attribute and regional incidents), each region's daily importance, the dead
+    letters of what the steps failed on (:mod:`operators.guard`), and the series' status news."""
 
     alerts: Stream[dict[str, Any]]
     importance: Stream[ImportanceSnapshot]
     dead: Stream[DecodedBatch]
+    watch: Stream[SeriesWatch] | None = None
+
+
+def split_outputs(values: Stream[Any]) -> tuple[Stream[dict[str, Any]], Stream[ImportanceSnapshot],
+                                                 Stream[SeriesWatch]]:
+    """The region step's outputs by kind: alerts (dicts), importance snapshots, series status news."""
+    split = op.branch("split", values, lambda item: isinstance(item, dict))
+    rest = op.branch("split_rest", split.falses, lambda item: isinstance(item, ImportanceSnapshot))
+    return split.trues, rest.trues, rest.falses
 
 
 @operator
@@ -138,5 +148,5 @@ def attribute_alerts(
     by_region = op.key_on("by_region", op.map("summary", sites.values, lambda kv: kv[1]), lambda s: s.region)
     out = op.stateful_batch("regions", by_region, lambda snapshot: _RegionLogic(engine, snapshot, now))
     regions = split_dead("region_dead", op.map("values", out, lambda kv: kv[1]))
-    split = op.branch("split", regions.values, lambda item: isinstance(item, dict))
-    return AttributeAlertsOut(split.trues, split.falses, op.merge("dead", sites.dead, regions.dead))
+    alerts, importance, watch = split_outputs(regions.values)
+    return AttributeAlertsOut(alerts, importance, op.merge("dead", sites.dead, regions.dead), watch)

@@ -72,6 +72,27 @@ def _num(value: float, language: str, digits: int = 1) -> str:
     return text.replace(".", ",") if language == "fr" else text
 
 
+# Evidence in rating points: positions on the scale, and differences of them.
+_POSITIONS = ("level", "baseline", "peer_level", "peer_median")
+_DIFFERENCES = ("std_err", "drop", "slope", "decline", "peer_spread", "gap")
+
+
+def _native(evidence: dict[str, float], low: int, factor: float) -> dict[str, float]:
+    """``evidence`` of a series brought to a 1-5 scale (``1 + (x - low) * factor``), back on its own.
+
+    >>> _native({"level": 3.0, "drop": 0.8, "z": -4.0}, 0, 0.4)
+    {'level': 5.0, 'drop': 2.0, 'z': -4.0}
+    """
+    out = dict(evidence)
+    for key in _POSITIONS:
+        if key in out:
+            out[key] = low + (out[key] - 1.0) / factor
+    for key in _DIFFERENCES:
+        if key in out:
+            out[key] = out[key] / factor
+    return out
+
+
 class AttributeAlertEngine:
     """Everything the two steps share: settings, detector parameters, alert building."""
 
@@ -88,6 +109,12 @@ class AttributeAlertEngine:
         self.region_names = {r.id: r.name or r.id for r in settings.regions}
         self.spans = {a.name: max(a.max - a.min, 1) for a in settings.attributes}  # rating points of a scale
         self.scale_max = {name: q.max for name, q in settings.questions().items()}  # "x/10" for NPS, "x/5" ...
+        # Headline scores watched as series (watch_scores): (min, factor to a 1-5 scale; None on 1-5).
+        self.score_scales: dict[str, tuple[int, float | None]] = {
+            name: (m.min, None if (m.min, m.max) == (1, 5) else 4.0 / max(m.max - m.min, 1))
+            for name, m in settings.scores.items()} if cfg.watch_scores else {}
+        for name, m in settings.scores.items():
+            self.labels.setdefault(name, {"fr": m.label_fr or name, "en": m.label_en or name})
         # Every parameter, defaults included: the settings models mirror the detectors' constructors.
         self.trend_params = cfg.trend.model_dump()
         self.expectation_params = cfg.expectation.model_dump()
@@ -100,6 +127,7 @@ class AttributeAlertEngine:
             except RiverSpecError as exc:
                 raise ConfigError(f"attribute_alerts.detectors[{i}].{exc.key}: {exc}") from None
         self._river: dict[str, tuple[list[dict[str, Any]], bool]] = {}  # question -> (alarm kwargs, own triggers)
+        self.clock_params = cfg.clock.model_dump()
         # The region's detectors: key-driver importance over the catalogue, one peer group per attribute.
         self.importance_params = {"half_life_days": cfg.importance_half_life.total_seconds() / 86400,
                                   "min_n": cfg.importance_min_n, "prior_strength": cfg.importance_prior_strength,
@@ -126,11 +154,13 @@ class AttributeAlertEngine:
 
     def new_watch(self, site_id: str, state: dict[str, Any] | None = None, question: str = "") -> AttributeWatch:
         """The detectors of a series of ``site_id`` (on ``question``), on the site's local time, with the
-        current parameters: new, or resumed from ``state`` (:meth:`AttributeWatch.state`)."""
+        current parameters: new, or resumed from ``state`` (:meth:`AttributeWatch.state`). A headline
+        score sums the good and bad days of every attribute: its between-day spread is ``score_day_sd``."""
         site = self.sites.get(site_id)
         offset = UTC_OFFSET_HOURS.get(site.country.upper(), 0) if site else 0
-        params = (self.trend_params, {**self.expectation_params, "utc_offset_hours": offset}, self.peer_params,
-                  {**self.decline_params, "utc_offset_hours": offset})
+        day = {"day_sd": self.cfg.score_day_sd} if question in self.score_scales else {}
+        params = ({**self.trend_params, **day}, {**self.expectation_params, "utc_offset_hours": offset, **day},
+                  self.peer_params, {**self.decline_params, "utc_offset_hours": offset, **day}, self.clock_params)
         river, own = self.river_for(question) if self.cfg.detectors else ((), True)
         if state is None:
             return AttributeWatch(*params, river=river, own_triggers=own)
@@ -158,7 +188,11 @@ class AttributeAlertEngine:
 
     def site_alert(self, alert: OpenAlert, status: str, site_id: str, attr: str, triggers: list[str],
                    evidence: dict[str, float], event_ms: int, detected_ms: int) -> dict[str, Any]:
-        """An ``attribute`` alert of ``alert`` in the site's language."""
+        """An ``attribute`` alert of ``alert`` in the site's language (a headline score's numbers on its
+        own scale: the detectors saw it on a 1-5 one)."""
+        scale = self.score_scales.get(attr)
+        if scale is not None and scale[1] is not None:
+            evidence = _native(evidence, *scale)
         site = self.sites.get(site_id)
         language = site.language if site else "en"
         w = _WORDS[language]

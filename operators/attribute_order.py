@@ -47,7 +47,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from boucle.config.times import now_ms
 from boucle.detectors import KeyDriverImportance
-from boucle.operators.attribute_alerts import AttributeAlertsOut, summary_message
+from boucle.operators.attribute_alerts import AttributeAlertsOut, split_outputs, summary_message
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.attribute_regions import RegionState
 from boucle.operators.attribute_sites import SiteState
@@ -257,6 +257,7 @@ class _RegionOrder(StatefulBatchLogic):
                         if ended is not None:
                             out.append(ended)
                         out.extend(region.add(engine, summary, detected))
+                        out.extend(summary.watch)
                     except Exception as exc:  # noqa: BLE001 - one dead letter, never a crash loop
                         out.append(internal_error("attribute_regions", summary_message(summary), exc))
         if self.progress:  # a partition with a single response has no progress yet
@@ -314,5 +315,5 @@ def ordered_attribute_alerts(
     by_region = op.map("to_region", shares, lambda kv: kv[1])  # (region, (partition, progress, share, network))
     out = op.stateful_batch("regions", by_region, lambda snapshot: _RegionOrder(engine, spec, snapshot, now))
     regions = split_dead("region_dead", op.map("values", out, lambda kv: kv[1]))
-    split = op.branch("split", regions.values, lambda item: isinstance(item, dict))
-    return AttributeAlertsOut(split.trues, split.falses, regions.dead)
+    alerts, importance, watch = split_outputs(regions.values)
+    return AttributeAlertsOut(alerts, importance, regions.dead, watch)

@@ -8,7 +8,9 @@ event-time day as an :class:`ImportanceSnapshot`, "not enough data" included), a
 triggers or ``min_triggers`` hold together; its open / updated / resolved follow
 :mod:`operators.attribute_lifecycle`.
 
-When most sites of a region drop on one attribute together it opens *one* ``regional_incident``
+When most sites of a region drop on one attribute together, or when the region's pooled responses
+to it drop (:mod:`operators.attribute_pooled`, the regional incident of a thin network) with a few
+sites that moved, it opens *one* ``regional_incident``
 and holds the site alerts for that attribute (a region-wide drop is not a peer problem of every
 site). While a few other sites of the region are already down on the attribute, a new site alert
 waits ``regional_hold`` of event time first, so that the regional incident, which needs a few
@@ -30,6 +32,7 @@ from boucle.detectors import KeyDriverImportance, PeerGroup
 from boucle.detectors.importance import NOT_ENOUGH_DATA
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.attribute_lifecycle import Lifecycle, OpenAlert
+from boucle.operators.attribute_pooled import PooledSeries
 from boucle.operators.attribute_sites import SeriesStatus, SiteSummary
 
 __all__ = ["ImportanceSnapshot", "OpenAlert", "RegionState"]
@@ -67,6 +70,7 @@ class RegionState:
         self.pending: dict[tuple[str, str], int] = {}  # (site, attribute) -> first firing while the region stirs
         self.importance_day: int | None = None  # start (ms) of the event-time day the importance describes
         self.importance_t: int = 0
+        self.pooled: dict[str, PooledSeries] = {}  # question -> the region's pooled series
 
     def snapshot(self) -> dict[str, Any]:
         """The region's learnt state as dicts, lists, tuples, numbers and strings, no parameter: the
@@ -85,6 +89,7 @@ class RegionState:
             "pending": [(site, attr, since) for (site, attr), since in self.pending.items()],
             "importance_day": self.importance_day,
             "importance_t": self.importance_t,
+            "pooled": {attr: pooled.state() for attr, pooled in (self.pooled or {}).items()},
         }
 
     @classmethod
@@ -103,6 +108,8 @@ class RegionState:
         new.regional = Lifecycle.from_state(snapshot["regional"])
         new.pending = {(site, attr): since for site, attr, since in snapshot["pending"]}
         new.importance_day, new.importance_t = snapshot["importance_day"], snapshot["importance_t"]
+        new.pooled = {attr: PooledSeries.from_state(engine, attr, state, engine.cfg.regional_move)
+                      for attr, state in snapshot.get("pooled", {}).items()}
         return new
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -169,6 +176,11 @@ class RegionState:
             has_history = st.evidence["n_history"] >= engine.min_history
             self.z.setdefault(attr, {})[site] = st.evidence["z"] if has_history else 0.0
             self.local.setdefault(attr, {})[site] = bool(st.triggers)
+            if cfg.regional_pooled and attr in summary.points:
+                pooled = self.pooled.get(attr)
+                if pooled is None:
+                    pooled = self.pooled[attr] = PooledSeries(engine, attr, cfg.regional_move)
+                pooled.add(site, summary.points[attr][0], st.t_ms)
 
             evidence = dict(st.evidence)
             triggers = list(st.triggers)
@@ -243,6 +255,13 @@ class RegionState:
         down = sorted(s for s, z in zs.items() if z <= -cfg.regional_z or local.get(s))
         n_sites = len(zs)
         is_regional = len(down) >= cfg.regional_min_sites and len(down) >= cfg.regional_share * n_sites
+        pooled = self.pooled.get(attr) if self.pooled else None
+        if pooled is not None and pooled.alarm:
+            moved = pooled.moved()
+            # The pool dropped, and not because of one site nor of noise among many thin ones.
+            if len(moved) >= cfg.regional_min_sites and len(moved) >= cfg.regional_pooled_share * pooled.active():
+                is_regional = True
+                down = sorted(set(down) | set(moved))
         if is_regional:
             alert, status = self.regional.fire(attr, "high", st.t_ms, ("regional_incident", self.region, attr))
             if len(down) > len(alert.sites):

@@ -15,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from boucle.config.times import DAY_MS
 from boucle.detectors import AttributeWatch, Halo
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.decode import Feedback
 
-__all__ = ["SeriesStatus", "SiteState", "SiteSummary"]
+__all__ = ["SeriesStatus", "SeriesWatch", "SiteState", "SiteSummary"]
 
 
 @dataclass(slots=True)
@@ -35,6 +36,24 @@ class SeriesStatus:
     t_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesWatch:
+    """Whether a (site, question) series is watched, or warming up and how much evidence it still needs.
+
+    Sent when it changes, and once per event-time day of the series (``needs`` moves with every
+    response): the warehouse keeps the latest per series (``series_status``)."""
+
+    site_id: str
+    region: str
+    question: str
+    watched: bool
+    needs: float  # about how many more responses before it is watched (0 once it is)
+    n_history: float  # decayed responses behind its level
+    responses: int  # responses seen
+    per_day: float  # its own rate (responses a day)
+    t_ms: int
+
+
 @dataclass(slots=True)
 class SiteSummary:
     """What one batch of a site's responses tells its region."""
@@ -44,6 +63,8 @@ class SiteSummary:
     t_ms: int
     series: dict[str, SeriesStatus]
     responses: list[tuple[dict[str, int], float]] = field(default_factory=list)  # (attributes, target)
+    watch: list[SeriesWatch] = field(default_factory=list)  # the series whose status is news
+    points: dict[str, tuple[list[float], list[int]]] = field(default_factory=dict)  # question -> (ratings, ms)
 
 
 class SiteState:
@@ -55,16 +76,20 @@ class SiteState:
 
     halo: Halo | None = None  # (states pickled whole before the halo had none)
 
+    reported: dict[str, tuple[bool, int]] | None = None  # (states pickled whole before it existed)
+
     def __init__(self) -> None:
         self.watches: dict[str, AttributeWatch] = {}
         self.site_id = ""
         self.halo = Halo()
+        self.reported = {}  # question -> (watched, event-time day) last sent as a SeriesWatch
 
     def snapshot(self) -> dict[str, Any]:
         """``{"site_id", "halo": Halo.state(), "watches": {attribute: AttributeWatch.state()}}``: dicts,
         lists, tuples, numbers and strings only, no parameter."""
         return {"site_id": self.site_id, "halo": None if self.halo is None else self.halo.state(),
-                "watches": {name: watch.state() for name, watch in self.watches.items()}}
+                "watches": {name: watch.state() for name, watch in self.watches.items()},
+                "reported": dict(self.reported or {})}
 
     @classmethod
     def from_snapshot(cls, engine: AttributeAlertEngine, snapshot: dict[str, Any]) -> SiteState:
@@ -74,6 +99,7 @@ class SiteState:
         if snapshot["halo"] is not None:
             new.halo = Halo.from_state(snapshot["halo"])
         new.watches = {name: engine.new_watch(site_id, state, name) for name, state in snapshot["watches"].items()}
+        new.reported = {name: tuple(sent) for name, sent in snapshot.get("reported", {}).items()}
         return new
 
     def _halos(self, engine: AttributeAlertEngine, attributes: dict[str, int], t_ms: int) -> dict[str, float]:
@@ -112,6 +138,7 @@ class SiteState:
         responses = []
         target = engine.cfg.importance_target
         with_halo = engine.cfg.halo
+        score_scales = engine.score_scales
         for event in events:
             t = event.ts_ms
             attributes = event.attributes
@@ -125,17 +152,37 @@ class SiteState:
                 else:
                     series[0].append(value)
                     series[1].append(t)
+            # Headline scores are series too, each on its own scale brought to a 1-5 one (the detectors'
+            # floors and minimum declines are in points of a 1-5 scale).
+            for name, value in event.scores.items():
+                scale = score_scales.get(name)
+                if scale is None:
+                    continue
+                lo, factor = scale
+                x = value if factor is None else 1.0 + (value - lo) * factor
+                series = points.get(name)
+                if series is None:
+                    points[name] = ([x], [t])
+                else:
+                    series[0].append(x)
+                    series[1].append(t)
             y = event.scores.get(target)
             if y is not None and attributes:
                 responses.append((dict(attributes), float(y)))
         series = {}
+        news = []
+        reported = self.reported
+        if reported is None:
+            reported = self.reported = {}
+        region = engine.region_of.get(site_id, "")
         for name, (values, times) in points.items():
             watch = watches.get(name)
             if watch is None:
                 watch = watches[name] = engine.new_watch(site_id, question=name)
             # A live source hands over one rating per series at a time: then that rating is the one
-            # that raised any alarm, and no copy is needed.
-            before = watch.copy() if len(values) > 1 else None
+            # that raised any alarm, and no copy is needed; nor for a series warming up that the batch
+            # cannot bring to a test's minimum history (no local test can fire).
+            before = watch.copy() if len(values) > 1 and watch.needs() < len(values) else None
             halo = halos.get(name)
             watch.update_many(values, times, halo)
             mean, n, sd = watch.peer.summary()
@@ -150,8 +197,15 @@ class SiteState:
                 first = _first_alarm(before, values, times, halo)
             latest = max(times)
             series[name] = SeriesStatus(mean, n, sd, triggers, watch.evidence(), first, latest)
-        return SiteSummary(site_id, engine.region_of.get(site_id, ""), max(s.t_ms for s in series.values())
-                           if series else events[-1].ts_ms, series, responses)
+            watched, day = watch.watched, latest // DAY_MS
+            if reported.get(name) != (watched, day):
+                reported[name] = (watched, day)
+                clock = watch.clock
+                news.append(SeriesWatch(site_id, region, name, watched, watch.needs(),
+                                        watch.expectation.level.w, watch.count,
+                                        DAY_MS / clock.gap_ms if clock.gap_ms > 0 else 0.0, watch.t_ms))
+        return SiteSummary(site_id, region, max(s.t_ms for s in series.values())
+                           if series else events[-1].ts_ms, series, responses, news, points)
 
 
 def _first_alarm(watch: AttributeWatch, values: list[int], times: list[int], halos: list[float] | None = None

@@ -11,6 +11,7 @@ from boucle.config.loader import (
     settings_from_dict,
 )
 from boucle.config.settings import (
+    ClockParameters,
     DeclineParameters,
     ExpectationParameters,
     PeerParameters,
@@ -21,6 +22,7 @@ from boucle.detectors import (
     GradualDecline,
     PeerComparison,
     SeasonalExpectation,
+    SeriesClock,
 )
 
 
@@ -124,6 +126,7 @@ PER_SITE = {"utc_offset_hours"}
         (ExpectationParameters, SeasonalExpectation),
         (PeerParameters, PeerComparison),
         (DeclineParameters, GradualDecline),
+        (ClockParameters, SeriesClock),
     ],
     ids=lambda x: x.__name__,
 )

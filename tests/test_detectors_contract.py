@@ -29,6 +29,7 @@ from boucle.detectors import (
     PeerComparison,
     PeerGroup,
     SeasonalExpectation,
+    SeriesClock,
 )
 from boucle.detectors.river_adapter import RiverAlarm
 
@@ -57,6 +58,16 @@ def _feed_watch(det: AttributeWatch, i: int, rng: random.Random) -> None:
         for j in range(4):
             group.update(f"p{j}", 3.9 + 0.05 * j, 40.0, 0.9)
         det.compare(group, "me")
+
+
+def _feed_clock(det: SeriesClock, i: int, rng: random.Random) -> None:
+    late = rng.random() < 0.01
+    det.tick((i - 30 * late) * 7 * MINUTE)
+
+
+def _feed_thin_watch(det: AttributeWatch, i: int, rng: random.Random) -> None:
+    """A series answering about every other day: its detectors run on a slowed clock."""
+    det.update(_rating(rng), i * 2 * 1440 * MINUTE + rng.randrange(1440) * MINUTE)
 
 
 def _response(i: int, rng: random.Random) -> tuple[dict[str, float], float]:
@@ -122,6 +133,10 @@ CASES = [
     Case("PeerComparison", PeerComparison, {}, _feed_series, _peer_outputs, {"half_life_hours": 6.0}),
     Case("AttributeWatch", AttributeWatch, {"expectation": {"utc_offset_hours": 1}}, _feed_watch,
          lambda d: (d.evidence(), d.triggers()), {"trend": {"k": 0.1}}),
+    Case("AttributeWatch(thin)", AttributeWatch, {}, _feed_thin_watch,
+         lambda d: (d.evidence(), d.triggers(), d.watched, d.needs()), {"clock": {"busy_per_day": 0.1}}),
+    Case("SeriesClock", SeriesClock, {}, _feed_clock, lambda d: (d.factor, d.tau_ms),
+         {"busy_per_day": 1000.0}),
     Case("KeyDriverImportance", KeyDriverImportance, {"names": ATTRS[:2]}, _feed_importance,
          lambda d: d.evidence(), {"half_life_days": 2.0}, False),
     Case("Halo", Halo, {}, _feed_halo, _halo_outputs, {"half_life_days": 1.0}, False),  # one per site

@@ -195,3 +195,18 @@ def test_attribute_importance_is_stored_per_region_and_day(outcome):
     assert {row[4] for row in rows} >= {"learnt"} and {row[4] for row in rows} <= {"learnt", "network", "not_enough_data"}
     overall = _query(client, db, "SELECT attribute, weight FROM {db}.v_attribute_importance WHERE region = 'all'")
     assert len(overall) == len(settings.attributes) and sum(w for _, w in overall) == pytest.approx(1.0)
+
+
+def test_the_warehouse_and_the_run_say_which_series_are_watched(outcome, simulator):
+    """Every (site, question) series the attribute alerts saw has one status row; after five days
+    the busiest sites are watched and the thinnest still warming up, with what they still need."""
+    settings, client, stats, _, _ = outcome
+    db = settings.warehouse.database
+    rows = _query(client, db, "SELECT site_id, question, status, needs, responses FROM {db}.v_series_status")
+    watched, seen = stats.series_watched
+    assert len(rows) == seen == len({(r[0], r[1]) for r in rows}) > 0
+    assert sum(r[2] == "watched" for r in rows) == watched
+    assert 0 < watched < seen  # the demo's busy sites have the history after five days, its thin ones not yet
+    assert all((r[3] == 0) == (r[2] == "watched") for r in rows)
+    questions = {r[1] for r in rows}
+    assert {"nps", "csat", "ces"} <= questions  # headline scores are series too

@@ -16,7 +16,7 @@ import pytest
 
 from boucle.config.settings import Warehouse
 from boucle.flows.cli.report import SECTIONS, ReportError, parse_period, write_report
-from boucle.flows.rows import dimension_rows
+from boucle.flows.rows import SERIES_STATUS_COLUMNS, dimension_rows
 from boucle.operators.windows import SCORE_COLUMNS
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.clickhouse.client import close_all, connect
@@ -72,6 +72,10 @@ def report_settings(settings, tmp_path_factory):
     writer.insert(TableBatch("attribute_scores", SCORE_COLUMNS, scores))
     writer.insert(TableBatch.from_columns("feedback", {k: [e[k] for e in events] for k in events[0]}))
     writer.insert(TableBatch.from_columns("alerts", {"payload": alerts}))
+    # What the attribute alerts watch: a third of the sites still warming up on every question.
+    writer.insert(TableBatch("series_status", SERIES_STATUS_COLUMNS, [
+        (site.id, site.region, q, int(i % 3 != 0), 0.0 if i % 3 else 25.0, 80.0, 90, 3.0, _ms(START + timedelta(days=DAYS)))
+        for i, site in enumerate(settings.sites) for q in questions]))
     yield settings
     close_all()
 
@@ -104,6 +108,8 @@ def test_report_is_offline_and_every_section_has_data(report_settings, tmp_path)
         traces = [t for div, ts in plots.items() if div.startswith(f"fig-{section}-") for t in ts]
         assert traces and all(has_data(t) for t in traces), section
     assert "Stand-in" in page  # no attribute_importance table yet: the corr() stand-in is labelled
+    n = len(report_settings.sites) * len(report_settings.questions())
+    assert f"{n - 16 * len(report_settings.questions()):,} of {n:,} series" in page and "about 25 more" in page
     assert "Paris Bercy" in page and "Île-de-France" in page  # site and region names, not ids
     assert "period 11/10/2026 – 09/11/2026 (30 d) · 48 sites" in page
     nps_regions = {t["name"] for t in plots["fig-nps-0"]}

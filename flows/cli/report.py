@@ -11,7 +11,9 @@ Sections (each a plotly figure; plotly.js is inlined once, so the file opens off
 5. ``importance`` — attribute importance from ``attribute_importance`` when that table has rows
    (a region whose latest status is ``not_enough_data`` is named as such, not drawn as equal shares;
    one that leans on the network's evidence is labelled so), else a labelled stand-in: the correlation of each attribute with NPS per region, computed by
-   ClickHouse ``corr()`` over the period's feedback.
+   ClickHouse ``corr()`` over the period's feedback;
+6. ``watched`` — what the attribute alerts watch (``v_series_status``): per question, the series
+   watched and those still warming up, and how many responses the latter still need.
 
 >>> parse_period("30d"), parse_period("2w"), parse_period(14)
 (30, 14, 14)
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ReportError", "SECTIONS", "build_report", "collect", "parse_period", "write_report"]
 
-SECTIONS = ("nps", "peers", "leaderboard", "alerts", "importance")
+SECTIONS = ("nps", "peers", "leaderboard", "alerts", "importance", "watched")
 
 TEXT = {
     "en": {
@@ -64,6 +66,11 @@ TEXT = {
         "nps_axis": "NPS", "day": "Day", "site": "Site", "delta": "NPS change (points)", "alerts_axis": "Alerts",
         "weight": "Weight", "region": "Region", "attribute": "Attribute",
         "sites_n": "sites", "responses": "responses",
+        "watched": "What is watched",
+        "watched_help": "{watched} of {total} series (site × question) are watched: their detectors have the"
+                        " history their tests need. The others are warming up and cannot alert yet; they need"
+                        " about {needs} more responses each (median).",
+        "series_watched": "watched", "series_warming": "warming up", "series_axis": "Series",
     },
     "fr": {
         "title": "Boucle — rapport de la voix du client",
@@ -90,6 +97,11 @@ TEXT = {
         "nps_axis": "NPS", "day": "Jour", "site": "Site", "delta": "Évolution du NPS (points)",
         "alerts_axis": "Alertes", "weight": "Poids", "region": "Région", "attribute": "Attribut",
         "sites_n": "sites", "responses": "réponses",
+        "watched": "Ce qui est surveillé",
+        "watched_help": "{watched} séries (site × question) sur {total} sont surveillées : leurs détecteurs ont"
+                        " l'historique que leurs tests demandent. Les autres sont en préchauffage et ne peuvent"
+                        " pas encore alerter ; il leur faut encore environ {needs} réponses chacune (médiane).",
+        "series_watched": "surveillées", "series_warming": "en préchauffage", "series_axis": "Séries",
     },
 }
 SEVERITY_COLOURS = {"low": "#9ecae1", "medium": "#fdae6b", "high": "#e6550d", "critical": "#a50f15"}
@@ -129,6 +141,7 @@ class ReportData:
     importance: list[dict] = field(default_factory=list)
     importance_is_standin: bool = True
     importance_unknown: list[str] = field(default_factory=list)  # regions whose importance is not known yet
+    watched: list[dict] = field(default_factory=list)  # per question: watched, warming up, median needs
 
 
 def _rows(client: Client, sql: str, **params: Any) -> list[dict]:
@@ -188,6 +201,9 @@ def collect(client: Client, database: str, *, region: str | None, period_days: i
         data.importance_unknown = sorted({r["region"] for r in latest if r["status"] == "not_enough_data"})
         data.importance = [r for r in latest if r["status"] != "not_enough_data"]
     data.importance_is_standin = not data.importance and not data.importance_unknown
+    data.watched = _rows(client, f"SELECT question, countIf(status = 'watched') AS watched,"
+                                 f" countIf(status != 'watched') AS warming, medianIf(needs, status != 'watched')"
+                                 f" AS needs FROM {db}.v_series_status WHERE {where} GROUP BY question", **params)
     if data.importance_is_standin:
         data.importance = _rows(
             client,
@@ -329,6 +345,31 @@ def _importance_figure(data: ReportData, t: dict):
     return fig
 
 
+def _watched_figure(data: ReportData, t: dict):
+    import plotly.graph_objects as go
+
+    order = {q: i for i, q in enumerate(data.labels)}
+    rows = sorted(data.watched, key=lambda r: order.get(r["question"], len(order)))
+    labels = [data.labels.get(r["question"], r["question"]) for r in rows]
+    fig = go.Figure([
+        go.Bar(y=labels, x=[r["watched"] for r in rows], orientation="h", name=t["series_watched"],
+               marker_color="#2a9d8f"),
+        go.Bar(y=labels, x=[r["warming"] for r in rows], orientation="h", name=t["series_warming"],
+               marker_color="#e9c46a"),
+    ])
+    _layout(fig, max(280, 28 * len(rows) + 100), barmode="stack", xaxis_title=t["series_axis"],
+            yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+def _watched_help(data: ReportData, t: dict) -> str:
+    watched = sum(r["watched"] for r in data.watched)
+    total = watched + sum(r["warming"] for r in data.watched)
+    needs = [r["needs"] for r in data.watched if r["warming"] and not math.isnan(r["needs"])]
+    return t["watched_help"].format(watched=f"{watched:,}", total=f"{total:,}",
+                                    needs=f"{sorted(needs)[len(needs) // 2]:.0f}" if needs else "0")
+
+
 # ---- HTML ---------------------------------------------------------------------------------------
 
 _CSS = """
@@ -357,6 +398,7 @@ def build_report(data: ReportData) -> str:
         ("leaderboard", t["leaderboard"], t["leaderboard_help"], [_leaderboard_figure(data, t)] if data.leaderboard else []),
         ("alerts", t["alerts"], t["alerts_help"], list(_alerts_figures(data, t)) if data.alerts else []),
         ("importance", t["importance"], importance_help, [_importance_figure(data, t)] if data.importance else []),
+        ("watched", t["watched"], _watched_help(data, t), [_watched_figure(data, t)] if data.watched else []),
     ]
     body = []
     for key, title, help_text, figures in parts:
