@@ -83,6 +83,12 @@ class SeriesClock:
             return 1.0
         return min(1.0, DAY_MS / (gap * self.busy_per_day))
 
+    @property
+    def rate_per_day(self) -> float | None:
+        """The series' responses per day (over its last ``rate_responses`` gaps); None before two."""
+        gap = self.gap_ms
+        return DAY_MS / gap if self.n and gap > 0.0 else None
+
     def tick(self, t_ms: int) -> int:
         """Learn one response at ``t_ms``; its time on the series' clock."""
         last = self.t_ms

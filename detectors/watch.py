@@ -261,6 +261,9 @@ class AttributeWatch:
                 out[key] = pe[key]
         if "z" in pe:
             out["peer_z"] = pe["z"]
+        rate = self.clock.rate_per_day
+        if rate is not None:  # the message's slope unit follows it (per day, week or month)
+            out["rate_per_day"] = rate
         for i, alarm in enumerate(self.river):  # the first river alarm's numbers, then river_1_..., ...
             suffix = f"_{i}" if i else ""
             out.update({f"river{suffix}{key[5:]}": value for key, value in alarm.evidence().items()})

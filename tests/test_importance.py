@@ -154,3 +154,17 @@ def test_the_slope_unit_follows_the_series_volume(settings, n_history, unit, slo
     alert = _message(engine, site.id, "waiting_time", _evidence(level=3.1, n_history=n_history))
     assert f"trend {slope}{unit})" in alert["message"]
     assert alert["evidence"]["slope"] == -0.02  # the evidence keeps its unit: rating points per day
+
+
+@pytest.mark.parametrize("every_days,unit", [(0.02, "/day"), (3.0, "/week"), (12.0, "/month")])
+def test_a_series_own_clock_gives_the_slope_unit(settings, every_days, unit):
+    """The series' detectors know its rate (its clock): the message's slope unit follows it."""
+    engine = AttributeAlertEngine(settings)
+    site = next(s for s in settings.sites if s.language == "en")
+    watch = engine.new_watch(site.id, question="waiting_time")
+    step = int(every_days * 86_400_000)
+    for i in range(60):
+        watch.update(4.0, i * step)
+    evidence = watch.evidence()
+    assert evidence["rate_per_day"] == pytest.approx(1 / every_days, rel=1e-6)
+    assert f"{unit})" in _message(engine, site.id, "waiting_time", evidence)["message"]
