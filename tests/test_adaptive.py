@@ -11,6 +11,28 @@ DAY = 86_400_000
 HOUR = 3_600_000
 
 
+def _one_score_with_a_drop(settings, score: str, scale: tuple[int, int], mean: float, sd: float, drop: float,
+                           seed: int):
+    """Hourly batches over 24 days, two responses an hour from each site of one region, that answer
+    ``score`` only; the first site drops by ``drop`` from day 20. Returns (sites, batches)."""
+    from boucle.operators.decode import Feedback
+
+    sites = [s.id for s in settings.sites if s.region == "ile-de-france"]
+    rng, t0 = random.Random(seed), 1_790_812_800_000
+    batches = []
+    for h in range(24 * 24):
+        batch = []
+        for k, site in enumerate(sites):
+            down = drop if k == 0 and h >= 20 * 24 else 0.0
+            for j in range(2):
+                t = t0 + h * HOUR + j * 60_000
+                value = min(scale[1], max(scale[0], round(rng.gauss(mean - down, sd))))
+                batch.append(Feedback(f"{site}-{h}-{j}", t, site, "web", "stay", {score: value}, {}, "", "fr",
+                                      {}, t, ""))
+        batches.append(batch)
+    return sites, batches
+
+
 def _params(**clock) -> dict:
     cfg = Settings().attribute_alerts
     return {"trend": cfg.trend.model_dump(), "expectation": cfg.expectation.model_dump(),
@@ -104,23 +126,10 @@ def test_a_csat_only_network_gets_attribute_alerts_on_its_own_scale(settings):
     from boucle.config.settings import Metric
     from boucle.operators.attribute_engine import AttributeAlertEngine
     from boucle.operators.attribute_replay import replay
-    from boucle.operators.decode import Feedback
 
     hotels = settings.model_copy(update={"attributes": [], "scores": {
         "csat": Metric(min=1, max=5, bottom_max=2, top_min=4, label_en="CSAT", label_fr="CSAT")}})
-    sites = [s.id for s in hotels.sites if s.region == "ile-de-france"]
-    rng, t0 = random.Random(4), 1_790_812_800_000
-    batches = []
-    for h in range(24 * 24):
-        batch = []
-        for k, site in enumerate(sites):
-            drop = 1.2 if k == 0 and h >= 20 * 24 else 0.0
-            for j in range(2):
-                t = t0 + h * HOUR + j * 60_000
-                csat = min(5, max(1, round(rng.gauss(4.2 - drop, 0.8))))
-                batch.append(Feedback(f"{site}-{h}-{j}", t, site, "web", "stay", {"csat": csat}, {}, "", "fr",
-                                      {}, t, ""))
-        batches.append(batch)
+    sites, batches = _one_score_with_a_drop(hotels, "csat", (1, 5), 4.2, 0.8, 1.2, seed=4)
     opened = [a for a in replay(AttributeAlertEngine(hotels), batches) if a["status"] == "open"]
     assert [(a["site_id"], a["attribute"]) for a in opened] == [(sites[0], "csat")]
     assert 2.5 < opened[0]["evidence"]["level"] < opened[0]["evidence"]["baseline"] < 4.5
@@ -133,21 +142,8 @@ def test_a_score_on_another_scale_is_judged_on_it_and_reported_on_it(settings):
     """NPS (0-10) goes to the detectors on a 1-5 scale, and its alert speaks in NPS points again."""
     from boucle.operators.attribute_engine import AttributeAlertEngine
     from boucle.operators.attribute_replay import replay
-    from boucle.operators.decode import Feedback
 
-    sites = [s.id for s in settings.sites if s.region == "ile-de-france"]
-    rng, t0 = random.Random(5), 1_790_812_800_000
-    batches = []
-    for h in range(24 * 24):
-        batch = []
-        for k, site in enumerate(sites):
-            drop = 3.0 if k == 0 and h >= 20 * 24 else 0.0
-            for j in range(2):
-                t = t0 + h * HOUR + j * 60_000
-                nps = min(10, max(0, round(rng.gauss(8.5 - drop, 1.6))))
-                batch.append(Feedback(f"{site}-{h}-{j}", t, site, "store", "purchase", {"nps": nps}, {}, "",
-                                      "fr", {}, t, ""))
-        batches.append(batch)
+    sites, batches = _one_score_with_a_drop(settings, "nps", (0, 10), 8.5, 1.6, 3.0, seed=5)
     opened = [a for a in replay(AttributeAlertEngine(settings), batches) if a["status"] == "open"]
     assert [(a["site_id"], a["attribute"]) for a in opened] == [(sites[0], "nps")]
     evidence = opened[0]["evidence"]
