@@ -113,6 +113,11 @@ class KafkaHealth:
         with self._lock:
             self.down_since = None
 
+    def raise_if_refused(self, brokers: str) -> None:
+        """:class:`KafkaUnavailable` if the brokers refused us (retrying will not help)."""
+        if self.refused:
+            raise KafkaUnavailable(f"Kafka at {redact_url(brokers)} refused the connection: {self.refused}")
+
     def down_for(self) -> float:
         since = self.down_since
         return 0.0 if since is None else self.clock() - since
@@ -216,8 +221,7 @@ def wait_for_metadata(kafka: Kafka):
         except KafkaException as exc:
             last = describe_kafka_error(exc)
         admin.poll(0)  # serves the error and log callbacks (an admin client has no other poll)
-        if health.refused:
-            raise KafkaUnavailable(f"Kafka at {servers} refused the connection: {health.refused}")
+        health.raise_if_refused(kafka.brokers)
         if remaining <= 0:
             cause = health.last_error or last or "no answer"
             raise KafkaUnavailable(

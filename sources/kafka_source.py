@@ -122,10 +122,13 @@ class _RawPartition(StatefulSourcePartition[RawMessage, Optional[int]]):
     def _where(self) -> str:
         return f"topic {self._inner._topic!r} on Kafka at {redact_url(self._kafka.brokers)}"
 
+    def _gone(self, detail: str = "") -> KafkaUnavailable:
+        return KafkaUnavailable(f"{self._where()} no longer exists (was the broker restarted without its data?)"
+                                f"{detail}")
+
     def _trouble(self, error: KafkaError) -> None:
         if error.code() in _GONE:
-            raise KafkaUnavailable(f"{self._where()} no longer exists (was the broker restarted without its"
-                                   f" data?): {describe_kafka_error(error)}")
+            raise self._gone(f": {describe_kafka_error(error)}")
         if error.fatal() or not (error.retriable() or error.code() < 0):
             raise KafkaUnavailable(f"error reading {self._where()}: {describe_kafka_error(error)}")
         self._health.failed(error)  # a local (negative) or retriable error: librdkafka retries it
@@ -133,8 +136,7 @@ class _RawPartition(StatefulSourcePartition[RawMessage, Optional[int]]):
     def _check(self) -> None:
         """With trouble reported: give up once it has lasted too long, or clear it if it is over."""
         health = self._health
-        if health.refused:
-            raise KafkaUnavailable(f"Kafka at {redact_url(self._kafka.brokers)} refused the connection: {health.refused}")
+        health.raise_if_refused(self._kafka.brokers)
         now = time.monotonic()
         if now - self._probed < self._probe_every_s:
             return
@@ -142,15 +144,15 @@ class _RawPartition(StatefulSourcePartition[RawMessage, Optional[int]]):
         try:
             metadata = self._inner._consumer.list_topics(self._inner._topic, timeout=1.0)
         except KafkaException as exc:
-            health.failed(exc.args[0]) if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if exc.args and isinstance(exc.args[0], KafkaError):
+                health.failed(exc.args[0])
         else:
             info = metadata.topics.get(self._inner._topic)
             if metadata.brokers and info is not None and info.error is None:
                 health.reached()
                 return
             if metadata.brokers and info is not None and info.error is not None and info.error.code() in _GONE:
-                raise KafkaUnavailable(f"{self._where()} no longer exists (was the broker restarted without"
-                                       " its data?)")
+                raise self._gone()
         if health.down_for() >= self._limit_s:
             raise KafkaUnavailable(
                 f"Kafka at {redact_url(self._kafka.brokers)} unreachable for {self._limit_s:g}s while reading"
