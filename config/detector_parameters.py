@@ -41,6 +41,7 @@ class TrendParameters(_Strict):
     sd_floor: float = 0.5
     max_step: float = 2.0
     slope_min_days: float = 7.0
+    k_margin: float = 0.0  # the allowance widens by this many standard errors of the reference
 
 
 class ExpectationParameters(_Strict):
@@ -137,4 +138,6 @@ class ClockParameters(_Strict):
     busy_per_day: float = Field(16.0, ge=0)
     rate_responses: float = Field(20.0, ge=1)  # responses the rate is averaged over
     thresholds: bool = True  # a thin series' thresholds keep a busy one's false alarms per calendar month
-    z_floor: float = 2.5  # ... never below this z (the CUSUM never below half its threshold)
+    z_floor: float = 2.5  # ... never below this z
+    arl_years: float = Field(10.0, ge=0)  # > 0: a thin series' CUSUM threshold at most the one of this run length
+    h_floor: float = Field(0.34, gt=0, le=1)  # ... never below this share of a busy series' threshold

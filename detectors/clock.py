@@ -17,7 +17,15 @@ time, so a month holds ``factor`` times as many independent looks as a busy seri
 ``thresholds`` the clock gives the thresholds that keep the false alarms per *calendar* month of a
 busy series: a z whose one-sided tail is ``1 / factor`` times larger (:meth:`z`), a CUSUM threshold
 lower by ``ln(1 / factor) / 2k`` (:meth:`h`: the in-control run length of a CUSUM grows as
-``exp(2kh)``), never below ``z_floor`` and half the CUSUM threshold.
+``exp(2kh)``), never below ``z_floor`` and ``h_floor`` times the CUSUM threshold.
+
+That keeps a busy series' false alarms per month, but a busy series' threshold is higher than
+independent responses would ask: responses of one day are not independent (the whole site has good
+and bad days, which add up over tens of responses a day). A thin series' responses are days apart,
+so with ``arl_years`` its CUSUM threshold is at most the one whose in-control run length, for
+independent standardised responses (Siegmund's approximation, :func:`cusum_threshold`), is
+``arl_years`` of the series' responses: a nominal figure, calibrated on the simulator's null replays,
+where the false alarms are far rarer than it says (the standardisation is conservative).
 
 The rate is the series' own: the inverse of its mean gap between responses, averaged over the last
 ``rate_responses`` responses (a plain mean until then), so it follows the responses, not the
@@ -45,12 +53,13 @@ True
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
 from boucle.config.times import DAY_MS
 
-__all__ = ["SeriesClock"]
+__all__ = ["SeriesClock", "cusum_threshold"]
 
 _NORMAL = NormalDist()
 
@@ -59,17 +68,42 @@ def _z_of_tail(p: float) -> float:
     return -_NORMAL.inv_cdf(min(p, 0.5))
 
 
+def cusum_threshold(k: float, run_length: float) -> float:
+    """The threshold ``h`` of a one-sided CUSUM (allowance ``k``) of independent standard normal
+    steps whose in-control average run length is ``run_length`` steps (Siegmund's approximation
+    ``(exp(2kb) - 2kb - 1) / 2k²``, ``b = h + 1.166``), to two significant digits of the run length.
+
+    >>> cusum_threshold(0.5, 930), round(cusum_threshold(0.4, 100_000), 1)
+    (4.99, 11.8)
+    """
+    return _cusum_threshold(k, float(f"{max(run_length, 1.0):.2g}"))
+
+
+@lru_cache(maxsize=4096)
+def _cusum_threshold(k: float, run_length: float) -> float:
+    two_k = 2.0 * k
+    b = 1.0
+    for _ in range(50):  # b = ln(2k²·L + 2kb + 1) / 2k: a contraction, a few steps suffice
+        nxt = math.log(two_k * k * run_length + two_k * b + 1.0) / two_k
+        if abs(nxt - b) < 1e-9:
+            break
+        b = nxt
+    return round(max(b - 1.166, 0.0), 2)
+
+
 class SeriesClock:
     """Maps event times to the series' own time ``τ`` (ms), slowed while the series is thin."""
 
     def __init__(self, busy_per_day: float = 16.0, rate_responses: float = 20.0, thresholds: bool = True,
-                 z_floor: float = 2.5):
+                 z_floor: float = 2.5, arl_years: float = 10.0, h_floor: float = 0.34):
         if busy_per_day < 0 or rate_responses < 1:
             raise ValueError("busy_per_day must be >= 0 and rate_responses >= 1")
         self.busy_per_day = busy_per_day
         self.rate_responses = rate_responses
         self.thresholds = thresholds
         self.z_floor = z_floor
+        self.arl_years = arl_years
+        self.h_floor = h_floor
         self.t_ms: int | None = None  # newest event time
         self.tau_ms = 0  # the series' time at t_ms
         self.gap_ms = 0.0  # mean gap between responses (ms)
@@ -150,7 +184,11 @@ class SeriesClock:
         factor = self.factor
         if not self.thresholds or factor >= 1.0 or k <= 0:
             return h
-        return round(max(h + math.log(factor) / (2 * k), h / 2), 2)
+        out = h + math.log(factor) / (2 * k)
+        rate = self.rate_per_day
+        if self.arl_years > 0 and rate:
+            out = min(out, cusum_threshold(k, self.arl_years * 365.25 * rate))
+        return round(max(out, h * self.h_floor), 2)
 
     def to_days(self, tau_days: float) -> float:
         """A duration in days of ``τ`` as calendar days at the current rate."""

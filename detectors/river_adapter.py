@@ -12,8 +12,9 @@ How a river detector becomes an alarm that an alert can follow:
 - a **drift detector** (``drift.PageHinkley``, ``drift.ADWIN``, ``drift.KSWIN``...) is fed each rating;
   a detected drift counts when the level went down (``direction="down"``: a short running mean of the
   ratings below a long one) or always (``"both"``). river's detectors signal once and start over, an
-  open alert needs a state: the alarm holds for ``hold_days`` of the series' event time after the
-  latest drift;
+  open alert needs a state: the alarm holds for ``hold_days`` of the series' time after the
+  latest drift (its own clock in an :class:`~detectors.AttributeWatch`, see
+  :mod:`detectors.clock`: a week of a busy series, the time of as many responses for a thin one);
 - an **anomaly detector** scores each rating before learning it: ``anomaly.GaussianScorer`` and
   other supervised ones as ``score_one(None, y)``, unsupervised ones on ``{"x": rating}``. A rating
   above the long mean scores 0 (a drop is the question); a running mean of the scores (weight

@@ -14,6 +14,11 @@ Two complementary statistics on the rating stream:
   ``min_decline``, once ``slope_min_days`` of history exist (``slope_z = 0`` turns it off). With
   an ``expected`` value, the slope is fitted to the rating less its seasonal effect.
 
+The reference is learnt: from ``n`` responses it is off by about ``1/√n`` standard deviations, which
+a CUSUM adds to every step. ``k_margin`` widens the allowance by that many standard errors (``k +
+k_margin · √Σw² / Σw`` of the decayed baseline), which matters for a thin series' short history
+and vanishes for a busy one's thousands of responses.
+
 >>> from boucle.detectors.trend import DownwardTrend
 >>> import random
 >>> rng, hour = random.Random(7), 3_600_000
@@ -63,6 +68,7 @@ class DownwardTrend(RiverDrift):
         sd_floor: float = 0.5,
         max_step: float = 2.0,
         slope_min_days: float = 7.0,
+        k_margin: float = 0.0,
     ):
         self.k = k
         self.h = h
@@ -75,6 +81,7 @@ class DownwardTrend(RiverDrift):
         self.sd_floor = sd_floor
         self.max_step = max_step
         self.slope_min_days = slope_min_days
+        self.k_margin = k_margin
         self.first_ms: int | None = None
         self.baseline = DecayedMoments(half_life_days * DAY_MS)
         self.cusum = 0.0
@@ -94,7 +101,8 @@ class DownwardTrend(RiverDrift):
         if base.w >= self.min_history:
             reference = base.mean if expected is None else float(expected)
             sd = max(math.sqrt(base.var), self.sd_floor)
-            step = min((reference - x) / sd, self.max_step) - self.k
+            k = self.k + self.k_margin * math.sqrt(base.w2) / base.w if self.k_margin else self.k
+            step = min((reference - x) / sd, self.max_step) - k
             cusum = self.cusum + step
             if cusum <= 0.0:
                 self.cusum, self.run_n, self.run_shortfall = 0.0, 0, 0.0
@@ -115,6 +123,7 @@ class DownwardTrend(RiverDrift):
         base_half_life = base.half_life_ms
         base_t, base_w, base_w2, base_mean, base_m2 = base.t_ms, base.w, base.w2, base.mean, base.m2
         min_history, sd_floor, max_step, k = self.min_history, self.sd_floor, self.max_step, self.k
+        k_margin = self.k_margin
         half_life = self.slope_half_life_days
         cusum, run_n, run_shortfall, first_ms = self.cusum, self.run_n, self.run_shortfall, self.first_ms
         origin, sw, st, sx, stt, stx = self.t_ms, self.sw, self.st, self.sx, self.stt, self.stx
@@ -127,7 +136,7 @@ class DownwardTrend(RiverDrift):
                 denominator = base_w - base_w2 / base_w if base_w > 0 else 0.0
                 var = max(base_m2 / denominator, 0.0) if denominator > 1e-12 else 0.0
                 sd = max(sqrt(var), sd_floor)
-                cusum += min((reference - x) / sd, max_step) - k
+                cusum += min((reference - x) / sd, max_step) - (k + k_margin * sqrt(base_w2) / base_w if k_margin else k)
                 if cusum <= 0.0:
                     cusum, run_n, run_shortfall = 0.0, 0, 0.0
                 else:

@@ -95,7 +95,7 @@ class AttributeWatch:
         self.decline.update(x - seasonal - halo, tau)
         self.peer.update(x, tau)
         for alarm in self.river:
-            alarm.update(x, t_ms)  # river's detectors see the calendar: their own clocks are per update
+            alarm.update(x, tau)  # its hold, like every memory, on the series' clock
         self.count += 1
         if t_ms > self.t_ms:
             self.t_ms = t_ms
@@ -116,7 +116,7 @@ class AttributeWatch:
             self.decline.update_many([x - s - h for x, s, h in zip(xs, seasonal, halos)], taus)
         self.peer.update_many(xs, taus)
         for alarm in self.river:
-            alarm.update_many(xs, ts)
+            alarm.update_many(xs, taus)
         self.count += len(xs)
         self.t_ms = max(self.t_ms, max(ts))
         self._adapt()
@@ -124,12 +124,12 @@ class AttributeWatch:
     def _adapt(self) -> None:
         """Set the tests' thresholds for the series' rate (the clock's): a thin series is tested fewer
         times a month, so for the same false alarms a month each test may ask less."""
-        clock = self.clock
+        clock, trend = self.clock, self.trend
         h, z_expectation, z_decline = self._thresholds
         if clock.factor >= 1.0 or not clock.thresholds:
-            self.trend.h, self.expectation.z_threshold, self.decline.z_threshold = h, z_expectation, z_decline
+            trend.h, self.expectation.z_threshold, self.decline.z_threshold = h, z_expectation, z_decline
             return
-        self.trend.h = clock.h(h, self.trend.k)
+        trend.h = clock.h(h, trend.k)
         self.expectation.z_threshold = clock.z(z_expectation)
         self.decline.z_threshold = clock.z(z_decline)
 
@@ -170,11 +170,11 @@ class AttributeWatch:
             new.clock._load(state["clock"])
         elif new.count:
             new.clock.t_ms = new.clock.tau_ms = state["t_ms"]
-        new._adapt()
         new.expectation._load(state["expectation"])
         new.trend._load(state["trend"])
         new.peer._load(state["peer"])
         new.decline._load(state["decline"])
+        new._adapt()
         for alarm, learnt in zip(new.river, state.get("river", ())):
             alarm._load(learnt)
         return new

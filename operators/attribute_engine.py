@@ -134,7 +134,6 @@ class AttributeAlertEngine:
                                   "names": tuple(self.attribute_names)}
         self.group_params = {"min_peers": cfg.peer_min_sites, "min_n": cfg.peer.min_n}
         self.min_history = cfg.expectation.min_history
-        self.history_half_life_days = cfg.expectation.half_life_days
         self.peer_min_n = cfg.peer.min_n
         self.peer_z = cfg.peer.z_threshold
         self.peer_gap = cfg.peer.min_gap
@@ -166,14 +165,6 @@ class AttributeAlertEngine:
             return AttributeWatch(*params, river=river, own_triggers=own)
         return AttributeWatch.from_state(state, *params, river=river, own_triggers=own)
 
-    def responses_per_day(self, evidence: dict[str, float]) -> float:
-        """A series' response rate: the detectors' own when they give one (``rate_per_day``), else
-        from its decayed history (a steady rate λ leaves ``λ · half-life / ln 2`` decayed responses)."""
-        rate = evidence.get("rate_per_day")
-        if rate is not None:
-            return float(rate)
-        return float(evidence.get("n_history", 0.0)) * math.log(2) / max(self.history_half_life_days, 1e-9)
-
     def severity(self, evidence: dict[str, float], relative_importance: float) -> str:
         """The severity of ``evidence`` (its ``severity_score`` is added to it)."""
         effect = max(evidence.get("baseline", 0) - evidence.get("level", 0), evidence.get("drop", 0.0),
@@ -200,8 +191,8 @@ class AttributeAlertEngine:
         name = (site.name or site.id) if site else site_id
         text = (f"{label} {w['at']} {name} : " if language == "fr" else f"{label} {w['at']} {name}: ")
         scale = self.scale_max.get(attr, 5)
-        rate = self.responses_per_day(evidence)
-        unit = slope_unit(rate)
+        rate = evidence.get("rate_per_day")  # the series' own clock (absent before its second response)
+        unit = slope_unit(rate) if rate is not None else "day"
         text += (f"{w[status]}, {_num(evidence['level'], language)}/{scale} {w['recent']} "
                  f"({w['expected']} {_num(evidence['baseline'], language)}, n={evidence['n']:.0f}, "
                  f"z={_num(evidence['z'], language)}")
@@ -209,7 +200,6 @@ class AttributeAlertEngine:
             text += f", {w['peers']} {_num(evidence['peer_median'], language)}"
         slope = evidence["slope"] * SLOPE_UNIT_DAYS[unit]  # the detectors' slope is per day
         text += f", {w['slope']} {_num(slope, language, 2)}{w[unit]})."
-        evidence = {**evidence, "rate_per_day": rate}  # (``slope`` stays per day)
         return new_alert(
             id=alert.id, kind="attribute", severity=alert.severity, site_id=site_id,
             region=self.region_of.get(site_id, ""), triggers=triggers,

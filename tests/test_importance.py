@@ -144,14 +144,17 @@ def test_a_question_on_a_ten_point_scale_prints_its_scale(settings):
     assert "/5 recently" in _message(engine, site.id, "waiting_time", _evidence(level=3.1))["message"]
 
 
-@pytest.mark.parametrize("n_history,unit,slope", [(900.0, "/day", "-0.02"), (6.0, "/week", "-0.14"),
-                                                 (1.0, "/month", "-0.60")])
-def test_the_slope_unit_follows_the_series_volume(settings, n_history, unit, slope):
-    # The default expectation memory (28 d) holds ~40 decayed responses per response a day: 900 is a
-    # busy series (~22 a day), 6 one of a review every 5 days, 1 one of about one a month.
+@pytest.mark.parametrize("rate,unit,slope", [(22.0, "/day", "-0.02"), (0.2, "/week", "-0.14"),
+                                            (1 / 30, "/month", "-0.60"), (None, "/day", "-0.02")])
+def test_the_slope_unit_follows_the_series_volume(settings, rate, unit, slope):
+    # a busy series (~22 a day), one of a review every 5 days, one of about one a month; a series
+    # without a rate yet (one response) keeps the detectors' unit
     engine = AttributeAlertEngine(settings)
     site = next(s for s in settings.sites if s.language == "en")
-    alert = _message(engine, site.id, "waiting_time", _evidence(level=3.1, n_history=n_history))
+    evidence = _evidence(level=3.1)
+    if rate is not None:
+        evidence["rate_per_day"] = rate
+    alert = _message(engine, site.id, "waiting_time", evidence)
     assert f"trend {slope}{unit})" in alert["message"]
     assert alert["evidence"]["slope"] == -0.02  # the evidence keeps its unit: rating points per day
 
