@@ -17,7 +17,8 @@ Two complementary statistics on the rating stream:
 The reference is learnt: from ``n`` responses it is off by about ``1/√n`` standard deviations, which
 a CUSUM adds to every step. ``k_margin`` widens the allowance by that many standard errors (``k +
 k_margin · √Σw² / Σw`` of the decayed baseline), which matters for a thin series' short history
-and vanishes for a busy one's thousands of responses.
+and vanishes for a busy one's thousands of responses (an :class:`~detectors.AttributeWatch` gives it
+to series in proportion to how much slower than the calendar their clock runs: none to a busy one).
 
 >>> from boucle.detectors.trend import DownwardTrend
 >>> import random

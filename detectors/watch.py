@@ -83,7 +83,8 @@ class AttributeWatch:
         self.t_ms = 0
         self.count = 0
         # The thresholds of a busy series; a thin one's follow its clock (SeriesClock.z, .h).
-        self._thresholds = (self.trend.h, self.expectation.z_threshold, self.decline.z_threshold)
+        self._thresholds = (self.trend.h, self.expectation.z_threshold, self.decline.z_threshold,
+                            self.trend.k_margin)
 
     def update(self, x: float, t_ms: int, halo: float = 0.0) -> None:
         """Learn one rating; ``halo`` (rating points) is the part of it the respondent's other ratings
@@ -125,8 +126,12 @@ class AttributeWatch:
         """Set the tests' thresholds for the series' rate (the clock's): a thin series is tested fewer
         times a month, so for the same false alarms a month each test may ask less."""
         clock, trend = self.clock, self.trend
-        h, z_expectation, z_decline = self._thresholds
-        if clock.factor >= 1.0 or not clock.thresholds:
+        h, z_expectation, z_decline, k_margin = self._thresholds
+        factor = clock.factor
+        # The margin for the reference's error goes with the thin thresholds: a busy series' CUSUM
+        # threshold was set on busy series, with their (well learnt) references.
+        trend.k_margin = k_margin * (1.0 - factor)
+        if factor >= 1.0 or not clock.thresholds:
             trend.h, self.expectation.z_threshold, self.decline.z_threshold = h, z_expectation, z_decline
             return
         trend.h = clock.h(h, trend.k)
