@@ -11,7 +11,10 @@ Two objects, because the comparison needs cross-site state while detectors know 
 
 The z-score divides the gap to the peer median by the peers' spread (which already holds their own
 sampling noise) and the member's own standard error, so a site with few responses is not singled
-out; ``alarm`` also needs a gap of at least ``min_gap`` rating points.
+out. The gap that must reach ``min_gap`` rating points is the member's *shrunk* one (empirical Bayes:
+the peers are the prior, of spread ``s``; a member of standard error ``se`` keeps the share
+``B = s² / (s² + se²)`` of its raw gap): a thin site's level is pulled towards its peers instead of
+being ignored or taken at face value.
 
 >>> from boucle.detectors.peer import PeerComparison, PeerGroup
 >>> group = PeerGroup(min_peers=4, min_n=20)
@@ -26,6 +29,9 @@ out; ``alarm`` also needs a gap of at least ``min_gap`` rating points.
 (4.0, 5.0, True, -0.9)
 >>> group.compare("f", 3.1, 2.0, 0.9)["z"] > -3   # the same level on 2 responses: no evidence
 True
+>>> thin = group.compare("f", 3.1, 6.0, 0.9)       # on 6: the level is shrunk towards the peers
+>>> round(thin["gap"], 2), round(thin["shrunk_gap"], 2), peer_alarm(thin, z_threshold=2.0, min_gap=0.3)
+(-0.9, -0.13, False)
 
 Both resume from their plain :meth:`~PeerGroup.state` under the parameters of the day:
 
@@ -45,9 +51,17 @@ from boucle.config.times import HOUR_MS
 from boucle.detectors.decayed import DecayedMoments
 from boucle.detectors.protocol import RiverDrift
 
-__all__ = ["PeerComparison", "PeerGroup"]
+__all__ = ["PeerComparison", "PeerGroup", "peer_alarm"]
 
 _MAD_TO_SD = 1.4826
+
+
+def peer_alarm(comparison: dict[str, float] | None, z_threshold: float, min_gap: float) -> bool:
+    """Whether a :meth:`PeerGroup.compare` result is a peer alarm: z at most ``-z_threshold`` and the
+    shrunk gap at most ``-min_gap`` rating points."""
+    if comparison is None:
+        return False
+    return comparison["z"] <= -z_threshold and comparison["shrunk_gap"] <= -min_gap
 
 
 class PeerGroup:
@@ -93,8 +107,9 @@ class PeerGroup:
         se = sd / math.sqrt(n) if n > 0 else math.inf
         scale = math.sqrt(spread * spread + se * se)
         gap = mean - med
+        shrink = spread * spread / (scale * scale)  # empirical Bayes: the peers are the prior
         return {"peer_median": med, "peer_spread": spread, "n_peers": float(len(others)), "gap": gap,
-                "z": gap / scale}
+                "z": gap / scale, "shrunk_gap": gap * shrink}
 
 
 class PeerComparison(RiverDrift):
@@ -169,7 +184,6 @@ class PeerComparison(RiverDrift):
 
     @property
     def alarm(self) -> bool:
-        last = self.last
-        if last is None or self.recent.n_eff < self.min_n:
+        if self.recent.n_eff < self.min_n:
             return False
-        return last["z"] <= -self.z_threshold and last["gap"] <= -self.min_gap
+        return peer_alarm(self.last, self.z_threshold, self.min_gap)

@@ -261,7 +261,7 @@ class AttributeWatch:
             "peer_n": pe["n"],
             "clock": factor,
         }
-        for key in ("peer_median", "peer_spread", "n_peers", "gap"):
+        for key in ("peer_median", "peer_spread", "n_peers", "gap", "shrunk_gap"):
             if key in pe:
                 out[key] = pe[key]
         if "z" in pe:

@@ -74,7 +74,7 @@ def _num(value: float, language: str, digits: int = 1) -> str:
 
 # Evidence in rating points: positions on the scale, and differences of them.
 _POSITIONS = ("level", "baseline", "peer_level", "peer_median")
-_DIFFERENCES = ("std_err", "drop", "slope", "decline", "peer_spread", "gap")
+_DIFFERENCES = ("std_err", "drop", "slope", "decline", "peer_spread", "gap", "shrunk_gap")
 
 
 def _native(evidence: dict[str, float], low: int, factor: float) -> dict[str, float]:

@@ -30,6 +30,7 @@ from typing import Any
 from boucle.config.times import DAY_MS
 from boucle.detectors import KeyDriverImportance, PeerGroup
 from boucle.detectors.importance import NOT_ENOUGH_DATA
+from boucle.detectors.peer import peer_alarm
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.attribute_lifecycle import Lifecycle, OpenAlert
 from boucle.operators.attribute_pooled import PooledSeries
@@ -188,8 +189,8 @@ class RegionState:
             if comparison is not None:
                 evidence.update({"peer_median": comparison["peer_median"], "peer_spread": comparison["peer_spread"],
                                  "n_peers": comparison["n_peers"], "gap": comparison["gap"],
-                                 "peer_z": comparison["z"]})
-                if comparison["z"] <= -engine.peer_z and comparison["gap"] <= -engine.peer_gap:
+                                 "shrunk_gap": comparison["shrunk_gap"], "peer_z": comparison["z"]})
+                if peer_alarm(comparison, engine.peer_z, engine.peer_gap):
                     triggers.append("peer")
             out.extend(self._regional(engine, attr, st, detected_ms))
             held = attr in self.regional or self._region_moving(engine, attr, site)

@@ -255,3 +255,19 @@ def test_a_cusum_on_a_short_history_allows_for_its_reference_error():
     margin = 1.5 * base.w2 ** 0.5 / base.w
     assert 0.1 < margin < 0.25  # a reference of ~70 responses: off by ~1/8 of a standard deviation
     assert wide.evidence()["cusum"] < narrow.evidence()["cusum"]
+
+
+def test_a_thin_site_is_shrunk_towards_its_peers_not_taken_at_face_value():
+    """Empirical Bayes in the peer test: the same raw gap is an alarm on 60 responses, not on 6 (the
+    level of 6 is mostly its peers'); a gap far beyond the peers' spread still is on 6."""
+    from boucle.detectors.peer import PeerGroup, peer_alarm
+
+    group = PeerGroup(min_peers=4, min_n=5)
+    for member, mean in [("a", 4.1), ("b", 4.0), ("c", 3.9), ("d", 4.2), ("e", 4.0)]:
+        group.update(member, mean, n=60, sd=0.9)
+    busy, thin = group.compare("f", 3.1, 60, 0.9), group.compare("f", 3.1, 6, 0.9)
+    assert busy["gap"] == thin["gap"]
+    assert peer_alarm(busy, 3.0, 0.3) and not peer_alarm(thin, 3.0, 0.3)
+    assert -0.9 < thin["shrunk_gap"] < busy["shrunk_gap"] * 0.2
+    far = group.compare("f", 1.2, 6, 0.9)
+    assert far["shrunk_gap"] < -0.3 and peer_alarm(far, 2.0, 0.3)
