@@ -15,7 +15,11 @@ otherwise sort and collapse every block on insert (more than half of the insert 
 are collapsed by background merges, ``FINAL`` and ``OPTIMIZE ... FINAL`` as for any replay.
 
 Failures become a :class:`WarehouseError` with a one-line human message (the driver's exception is
-kept as ``__cause__``). Nothing connects at import time.
+kept as ``__cause__``). :func:`is_retryable` draws the line between the two kinds of failure:
+*connection-level* ones (refused, reset, timed out, an HTTP 5xx without a ClickHouse code, a server
+that is busy or restarting: :data:`RETRYABLE_CODES`) are retried; a *permanent* database error
+(a bad query, an unknown table or column, a schema mismatch, too many partitions for one insert
+block, wrong credentials) is not: retrying cannot change the answer. Nothing connects at import time.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import threading
 import time
 import weakref
@@ -43,6 +48,7 @@ __all__ = [
     "client_lock",
     "close_all",
     "connect",
+    "database_error_cause",
     "is_retryable",
     "with_retries",
 ]
@@ -56,6 +62,11 @@ INSERT_SETTINGS: dict[str, Any] = {"async_insert": 0, "insert_deduplicate": 1, "
 # The ``readonly`` level of read-only sessions: 2 refuses inserts, DDL, OPTIMIZE and TRUNCATE but
 # lets a query change its settings (the HTTP client sends some per request; `SETTINGS max_threads`).
 READ_ONLY_LEVEL = 2
+
+_HTTP_5XX = re.compile(r"HTTP status 5\d\d")
+_DB_EXCEPTION = re.compile(r"DB::Exception: (.*)")
+_VERSION = re.compile(r"\(version [^()]*(?:\([^()]*\))?[^()]*\)")
+_NAME = re.compile(r"\s*\(([A-Z][A-Z0-9_]+)\)")
 
 # Retries within a deadline this short (interactive commands) are logged at DEBUG only.
 QUIET_RETRY_SECONDS = 10.0
@@ -71,12 +82,16 @@ RETRYABLE_CODES = frozenset(
         210,  # NETWORK_ERROR
         241,  # MEMORY_LIMIT_EXCEEDED
         242,  # TABLE_IS_READ_ONLY (a replica restarting; 164 READONLY is a read-only user: permanent)
-        252,  # TOO_MANY_PARTS
         319,  # UNKNOWN_STATUS_OF_INSERT
         394,  # QUERY_WAS_CANCELLED (server shutting down)
         425,  # SYSTEM_ERROR
     }
 )
+# TOO_MANY_PARTS is both "merges are slower than inserts" (the server pushing back: retried) and
+# "too many partitions for single INSERT block" / "too many parts in all partitions" (the insert or
+# the partitioning is wrong: permanent). Only the first is retried.
+TOO_MANY_PARTS = 252
+_BACKPRESSURE = "Merges are processing significantly slower than inserts"
 # ... and those that mean the credentials are wrong.
 AUTH_CODES = frozenset({192, 193, 194, 195, 516})  # UNKNOWN_USER .. AUTHENTICATION_FAILED
 
@@ -175,9 +190,37 @@ def is_retryable(exc: BaseException) -> bool:
     """True for errors a later attempt may not see: the server is down, busy or restarting."""
     from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+    code = getattr(exc, "code", None)
+    if isinstance(exc, DatabaseError) and code is not None:  # the server answered: its code decides
+        if code == TOO_MANY_PARTS:
+            return _BACKPRESSURE in str(exc)
+        return code in RETRYABLE_CODES
     if isinstance(exc, (OperationalError, ConnectionError, TimeoutError)):
         return True
-    return isinstance(exc, DatabaseError) and getattr(exc, "code", None) in RETRYABLE_CODES
+    # An HTTP 5xx without a ClickHouse code comes from something in front of the server (a proxy,
+    # a load balancer) or from a server that could not answer: the connection, not the request.
+    return isinstance(exc, DatabaseError) and _HTTP_5XX.search(str(exc)) is not None
+
+
+def database_error_cause(exc: BaseException) -> str:
+    """The cause of a database error in one short line: ClickHouse's first sentence and its name.
+
+    >>> from clickhouse_connect.driver.exceptions import DatabaseError
+    >>> database_error_cause(DatabaseError(
+    ...     "Code: 252. DB::Exception: Too many partitions for single INSERT block (more than 100). The limit"
+    ...     " is controlled by 'max_partitions_per_insert_block' setting. (TOO_MANY_PARTS) (version 26.9.2.1)",
+    ...     code=252, name="TOO_MANY_PARTS"))
+    'Too many partitions for single INSERT block (more than 100) (TOO_MANY_PARTS)'
+    """
+    text = " ".join(str(exc).split())
+    match = _DB_EXCEPTION.search(text)
+    if match is None:
+        return _first_line(exc)
+    message = _VERSION.sub("", match[1]).strip()
+    name = getattr(exc, "name", None) or next(iter(_NAME.findall(message)[-1:]), None)
+    message = _NAME.sub("", message).strip()
+    sentence = re.split(r"(?<=[^.\s]{2})\. (?=[A-Z])", message, maxsplit=1)[0].rstrip(". ")
+    return f"{sentence} ({name})" if name else sentence
 
 
 def with_retries(

@@ -1,4 +1,4 @@
-"""Insert a :class:`~sinks.batch.TableBatch` as one Arrow block, retrying while the server is away.
+"""Insert a :class:`~sinks.batch.TableBatch` as Arrow blocks, retrying while the server is away.
 
 The Arrow type of every column is derived from its ClickHouse type (``DESCRIBE TABLE``, cached),
 so the flow only follows the value conventions of :mod:`sinks.batch`:
@@ -14,26 +14,45 @@ Every insert passes :data:`~sinks.clickhouse.client.INSERT_SETTINGS` explicitly 
 deduplicated, not collapsed on insert; see :mod:`sinks.clickhouse.client`).
 
 Low-cardinality columns travel dictionary-encoded, which ClickHouse ingests faster.
+
+A batch whose rows fall in more partitions than the server takes in one block (a backfill out of
+time order) is split by partition (:mod:`sinks.clickhouse.partitions`). Only connection-level
+failures are retried (:func:`~sinks.clickhouse.client.is_retryable`); a permanent error is a
+:class:`~sinks.clickhouse.client.WarehouseError` at once, one line naming the table and the cause.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
 from boucle.sinks.batch import TableBatch
-from boucle.sinks.clickhouse.client import INSERT_SETTINGS, _reason, client_lock, with_retries
+from boucle.sinks.clickhouse.client import (
+    INSERT_SETTINGS,
+    WarehouseError,
+    _reason,
+    client_lock,
+    database_error_cause,
+    with_retries,
+)
+from boucle.sinks.clickhouse.partitions import partition_key, partition_limit, split_by_partition
 from boucle.sinks.clickhouse.schema import table_columns
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-__all__ = ["TableWriter", "arrow_type", "to_arrow", "warm_up_arrow"]
+T = TypeVar("T")
+
+__all__ = ["SchemaMismatch", "TableWriter", "arrow_type", "to_arrow", "warm_up_arrow"]
+
+
+class SchemaMismatch(WarehouseError, ValueError):
+    """The rows do not fit the table as it is (a column it lacks, a value of another type)."""
 
 _SIMPLE: dict[str, pa.DataType] = {
     "String": pa.binary(),  # accepts str (UTF-8 encoded) and bytes (kept byte-exact)
@@ -147,12 +166,12 @@ def warm_up_arrow() -> None:
 
 
 class TableWriter:
-    """Writes batches into ``database`` through a shared client, one Arrow insert per batch.
+    """Writes batches into ``database`` through a shared client, one Arrow insert per block.
 
     A server that is down, restarting or overloaded is retried with exponential backoff for up
     to ``max_retry_seconds``; then :class:`~sinks.clickhouse.client.WarehouseError` is raised
-    (rows are never dropped silently). Bad data (unknown column, wrong type) raises ``ValueError``
-    at once.
+    (rows are never dropped silently). A permanent error (the server refused the insert, or the
+    rows do not fit the table: :class:`SchemaMismatch`) raises at once, without a retry.
     """
 
     def __init__(self, client: Client, database: str, *, max_retry_seconds: float = 300.0):
@@ -160,24 +179,57 @@ class TableWriter:
         self.database = database
         self.max_retry_seconds = max_retry_seconds
         self._lock = client_lock(client)
+        self._limit: int | None = None  # the server's max_partitions_per_insert_block, asked once
+        self._keys: dict[str, str] = {}  # table -> partition key
 
     def insert(self, batch: TableBatch) -> int:
         """Insert every row of ``batch``; returns the number of rows sent."""
         if not len(batch):
             return 0
-        table = to_arrow(batch, table_columns(self.client, self.database, batch.table))
-
-        def attempt() -> None:
-            with self._lock:
-                self.client.insert_arrow(
-                    batch.table, table, database=self.database, settings=dict(INSERT_SETTINGS)
-                )
-
-        def describe(exc: BaseException, attempts: int, elapsed: float) -> str:
-            return (
-                f"could not insert {len(batch)} rows into {self.database}.{batch.table}: "
-                f"warehouse unavailable for {elapsed:.0f}s ({attempts} attempts): {_reason(exc)}"
-            )
-
-        with_retries(attempt, max_retry_seconds=self.max_retry_seconds, describe=describe)
+        name, where = batch.table, f"{self.database}.{batch.table}"
+        try:
+            columns = self._retrying(lambda: table_columns(self.client, self.database, name), f"describe {where}")
+            try:
+                table = to_arrow(batch, columns)
+            except ValueError as exc:
+                raise SchemaMismatch(f"cannot insert into {where}: {exc}") from exc
+            for block in self._blocks(name, table):
+                self._retrying(partial(self._insert_block, name, block), f"insert {block.num_rows} rows into {where}")
+        except WarehouseError:
+            raise
+        except Exception as exc:
+            if not _is_database_error(exc):
+                raise
+            raise WarehouseError(f"cannot insert into {where}: {database_error_cause(exc)} (not retried)") from exc
         return len(batch)
+
+    def _blocks(self, name: str, table: pa.Table) -> list[pa.Table]:
+        """``table`` split so that no block spans more partitions than the server takes."""
+        if self._limit is None:
+            self._limit = self._retrying(lambda: self._locked(partition_limit, self.client), "read the settings")
+        if not self._limit or table.num_rows <= self._limit:
+            return [table]
+        if name not in self._keys:
+            self._keys[name] = self._retrying(
+                lambda: self._locked(partition_key, self.client, self.database, name), f"describe {name}"
+            )
+        return split_by_partition(table, self._keys[name], self._limit)
+
+    def _insert_block(self, name: str, block: pa.Table) -> None:
+        self._locked(self.client.insert_arrow, name, block, database=self.database, settings=dict(INSERT_SETTINGS))
+
+    def _locked(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return call(*args, **kwargs)
+
+    def _retrying(self, call: Callable[[], T], what: str) -> T:
+        def describe(exc: BaseException, attempts: int, elapsed: float) -> str:
+            return f"could not {what}: warehouse unavailable for {elapsed:.0f}s ({attempts} attempts): {_reason(exc)}"
+
+        return with_retries(call, max_retry_seconds=self.max_retry_seconds, describe=describe)
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    from clickhouse_connect.driver.exceptions import Error
+
+    return isinstance(exc, Error)
