@@ -19,12 +19,14 @@ import os
 import sys
 import traceback
 from collections.abc import Iterable
+from contextlib import nullcontext
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from boucle.config.redact import RedactingFilter, redact
+from boucle.flows.cli.panics import quiet_rust_panics
 
 __all__ = ["BoucleGroup", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "describe", "redact_logs", "report"]
 
@@ -168,13 +170,22 @@ class BoucleGroup(TyperGroup):
     """The app's click group: every error ends as one line and an exit code (see the module)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        from boucle.sinks.clickhouse.client import close_all
-
         args = _config_first(list(sys.argv[1:] if args is None else args))
-        if not os.environ.get("BOUCLE_DEBUG"):
+        debug = bool(os.environ.get("BOUCLE_DEBUG"))
+        if not debug:
             os.environ["RUST_BACKTRACE"] = "0"  # a failing bytewax step: no Rust stack on top of our line
             # The driver warns at each failed attempt; our retries say it once, the error line says why.
             logging.getLogger("clickhouse_connect").setLevel(logging.ERROR)
+        with nullcontext() if debug else quiet_rust_panics():  # nor Rust's panic message
+            code = self._main_once(args, prog_name, complete_var, extra)
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _main_once(self, args, prog_name, complete_var, extra):
+        from boucle.sinks.clickhouse.client import close_all
+
         try:
             code = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                                 standalone_mode=False, **extra)
@@ -195,7 +206,4 @@ class BoucleGroup(TyperGroup):
                 close_all()
             except Exception:  # noqa: BLE001 - already ending; the line above matters more
                 pass
-        code = code if isinstance(code, int) else 0
-        if standalone_mode:
-            sys.exit(code)
         return code
