@@ -21,12 +21,16 @@ def facts_table(title: str) -> Table:
 
 
 def print_summary(
-    console: Console, stats: RunStats, settings: Settings, warehouse: dict[str, int] | None = None
+    console: Console, stats: RunStats, settings: Settings, warehouse: dict[str, int] | None = None,
+    input_order: str | None = None,
 ) -> None:
+    """The run's figures; ``input_order`` (a file's): how it was read, as it is or sorted by time."""
     names = {site.id: site.name for site in settings.sites}
     rate = stats.read / stats.elapsed if stats.elapsed else 0.0
 
     totals = facts_table("Run summary")
+    if input_order:
+        totals.add_row("input order", input_order)
     totals.add_row("events read", f"{stats.read:,}")
     totals.add_row("accepted", f"{stats.accepted:,}")
     totals.add_row("dead-lettered", f"{stats.rejected:,}")

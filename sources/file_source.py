@@ -16,6 +16,10 @@ one the snapshot was taken from, so it is read from its beginning, with a warnin
 >>> part.snapshot()[:2]
 (19, 3)
 >>> part.close()
+
+A copy sorted by time (:func:`sources.time_order.sort_by_time`) is read with ``origin`` (the
+input's path, which names the partition and the messages) and ``numbered=True``: each of its lines
+carries the input's line number, which becomes the message's offset.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Optional
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from boucle.sources.message import RawMessage
+from boucle.sources.time_order import split_numbered
 
 __all__ = ["JsonlFileSource"]
 
@@ -55,8 +60,9 @@ def _hash_range(fd: int, digest, start: int, end: int, chunk: int = 1 << 20) -> 
 
 
 class _JsonlPartition(StatefulSourcePartition[RawMessage, FileState]):
-    def __init__(self, path: Path, state: FileState, batch_size: int) -> None:
-        self._origin = str(path)
+    def __init__(self, path: Path, state: FileState, batch_size: int, origin: str, numbered: bool) -> None:
+        self._origin = origin
+        self._numbered = numbered
         self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
         self._position, self._line = state[0], state[1]
         self._hash, self._hashed = _new_hash(), 0  # the hash of the first `_hashed` bytes
@@ -91,7 +97,10 @@ class _JsonlPartition(StatefulSourcePartition[RawMessage, FileState]):
                 break
             self._position += len(line)
             value = line.rstrip(b"\r\n")
-            if value.strip():
+            if self._numbered:
+                number, value = split_numbered(value)
+                batch.append(RawMessage(value, self._origin, 0, number))
+            elif value.strip():
                 batch.append(RawMessage(value, self._origin, 0, self._line))
             self._line += 1
         return batch
@@ -106,16 +115,22 @@ class _JsonlPartition(StatefulSourcePartition[RawMessage, FileState]):
 
 
 class JsonlFileSource(FixedPartitionedSource[RawMessage, FileState]):
-    """One partition (named after the path) that yields each non-empty line as a RawMessage."""
+    """One partition (named after ``origin``, by default the path) that yields each non-empty line
+    as a RawMessage; ``numbered``: the file is a sorted copy (see the module)."""
 
-    def __init__(self, path: str | Path, batch_size: int = 2000) -> None:
+    def __init__(
+        self, path: str | Path, batch_size: int = 2000, *, origin: str | Path | None = None, numbered: bool = False
+    ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.path = Path(path)
         self.batch_size = batch_size
+        self.origin = str(origin if origin is not None else self.path)
+        self.numbered = numbered
 
     def list_parts(self) -> list[str]:
-        return [str(self.path)]
+        return [self.origin]
 
     def build_part(self, step_id: str, for_part: str, resume_state: Optional[FileState]) -> _JsonlPartition:
-        return _JsonlPartition(self.path, tuple(resume_state) if resume_state else (0, 0), self.batch_size)
+        state = tuple(resume_state) if resume_state else (0, 0)
+        return _JsonlPartition(self.path, state, self.batch_size, self.origin, self.numbered)

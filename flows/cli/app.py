@@ -168,8 +168,13 @@ def run(
         )
         loop = _loop(settings, simulate=settings.cases.simulate, seed=simulator.seed)
     else:
-        src, total = _file_source(Path(source))
-        loop = _loop(settings)
+        with _file_source(settings, Path(source)) as given:
+            _run(
+                settings, given.source, given.total, workers, recovery_dir, progress,
+                kafka=brokers is not None, wall_clock=wall_clock, epoch_interval=epoch_interval,
+                loop=_loop(settings), file=given,
+            )
+        return
     _run(
         settings, src, total, workers, recovery_dir, progress,
         kafka=brokers is not None, wall_clock=wall_clock, epoch_interval=epoch_interval, loop=loop,
@@ -207,25 +212,26 @@ def replay(
         from boucle.sources.simulator.networks import PROFILES, network_settings
 
         settings = network_settings(settings, PROFILES[profile.value], sites or settings.simulation.sites)
-    src, total = _file_source(file)
-    _run(settings, src, total, workers, recovery_dir, progress, loop=_loop(settings))
+    with _file_source(settings, file) as given:
+        _run(settings, given.source, given.total, workers, recovery_dir, progress, loop=_loop(settings),
+             file=given)
 
 
-def _file_source(path: Path):
-    from boucle.sources.file_source import JsonlFileSource
+def _file_source(settings: Settings, path: Path):
+    """The file's source, sorted by time when it is not in order (flows/file_input.py), for a block."""
+    from boucle.flows.file_input import file_input
 
     if not path.is_file():
         err.print(f"no such file {path}", markup=False, highlight=False)
         raise typer.Exit(2)
-    with path.open("rb") as f:
-        total = sum(1 for line in f if line.strip())
-    return JsonlFileSource(path), total
+    console.print(f"Reading {path}: checking its time order", markup=False, highlight=False)
+    return file_input(path, settings.windows.allowed_lateness)
 
 
 def _run(
     settings, src, total, workers, recovery_dir, progress, *,
     kafka: bool = False, bounded: bool = True, wall_clock: Optional[bool] = None,
-    epoch_interval: Optional[float] = None, loop=None,
+    epoch_interval: Optional[float] = None, loop=None, file=None,
 ) -> None:
     from datetime import timedelta
 
@@ -244,11 +250,14 @@ def _run(
         epoch_interval=None if epoch_interval is None else timedelta(seconds=epoch_interval),
     )
     outputs = kafka_outputs(settings, console) if kafka else default_outputs(settings, console)
+    if file is not None:  # a file's input order: read as it is, or sorted (flows/file_input.py)
+        console.print(f"Input {file.order}", markup=False, highlight=False)
     stats = run_flow(settings, src, options, console=console, outputs=outputs, loop=loop)
     for sink in outputs.alerts:
         if hasattr(sink, "print_summary"):
             sink.print_summary()
-    print_summary(console, stats, settings, warehouse_counts(settings))
+    print_summary(console, stats, settings, warehouse_counts(settings),
+                  input_order=file.summary if file is not None else None)
     if loop is not None:
         from boucle.flows.cli.cases import print_loop_summary
 
