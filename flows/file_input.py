@@ -32,19 +32,29 @@ class FileInput:
     @property
     def summary(self) -> str:
         """The run summary's word for it."""
-        return "sorted by occurred_at (was out of order)" if self.sorted else "as it is (in time order)"
+        if self.sorted:
+            return "sorted by occurred_at (was out of order)"
+        return "as it is" + ("" if self.order.startswith("in time order") else " (out of order: --keep-order)")
 
 
 @contextmanager
-def file_input(path: Path, lateness: timedelta, *, sort_dir: Path | None = None) -> Iterator[FileInput]:
-    """The source of ``path`` for the block, sorted by time if it must be (see the module)."""
+def file_input(
+    path: Path, lateness: timedelta, *, keep_order: bool = False, sort_dir: Path | None = None
+) -> Iterator[FileInput]:
+    """The source of ``path`` for the block, sorted by time if it must be (see the module);
+    ``keep_order`` reads it in its own order anyway (as a live source would deliver it)."""
     check = check_order(path, int(lateness.total_seconds() * 1000))
     if check.in_order:
         yield FileInput(JsonlFileSource(path), check.events, "in time order: read as it is", sorted=False)
         return
+    behind = (f"out of time order ({check.behind:,} of {check.events:,} events more than the allowed lateness,"
+              f" {lateness.total_seconds() / 3600:g}h, behind an earlier line)")
+    if keep_order:
+        yield FileInput(JsonlFileSource(path), check.events, f"{behind}: read as it is (--keep-order), those"
+                        " are late", sorted=False)
+        return
     copy = sort_by_time(path, sort_dir)
-    order = (f"out of time order ({check.behind:,} of {check.events:,} events more than the allowed lateness,"
-             f" {lateness.total_seconds() / 3600:g}h, behind an earlier line): sorted by occurred_at before the run")
+    order = f"{behind}: sorted by occurred_at before the run (--keep-order reads it as it is)"
     try:
         yield FileInput(JsonlFileSource(copy, origin=path, numbered=True), check.events, order, sorted=True)
     finally:

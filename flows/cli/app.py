@@ -77,6 +77,10 @@ _PROFILE_HELP = ("Network profile: demo (the config's sites), retail or reviews 
                  " simulation.profile). See README, Network profiles.")
 
 
+_KEEP_ORDER_HELP = ("A file: read it in its own order even if it is out of time order (then its events behind by"
+                    " more than windows.allowed_lateness are late); by default such a file is sorted first.")
+
+
 def _simulator(settings: Settings, seed: Optional[int], days: Optional[float], profile: Optional[Profile] = None,
                sites: Optional[int] = None, **kwargs):
     from boucle.sources.simulator import Simulator
@@ -120,6 +124,7 @@ def run(
     epoch_interval: Optional[float] = typer.Option(
         None, min=0.01, help="Seconds between bytewax snapshots (recovery); default 10."
     ),
+    keep_order: bool = typer.Option(False, "--keep-order", help=_KEEP_ORDER_HELP),
 ) -> None:
     """Run the flow: simulator (default) → decode → hot alerts + windows → chDB, console, JSONL.
 
@@ -168,7 +173,7 @@ def run(
         )
         loop = _loop(settings, simulate=settings.cases.simulate, seed=simulator.seed)
     else:
-        with _file_source(settings, Path(source)) as given:
+        with _file_source(settings, Path(source), keep_order) as given:
             _run(
                 settings, given.source, given.total, workers, recovery_dir, progress,
                 kafka=brokers is not None, wall_clock=wall_clock, epoch_interval=epoch_interval,
@@ -201,8 +206,12 @@ def replay(
         None, help="Decode with the generated registry of this network profile (a file from `simulate --profile`)."
     ),
     sites: Optional[int] = typer.Option(None, min=1, help="With --profile: its number of sites, as simulated."),
+    keep_order: bool = typer.Option(False, "--keep-order", help=_KEEP_ORDER_HELP),
 ) -> None:
     """Run the flow over a JSONL file instead of the simulator.
+
+    A file out of time order (beyond windows.allowed_lateness) is sorted by occurred_at first,
+    unless `--keep-order`; the run says which.
 
     Example: `boucle simulate --out var/feedback.jsonl && boucle replay var/feedback.jsonl` ·
     `boucle simulate --profile reviews --out var/reviews.jsonl && boucle replay var/reviews.jsonl --profile reviews`
@@ -212,12 +221,12 @@ def replay(
         from boucle.sources.simulator.networks import PROFILES, network_settings
 
         settings = network_settings(settings, PROFILES[profile.value], sites or settings.simulation.sites)
-    with _file_source(settings, file) as given:
+    with _file_source(settings, file, keep_order) as given:
         _run(settings, given.source, given.total, workers, recovery_dir, progress, loop=_loop(settings),
              file=given)
 
 
-def _file_source(settings: Settings, path: Path):
+def _file_source(settings: Settings, path: Path, keep_order: bool):
     """The file's source, sorted by time when it is not in order (flows/file_input.py), for a block."""
     from boucle.flows.file_input import file_input
 
@@ -225,7 +234,7 @@ def _file_source(settings: Settings, path: Path):
         err.print(f"no such file {path}", markup=False, highlight=False)
         raise typer.Exit(2)
     console.print(f"Reading {path}: checking its time order", markup=False, highlight=False)
-    return file_input(path, settings.windows.allowed_lateness)
+    return file_input(path, settings.windows.allowed_lateness, keep_order=keep_order)
 
 
 def _run(
