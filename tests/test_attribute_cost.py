@@ -10,10 +10,13 @@ records them again (``python tests/test_attribute_cost.py`` prints them), a spee
 from __future__ import annotations
 
 import hashlib
+import random
 import sys
 
 import pytest
 
+from boucle.config.times import DAY_MS, HOUR_MS
+from boucle.detectors import AttributeWatch
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.attribute_order import OrderSpec, _PartitionClock, _RegionOrder, by_partition
 from boucle.operators.attribute_sites import SiteState
@@ -75,6 +78,63 @@ def run_digests(settings, name: str, monkeypatch) -> tuple[str, str, int]:
 @pytest.mark.parametrize("name", sorted(RECORDED))
 def test_a_simulated_run_gives_the_summaries_and_alerts_recorded_on_main(settings, name, monkeypatch):
     assert run_digests(settings, name, monkeypatch) == RECORDED[name]
+
+
+def _per_response_batch(watch: AttributeWatch, xs, ts, halos=None) -> None:
+    """The batch path as it was before the fused loop: each rating through each detector's own
+    ``update`` on the series' clock, the river alarms after, the thresholds moved at the batch's end."""
+    taus = [watch.clock.tick(t) for t in ts]
+    ex, trend = watch.expectation, watch.trend
+    for j, (x, tau, t) in enumerate(zip(xs, taus, ts)):
+        expected, seasonal = ex.learn(x, tau, t)
+        trend.update(x, tau, expected if ex.level.w >= trend.min_history else None)
+        watch.decline.update(x - seasonal - (halos[j] if halos else 0.0), tau)
+        watch.peer.update(x, tau)
+    for alarm in watch.river:
+        alarm.update_many(xs, taus)
+    watch.count += len(xs)
+    watch.t_ms = max(watch.t_ms, max(ts))
+    watch._adapt()
+
+
+def _stream(rng: random.Random, kind: str, n: int) -> tuple[list[int], list[int], list[float]]:
+    """Ratings, times (some late) and halos of a busy, thin or bursty series with a drop."""
+    t, ts = 0, []
+    for _ in range(n):
+        gap = {"busy": rng.expovariate(1 / (HOUR_MS / 3)), "thin": rng.expovariate(1 / (4 * DAY_MS)),
+               "bursty": rng.choice((60_000, 20 * HOUR_MS, 3 * DAY_MS))}[kind]
+        t += int(gap)
+        ts.append(t - (int(rng.uniform(0, 3 * DAY_MS)) if rng.random() < 0.05 else 0))
+    xs = [min(5, max(1, round(rng.gauss(4.0 - (i > 0.8 * n), 1.0)))) for i in range(n)]
+    return xs, ts, [rng.gauss(0, 0.3) for _ in range(n)]
+
+
+@pytest.mark.parametrize("kind", ["busy", "thin", "bursty"])
+@pytest.mark.parametrize("river", [False, True])
+def test_the_fused_batch_path_gives_the_floats_of_each_detectors_update(settings, kind, river):
+    engine = AttributeAlertEngine(settings)
+    params = dict(trend=engine.trend_params, expectation=engine.expectation_params, peer=engine.peer_params,
+                  decline=engine.decline_params, clock=engine.clock_params)
+    if river:
+        params["river"] = [{"spec": "river:drift.PageHinkley", "params": {"mode": "down"}, "trigger": "trend"}]
+    rng = random.Random(f"{kind}-{river}")
+    xs, ts, halos = _stream(rng, kind, 1500)
+    fused, reference, single = AttributeWatch(**params), AttributeWatch(**params), AttributeWatch(**params)
+    k = 0
+    while k < len(xs):
+        size = rng.choice((1, 2, 4, 9, 30))
+        chunk = slice(k, k + size)
+        with_halo = halos[chunk] if rng.random() < 0.5 else None
+        fused.update_many(xs[chunk], ts[chunk], with_halo)
+        _per_response_batch(reference, xs[chunk], ts[chunk], with_halo)
+        for x, t, h in zip(xs[chunk], ts[chunk], with_halo or [0.0] * size):
+            single.update(x, t, h)
+        assert fused.verdict() == reference.verdict() == (reference.triggers(), reference.evidence())
+        k += size
+    assert fused.state() == reference.state()
+    assert fused.count == len(xs) and fused.watched
+    if kind == "busy":  # one clock rate, one set of thresholds: the batch path is the per-response one
+        assert fused.state() == single.state()
 
 
 if __name__ == "__main__":  # print the digests to record
