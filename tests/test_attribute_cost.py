@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from boucle.config.times import DAY_MS, HOUR_MS
-from boucle.detectors import AttributeWatch
+from boucle.detectors import AttributeWatch, KeyDriverImportance
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.attribute_order import OrderSpec, _PartitionClock, _RegionOrder, by_partition
 from boucle.operators.attribute_sites import SiteState
@@ -135,6 +135,21 @@ def test_the_fused_batch_path_gives_the_floats_of_each_detectors_update(settings
     assert fused.count == len(xs) and fused.watched
     if kind == "busy":  # one clock rate, one set of thresholds: the batch path is the per-response one
         assert fused.state() == single.state()
+
+
+def test_importance_learns_a_batch_as_one_response_after_another():
+    rng = random.Random(9)
+    names = [f"q{i}" for i in range(8)]
+    batch, single = KeyDriverImportance(names=names[:5]), KeyDriverImportance(names=names[:5])
+    for step in range(400):
+        responses = [({n: rng.randint(1, 5) for n in names if rng.random() < 0.7}, float(rng.randint(0, 10)))
+                     for _ in range(rng.choice((1, 2, 5, 12)))]
+        t = step * HOUR_MS - (step % 9 == 0) * 5 * HOUR_MS  # some late slots: a decayed weight
+        batch.learn_many(responses, t)
+        for response in responses:
+            single.learn_many([response], t)
+    assert batch.names == single.names and len(batch.names) == len(names)
+    assert batch.state() == single.state()
 
 
 if __name__ == "__main__":  # print the digests to record
