@@ -32,19 +32,16 @@ True
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Any
 
 from boucle.config.times import DAY_MS, HOUR_MS
-
-if TYPE_CHECKING:
-    from boucle.detectors.watch import AttributeWatch
 
 __all__ = ["update_many"]
 
 
-def update_many(watch: AttributeWatch, xs: list[float], ts: list[int], halos: list[float] | None = None
+def update_many(watch: Any, xs: list[float], ts: list[int], halos: list[float] | None = None
                 ) -> list[int]:
-    """Learn each (rating, ms[, halo]) of ``xs``/``ts`` in order in ``watch``'s clock, expectation, trend,
+    """Learn each (rating, ms[, halo]) of ``xs``/``ts`` in order in ``watch``'s (an AttributeWatch) clock, expectation, trend,
     decline and peer detectors; returns the ratings' times on the series' clock."""
     taus = watch.clock.ticks(ts)
     ex, trend, decline = watch.expectation, watch.trend, watch.decline
