@@ -370,7 +370,11 @@ class GradualDecline(RiverDrift):
 
     @property
     def alarm(self) -> bool:
-        _, _, z, decline, onset_days = self._settle()
+        return self.alarm_of(self._settle())
+
+    def alarm_of(self, fit: tuple[float, float, float, float, float]) -> bool:
+        """:attr:`alarm` of a fit (``_settle()``: sd, n_window, z, decline, onset_days)."""
+        _, _, z, decline, onset_days = fit
         return z <= -self.threshold(onset_days) and decline >= self.min_decline
 
 

@@ -183,67 +183,6 @@ class SeasonalExpectation(RiverDrift, base.SupervisedAnomalyDetector):
         new.level, new.recent, new.cells = self.level.copy(), self.recent.copy(), self.cells[:]
         return new
 
-    def learn_many(self, xs: list[float], ts: list[int], cell_ts: list[int] | None = None
-                   ) -> tuple[list[float], list[float], list[float]]:
-        """:meth:`learn` for each rating in order: (expected values, seasonal effects, level weights after)."""
-        level, cells, shrinkage, min_history = self.level, self.cells, self.shrinkage, self.min_history
-        half_life, offset = self._half_life_ms, self.utc_offset_hours * HOUR_MS
-        per_day, block_ms = 24 // self.block_hours, self.block_hours * HOUR_MS
-        level_half_life = level.half_life_ms
-        level_t, level_w, level_w2, level_mean, level_m2 = level.t_ms, level.w, level.w2, level.mean, level.m2
-        expecteds, effects, weights, residuals, residual_ts = [], [], [], [], []
-        newest = self.t_ms
-        for x, t_ms, cell_t in zip(xs, ts, ts if cell_ts is None else cell_ts):
-            x = float(x)
-            local = cell_t + offset
-            day = local // DAY_MS
-            i = 3 * int(((day + 3) % 7) * per_day + (local - day * DAY_MS) // block_ms)  # cell()
-            weight, total, last = cells[i], cells[i + 1], cells[i + 2]
-            effect = total / (weight + shrinkage) if weight > 0 else 0.0
-            has_level = level_w > 0
-            mean = level_mean
-            expected = mean + effect if has_level else x
-            if level_w >= min_history:
-                residuals.append(x - expected)
-                residual_ts.append(t_ms)
-            if has_level:
-                if last and t_ms > last:
-                    f = 2.0 ** (-(t_ms - last) / half_life)
-                    weight *= f
-                    total *= f
-                cells[i] = weight + 1.0
-                cells[i + 1] = total + (x - mean)
-                if t_ms > last:
-                    cells[i + 2] = float(t_ms)
-            # level.update(x, t_ms): DecayedMoments.update with its state in locals
-            w = 1.0
-            if level_t is None:
-                level_t = t_ms
-            elif t_ms > level_t:
-                f = 2.0 ** (-(t_ms - level_t) / level_half_life)
-                level_w *= f
-                level_w2 *= f * f
-                level_m2 *= f
-                level_t = t_ms
-            elif t_ms < level_t:
-                w = 2.0 ** (-(level_t - t_ms) / level_half_life)
-            if w > 0.0:
-                level_w += w
-                level_w2 += w * w
-                delta = x - level_mean
-                level_mean += w / level_w * delta
-                level_m2 += w * delta * (x - level_mean)
-            if newest is None or t_ms > newest:
-                newest = t_ms
-            expecteds.append(expected)
-            effects.append(effect)
-            weights.append(level_w)
-        level.t_ms, level.w, level.w2, level.mean, level.m2 = level_t, level_w, level_w2, level_mean, level_m2
-        self.t_ms = newest
-        if residuals:
-            self.recent.update_many(residuals, residual_ts)  # nothing reads it in the loop: same sums
-        return expecteds, effects, weights
-
     # -- state as plain data (see detectors/__init__.py) ---------------------------------------
     def state(self) -> dict[str, Any]:
         """What the detector has learnt: the level, the recent residuals, the seasonal cells (a flat
@@ -300,6 +239,10 @@ class SeasonalExpectation(RiverDrift, base.SupervisedAnomalyDetector):
 
     @property
     def alarm(self) -> bool:
+        return self.alarm_of(None)
+
+    def alarm_of(self, z: float | None) -> bool:
+        """:attr:`alarm`; ``z``: that of :meth:`evidence`, when the caller has it."""
         if self.level.w < self.min_history or self.recent.weight < self.min_n:
             return False
-        return self.evidence()["z"] <= -self.z_threshold
+        return (self.evidence()["z"] if z is None else z) <= -self.z_threshold

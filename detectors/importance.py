@@ -120,8 +120,8 @@ class KeyDriverImportance:
     def learn_many(self, responses: list[tuple[dict[str, float], float]], t_ms: int | None = None) -> None:
         """Learn responses ``(x, y)`` of one event time at once: the same sums as ``learn_one`` on each.
 
-        Every pairwise sum receives the responses' terms one by one in their order (``np.add.at``
-        is unbuffered), so the result is exactly that of the loop, at a fraction of its cost.
+        Every pairwise sum receives the responses' terms one by one in their order, so the result is
+        exactly that of the loop (one call per response), at a fraction of its cost.
         """
         if not responses:
             return
@@ -137,35 +137,33 @@ class KeyDriverImportance:
             else:
                 weight = decay_factor(self.t_ms - t_ms, self.half_life_days * DAY_MS)
         index = self.index
-        cells: list[int] = []  # response r, variable i -> r * stride + i (the target is variable 0)
-        values: list[float] = []
-        stride = 1 << 16
-        for r, (x, y) in enumerate(responses):
-            cells.append(r * stride)
-            values.append(float(y))
+        rows = []  # per response: (variable, value) answered, the target first (variable 0)
+        for x, y in responses:
+            row = [(0, float(y))]
             for name, value in x.items():
                 if value is None:
                     continue
                 i = index.get(name)
                 if i is None:
                     i = self._add(name)
-                cells.append(r * stride + i)
-                values.append(float(value))
+                row.append((i, float(value)))
+            rows.append(row)
         size = len(self.names) + 1
-        answered = np.zeros((len(responses), size), dtype=bool)
-        v = np.zeros((len(responses), size))
-        flat = np.asarray(cells)
-        rows, columns = flat // stride, flat % stride
-        answered[rows, columns] = True
-        v[rows, columns] = values
-        # Every (response, i, j) both answered, response-major: each cell gets its terms in order.
-        r, i, j = np.nonzero(answered[:, :, None] & answered[:, None, :])
-        vi, vj = v[r, i], v[r, j]
-        pairs = (i, j)
-        np.add.at(self.w, pairs, weight)
-        np.add.at(self.s, pairs, weight * vi)
-        np.add.at(self.ss, pairs, weight * (vi * vi))
-        np.add.at(self.sxy, pairs, weight * (vi * vj))
+        answered = np.zeros((len(rows), size), dtype=bool)
+        v = np.zeros((len(rows), size))
+        for r, row in enumerate(rows):
+            for i, value in row:
+                answered[r, i] = True
+                v[r, i] = value
+        # Each response's terms on the pairs it answered (0 elsewhere, which adds nothing), added to
+        # the sums response after response: every cell gets its terms in order.
+        both = answered[:, :, None] & answered[:, None, :]
+        vi = v[:, :, None]
+        terms = (np.where(both, weight, 0.0), np.where(both, weight * vi, 0.0),
+                 np.where(both, weight * (vi * vi), 0.0), np.where(both, weight * (vi * v[:, None, :]), 0.0))
+        for r in range(len(rows)):
+            for total, term in zip((self.w, self.s, self.ss, self.sxy), terms):
+                total += term[r]
 
     # -- state as plain data (see detectors/__init__.py) ---------------------------------------
     def state(self) -> dict[str, Any]:

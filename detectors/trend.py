@@ -118,82 +118,6 @@ class DownwardTrend(RiverDrift):
         if self.first_ms is None or t_ms < self.first_ms:
             self.first_ms = t_ms
 
-    def update_many(self, xs: list[float], ts: list[int], expected: list[float | None]) -> None:
-        """:meth:`update` for each rating in order, with the state held in locals."""
-        base = self.baseline
-        base_half_life = base.half_life_ms
-        base_t, base_w, base_w2, base_mean, base_m2 = base.t_ms, base.w, base.w2, base.mean, base.m2
-        min_history, sd_floor, max_step, k = self.min_history, self.sd_floor, self.max_step, self.k
-        k_margin = self.k_margin
-        half_life = self.slope_half_life_days
-        cusum, run_n, run_shortfall, first_ms = self.cusum, self.run_n, self.run_shortfall, self.first_ms
-        origin, sw, st, sx, stt, stx = self.t_ms, self.sw, self.st, self.sx, self.stt, self.stx
-        sqrt = math.sqrt
-        for x, t_ms, e in zip(xs, ts, expected):
-            x = float(x)
-            if base_w >= min_history:
-                reference = base_mean if e is None else e
-                # sd = max(sqrt(base.var), sd_floor), DecayedMoments.var inlined
-                denominator = base_w - base_w2 / base_w if base_w > 0 else 0.0
-                var = max(base_m2 / denominator, 0.0) if denominator > 1e-12 else 0.0
-                sd = max(sqrt(var), sd_floor)
-                cusum += min((reference - x) / sd, max_step) - (k + k_margin * sqrt(base_w2) / base_w if k_margin else k)
-                if cusum <= 0.0:
-                    cusum, run_n, run_shortfall = 0.0, 0, 0.0
-                else:
-                    run_n += 1
-                    run_shortfall += reference - x
-            seasonal = e - base_mean if e is not None and base_w > 0 else 0.0
-            # base.update(x, t_ms): DecayedMoments.update with its state in locals
-            w = 1.0
-            if base_t is None:
-                base_t = t_ms
-            elif t_ms > base_t:
-                f = 2.0 ** (-(t_ms - base_t) / base_half_life)
-                base_w *= f
-                base_w2 *= f * f
-                base_m2 *= f
-                base_t = t_ms
-            elif t_ms < base_t:
-                w = 2.0 ** (-(base_t - t_ms) / base_half_life)
-            if w > 0.0:
-                base_w += w
-                base_w2 += w * w
-                delta = x - base_mean
-                base_mean += w / base_w * delta
-                base_m2 += w * delta * (x - base_mean)
-            # _regress(x - seasonal, t_ms), inlined
-            y = x - seasonal
-            if origin is None:
-                origin = t_ms
-            t = (t_ms - origin) / DAY_MS
-            if t > 0:
-                d = t
-                stt += -2 * d * st + d * d * sw
-                stx -= d * sx
-                st -= d * sw
-                f = 2.0 ** (-d / half_life)
-                sw *= f
-                st *= f
-                sx *= f
-                stt *= f
-                stx *= f
-                origin = t_ms
-                t = 0.0
-                w = 1.0
-            else:
-                w = 2.0 ** (t / half_life)
-            sw += w
-            st += w * t
-            sx += w * y
-            stt += w * t * t
-            stx += w * t * y
-            if first_ms is None or t_ms < first_ms:
-                first_ms = t_ms
-        base.t_ms, base.w, base.w2, base.mean, base.m2 = base_t, base_w, base_w2, base_mean, base_m2
-        self.cusum, self.run_n, self.run_shortfall, self.first_ms = cusum, run_n, run_shortfall, first_ms
-        self.t_ms, self.sw, self.st, self.sx, self.stt, self.stx = origin, sw, st, sx, stt, stx
-
     def _regress(self, x: float, t_ms: int) -> None:
         if self.t_ms is None:
             self.t_ms = t_ms
@@ -270,8 +194,9 @@ class DownwardTrend(RiverDrift):
         var = sd * sd / ctt + self.day_sd**2 * per_day / ctt
         return slope, math.sqrt(var)
 
-    def evidence(self) -> dict[str, float]:
-        slope, se = self.slope()
+    def evidence(self, slope: tuple[float, float] | None = None) -> dict[str, float]:
+        """The numbers behind the verdict; ``slope``: :meth:`slope`, when the caller has it."""
+        slope, se = self.slope() if slope is None else slope
         span = self.slope_half_life_days / math.log(2)
         return {
             "level": self.baseline.mean,
@@ -292,11 +217,15 @@ class DownwardTrend(RiverDrift):
 
     @property
     def slope_alarm(self) -> bool:
+        return self.slope_alarm_of(None)
+
+    def slope_alarm_of(self, slope: tuple[float, float] | None) -> bool:
+        """:attr:`slope_alarm`; ``slope``: :meth:`slope`, when the caller has it."""
         if self.slope_z <= 0 or self.baseline.w < self.min_history or self.first_ms is None:
             return False
         if (self.t_ms or 0) - self.first_ms < self.slope_min_days * DAY_MS:
             return False
-        slope, se = self.slope()
+        slope, se = self.slope() if slope is None else slope
         span = self.slope_half_life_days / math.log(2)
         return se < math.inf and slope / se <= -self.slope_z and -slope * span >= self.min_decline
 

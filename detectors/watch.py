@@ -53,6 +53,7 @@ from typing import Any
 from boucle.detectors.clock import SeriesClock
 from boucle.detectors.decline import GradualDecline
 from boucle.detectors.expectation import SeasonalExpectation
+from boucle.detectors.fused import update_many as fused_update_many
 from boucle.detectors.peer import PeerComparison, PeerGroup
 from boucle.detectors.river_adapter import RiverAlarm
 from boucle.detectors.trend import DownwardTrend
@@ -103,21 +104,13 @@ class AttributeWatch:
         self._adapt()
 
     def update_many(self, xs: list[float], ts: list[int], halos: list[float] | None = None) -> None:
-        """:meth:`update` for each (rating, ms[, halo]) in order; each detector runs its loop in one go."""
+        """:meth:`update` for each (rating, ms[, halo]) in order, every detector in one loop
+        (:func:`detectors.fused.update_many`); the thresholds follow the clock at the batch's end."""
         if not xs:
             return
-        trend = self.trend
-        taus = self.clock.ticks(ts)
-        expected, seasonal, level_w = self.expectation.learn_many(xs, taus, ts)
-        min_history = trend.min_history
-        trend.update_many(xs, taus, [e if w >= min_history else None for e, w in zip(expected, level_w)])
-        if halos is None:
-            self.decline.update_many([x - s for x, s in zip(xs, seasonal)], taus)
-        else:
-            self.decline.update_many([x - s - h for x, s, h in zip(xs, seasonal, halos)], taus)
-        self.peer.update_many(xs, taus)
+        taus = fused_update_many(self, xs, ts, halos)
         for alarm in self.river:
-            alarm.update_many(xs, taus)
+            alarm.update_many(xs, taus)  # its hold, like every memory, on the series' clock
         self.count += len(xs)
         self.t_ms = max(self.t_ms, max(ts))
         self._adapt()
@@ -225,22 +218,49 @@ class AttributeWatch:
         return any(alarm.alarm for alarm in self.river)
 
     def triggers(self) -> list[str]:
-        out = []
         own = self.own_triggers
+        return self._triggers(own and (self.trend.alarm or self.decline.alarm), own and self.expectation.alarm,
+                              self.peer.alarm)
+
+    def _triggers(self, trend: bool, expectation: bool, peer: bool) -> list[str]:
+        """The trigger names from the alarms of Boucle's detectors (``trend`` and ``expectation``
+        already false without :attr:`own_triggers`) and of the river alarms."""
+        out = []
         raised = {alarm.trigger for alarm in self.river if alarm.alarm} if self.river else ()
-        if (own and (self.trend.alarm or self.decline.alarm)) or "trend" in raised:
+        if trend or "trend" in raised:
             out.append("trend")
-        if (own and self.expectation.alarm) or "expectation" in raised:
+        if expectation or "expectation" in raised:
             out.append("expectation")
-        if self.peer.alarm:
+        if peer:
             out.append("peer")
         return out
 
+    def verdict(self) -> tuple[list[str], dict[str, float]]:
+        """``(triggers(), evidence())`` at once: each detector's numbers are computed once (the
+        expectation's z, the trend's slope, the decline's fit) and both are read from them.
+
+        >>> import random
+        >>> rng, watch = random.Random(2), AttributeWatch()
+        >>> for i in range(24 * 24):
+        ...     watch.update(rng.gauss(4.0 - (i > 24 * 21), 0.9), i * 3_600_000)
+        >>> watch.verdict() == (watch.triggers(), watch.evidence()), watch.verdict()[0]
+        (True, ['trend', 'expectation'])
+        """
+        expectation, trend, decline = self.expectation, self.trend, self.decline
+        ex = expectation.evidence()
+        slope = trend.slope()
+        fit = decline._settle()
+        own = self.own_triggers
+        triggers = self._triggers(
+            own and (trend.step_alarm or trend.slope_alarm_of(slope) or decline.alarm_of(fit)),
+            own and expectation.alarm_of(ex["z"]), self.peer.alarm)
+        return triggers, self._evidence(ex, trend.evidence(slope), self.peer.evidence())
+
     def evidence(self) -> dict[str, float]:
         """Flat numbers: level (recent), baseline (expected), z, n, slope, cusum, peer median..."""
-        ex = self.expectation.evidence()
-        tr = self.trend.evidence()
-        pe = self.peer.evidence()
+        return self._evidence(self.expectation.evidence(), self.trend.evidence(), self.peer.evidence())
+
+    def _evidence(self, ex: dict[str, float], tr: dict[str, float], pe: dict[str, float]) -> dict[str, float]:
         factor = self.clock.factor  # the detectors count days of the series' clock: back to the calendar
         out = {
             "level": ex["level"],

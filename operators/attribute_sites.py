@@ -186,7 +186,8 @@ class SiteState:
             halo = halos.get(name)
             watch.update_many(values, times, halo)
             mean, n, sd = watch.peer.summary()
-            triggers = [t for t in watch.triggers() if t != "peer"]
+            triggers, evidence = watch.verdict()  # one verdict per series and batch
+            triggers = [t for t in triggers if t != "peer"]
             # Only a series in alarm after the batch needs the response that first raised it: replay the
             # batch on the copy, checking after every response (the rare case; the answer is the same).
             if not triggers:
@@ -196,7 +197,7 @@ class SiteState:
             else:
                 first = _first_alarm(before, values, times, halo)
             latest = max(times)
-            series[name] = SeriesStatus(mean, n, sd, triggers, watch.evidence(), first, latest)
+            series[name] = SeriesStatus(mean, n, sd, triggers, evidence, first, latest)
             watched, day = watch.watched, latest // DAY_MS
             if reported.get(name) != (watched, day):
                 reported[name] = (watched, day)
