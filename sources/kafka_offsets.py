@@ -9,10 +9,11 @@ expects) under ``kafka.group_id``.
 A commit is asynchronous and never stops or slows the flow: at most one commit per partition is
 in flight (an epoch that finds its partition's previous commit unanswered skips it, the next one
 carries the newer offset); a failure is counted and logged through the throttled Kafka log, and
-the reading goes on. One committer (one librdkafka consumer that never subscribes, with its own
-connection, so its errors never reach the reading consumers) serves every partition of a source
-in the process; the last partition to close commits its final offset and waits for the answers
-at most ``FLUSH_S`` seconds.
+the reading goes on. One committer (an admin client's ``alter_consumer_group_offsets``, with its
+own connection, so its errors never reach the reading consumers; Kafka takes it for a group
+without members, which Boucle's always is) serves every partition of a source in the process; the
+last partition to close commits its final offset and waits for the answers at most ``FLUSH_S``
+seconds.
 
 >>> committer = OffsetCommitter(Kafka(brokers="127.0.0.1:1"), "boucle")  # nothing connects yet
 >>> committer.stats()
@@ -24,9 +25,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from boucle.config.settings import Kafka
 from boucle.sources.kafka_health import KafkaHealth, _throttle, client_config, client_logging, describe_kafka_error
@@ -36,25 +39,27 @@ __all__ = ["FLUSH_S", "OffsetCommitter"]
 logger = logging.getLogger("boucle.kafka")
 
 FLUSH_S = 2.0  # at close, how long the last commits may take to be answered
+REQUEST_TIMEOUT_S = 30.0  # an unanswered commit fails after this long (and the partition commits again)
 
 
 class OffsetCommitter:
     """Commit ``(topic, partition) -> next offset`` under ``group_id``, asynchronously and best effort.
 
     ``acquire()`` / ``release()`` bracket each partition's use; the client is made on first use
-    and closed (after a bounded flush) when the last partition releases it. Thread-safe: bytewax
-    workers of one process are threads.
+    and dropped (after a bounded wait for the answers) when the last partition releases it.
+    Thread-safe: bytewax workers of one process are threads, answers come on librdkafka's thread.
     """
 
     def __init__(self, kafka: Kafka, group_id: str) -> None:
         self.kafka = kafka
         self.group_id = group_id
         self.committed = 0  # partition offsets the group coordinator acknowledged
-        self.failed = 0  # partition offsets it refused, or commits that could not be sent
+        self.failed = 0  # partition offsets refused, unanswered, or that could not be sent
         self.skipped = 0  # epochs whose commit was skipped while the partition's previous one was unanswered
         self._log = _throttle(logger, kafka.timeouts.report_every.total_seconds())
         self._lock = threading.RLock()
-        self._consumer: Consumer | None = None
+        self._answered = threading.Condition(self._lock)
+        self._admin: AdminClient | None = None
         self._users = 0
         self._in_flight: set[tuple[str, int]] = set()
         self._last: dict[tuple[str, int], int] = {}  # the last offset sent, per partition
@@ -67,14 +72,10 @@ class OffsetCommitter:
         with self._lock:
             self._users += 1
 
-    def _client(self) -> Consumer:
-        if self._consumer is None:
-            config = client_config(
-                self.kafka, **client_logging(self.kafka, KafkaHealth()),  # its health decides nothing
-                **{"group.id": self.group_id, "enable.auto.commit": "false", "on_commit": self._on_commit},
-            )
-            self._consumer = Consumer(config)
-        return self._consumer
+    def _client(self) -> AdminClient:
+        if self._admin is None:  # its health decides nothing: commits never stop the flow
+            self._admin = AdminClient(client_config(self.kafka, **client_logging(self.kafka, KafkaHealth())))
+        return self._admin
 
     def commit(self, topic: str, partition: int, offset: int, *, force: bool = False) -> None:
         """Send ``offset`` (the next one to read) of ``topic``/``partition``; returns at once.
@@ -86,30 +87,35 @@ class OffsetCommitter:
             return
         key = (topic, partition)
         with self._lock:
+            if self._last.get(key) == offset:
+                return
+            if key in self._in_flight and not force:
+                self.skipped += 1
+                return
+            request = ConsumerGroupTopicPartitions(self.group_id, [TopicPartition(topic, partition, offset)])
             try:
-                client = self._client()
-                client.poll(0)  # serves the answers (on_commit) of earlier commits
-                if self._last.get(key) == offset:
-                    return
-                if key in self._in_flight and not force:
-                    self.skipped += 1
-                    return
-                client.commit(offsets=[TopicPartition(topic, partition, offset)], asynchronous=True)
-            except (KafkaException, RuntimeError) as exc:
+                [future] = self._client().alter_consumer_group_offsets(
+                    [request], request_timeout=REQUEST_TIMEOUT_S).values()
+            except (KafkaException, RuntimeError, ValueError) as exc:
                 self._failed(describe_kafka_error(exc))
                 return
             self._in_flight.add(key)
             self._last[key] = offset
+        future.add_done_callback(lambda done: self._on_answer(key, done))
 
-    def _on_commit(self, error: Any, partitions: list[TopicPartition]) -> None:
+    def _on_answer(self, key: tuple[str, int], done: Future) -> None:
         with self._lock:
-            for tp in partitions:
-                self._in_flight.discard((tp.topic, tp.partition))
-                if error is None and tp.error is None:
-                    self.committed += 1
-                else:
-                    self._last.pop((tp.topic, tp.partition), None)  # sent again at the next epoch
-                    self._failed(describe_kafka_error(tp.error or error))
+            self._in_flight.discard(key)
+            try:
+                errors = [tp.error for tp in done.result().topic_partitions if tp.error is not None]
+            except Exception as exc:  # noqa: BLE001 - any refusal is only counted
+                errors = [exc]
+            if errors:
+                self._last.pop(key, None)  # sent again at the next epoch
+                self._failed(describe_kafka_error(errors[0]))
+            else:
+                self.committed += 1
+            self._answered.notify_all()
 
     def _failed(self, cause: str) -> None:
         self.failed += 1
@@ -120,19 +126,15 @@ class OffsetCommitter:
         )
 
     def release(self) -> None:
-        """One partition is done; the last one flushes the commits (at most ``FLUSH_S``) and closes."""
+        """One partition is done; the last one waits for the answers (at most ``FLUSH_S``)."""
         with self._lock:
             self._users -= 1
-            if self._users > 0 or self._consumer is None:
+            if self._users > 0 or self._admin is None:
                 return
-            consumer, self._consumer = self._consumer, None
             deadline = time.monotonic() + FLUSH_S
-            try:
-                while self._in_flight and time.monotonic() < deadline:
-                    consumer.poll(0.05)
-                consumer.close()
-            except (KafkaException, RuntimeError) as exc:
-                self._failed(describe_kafka_error(exc))
-            if self._in_flight:
-                self._failed(f"{len(self._in_flight)} commit(s) unanswered after {FLUSH_S:g}s at close")
-                self._in_flight.clear()
+            while self._in_flight and (remaining := deadline - time.monotonic()) > 0:
+                self._answered.wait(remaining)
+            for _ in self._in_flight:
+                self._failed(f"unanswered {FLUSH_S:g}s after the end of the run")
+            self._in_flight.clear()
+            self._admin = None

@@ -93,3 +93,50 @@ def test_commit_offsets_off_commits_nothing(kafka_broker, settings, lag_env):
     out = boucle(*run, env={**env, "BOUCLE_KAFKA__COMMIT_OFFSETS": "false"}).stdout
     assert _events_read(out) == len(messages) and "offsets committed" not in out
     assert all(offset < 0 for offset in _group_offsets(kafka_broker, group, topics["feedback"]).values())
+
+
+def test_failing_commits_are_counted_and_logged_and_the_flow_reads_everything(kafka_broker, settings,
+                                                                              monkeypatch, caplog):
+    """Every commit refused: the source still reads every message; the failures are counted and logged."""
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+    from bytewax.testing import TestingSink, run_main
+
+    from boucle.config.settings import Kafka
+    from boucle.sources import kafka_offsets
+    from boucle.sources.kafka_source import KafkaFeedbackSource
+
+    def refuse(self, *args, **kwargs):
+        raise KafkaException("commit refused (test)")
+
+    monkeypatch.setattr(kafka_offsets.AdminClient, "alter_consumer_group_offsets", refuse)
+    topics = new_topics(kafka_broker, PARTITIONS)
+    messages = list(Simulator(settings, days=1).messages())[:500]
+    produce_messages(messages, producer_config([kafka_broker.bootstrap], None), topics["feedback"])
+    kafka = Kafka(brokers=kafka_broker.bootstrap, feedback_topic=topics["feedback"], timeouts={"report_every": "17s"})
+    source = KafkaFeedbackSource(kafka, tail=False, commit_offsets=True)
+    flow, out = Dataflow("lag"), []
+    op.output("out", op.flat_map("each", op.input("in", flow, source), lambda m: [m]), TestingSink(out))
+    with caplog.at_level("WARNING", logger="boucle.kafka"):
+        run_main(flow)
+    assert len(out) == len(messages)
+    assert source.committer.failed >= PARTITIONS and source.committer.committed == 0
+    assert any("lag monitoring only, reading goes on" in r.getMessage() for r in caplog.records)
+
+
+def test_unanswered_commits_are_not_piled_up_and_count_as_failed_at_close(monkeypatch):
+    """Brokers away: one commit per partition in flight (later epochs skip), unanswered ones fail at close."""
+    from kafka_broker import _free_port
+
+    from boucle.config.settings import Kafka
+    from boucle.sources import kafka_offsets
+
+    monkeypatch.setattr(kafka_offsets, "FLUSH_S", 0.2)
+    committer = kafka_offsets.OffsetCommitter(Kafka(brokers=f"127.0.0.1:{_free_port()}"), "boucle")
+    committer.acquire()
+    committer.commit("feedback", 0, -2)  # nothing read yet: not sent
+    committer.commit("feedback", 0, 10)
+    committer.commit("feedback", 0, 20)  # the first is unanswered: skipped
+    committer.commit("feedback", 1, 5)
+    committer.release()
+    assert committer.stats() == {"group_id": "boucle", "committed": 0, "failed": 2, "skipped": 1}
