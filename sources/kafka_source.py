@@ -1,7 +1,7 @@
 """Feedback from Kafka: bytewax's Kafka connector, emitting :class:`RawMessage` batches.
 
 :class:`KafkaFeedbackSource` is :class:`bytewax.connectors.kafka.KafkaSource` (partitions assigned
-explicitly with ``assign()``: no consumer group, no rebalance, no group-join delay) whose
+explicitly with ``assign()``: no consumer group membership, no rebalance, no group-join delay) whose
 partitions hand the flow :class:`RawMessage` objects (``origin`` = topic, ``partition``, ``offset``,
 ``key`` = site id, ``received_ms`` = wall clock at consumption) instead of connector messages.
 
