@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future
 from typing import Any
 
@@ -61,7 +62,7 @@ class OffsetCommitter:
         self._answered = threading.Condition(self._lock)
         self._admin: AdminClient | None = None
         self._users = 0
-        self._in_flight: set[tuple[str, int]] = set()
+        self._in_flight: Counter[tuple[str, int]] = Counter()  # unanswered commits, per partition
         self._last: dict[tuple[str, int], int] = {}  # the last offset sent, per partition
 
     def stats(self) -> dict[str, Any]:
@@ -99,13 +100,15 @@ class OffsetCommitter:
             except (KafkaException, RuntimeError, ValueError) as exc:
                 self._failed(describe_kafka_error(exc))
                 return
-            self._in_flight.add(key)
+            self._in_flight[key] += 1
             self._last[key] = offset
         future.add_done_callback(lambda done: self._on_answer(key, done))
 
     def _on_answer(self, key: tuple[str, int], done: Future) -> None:
         with self._lock:
-            self._in_flight.discard(key)
+            self._in_flight[key] -= 1
+            if self._in_flight[key] <= 0:
+                del self._in_flight[key]
             try:
                 errors = [tp.error for tp in done.result().topic_partitions if tp.error is not None]
             except Exception as exc:  # noqa: BLE001 - any refusal is only counted
@@ -134,7 +137,7 @@ class OffsetCommitter:
             deadline = time.monotonic() + FLUSH_S
             while self._in_flight and (remaining := deadline - time.monotonic()) > 0:
                 self._answered.wait(remaining)
-            for _ in self._in_flight:
+            for _ in range(self._in_flight.total()):
                 self._failed(f"unanswered {FLUSH_S:g}s after the end of the run")
             self._in_flight.clear()
             self._admin = None
