@@ -355,6 +355,8 @@ class Kafka(_Strict):
     {'sasl.mechanism': 'PLAIN'}
     >>> Kafka(alerts_topic_template="boucle.alerts.{region}").alerts_topic_template.format(region="north")
     'boucle.alerts.north'
+    >>> Kafka().group_id, Kafka(commit_offsets=False).commit_offsets
+    ('boucle', False)
     """
 
     brokers: str = "localhost:9092"  # host:port[,host:port...]
@@ -367,6 +369,10 @@ class Kafka(_Strict):
     alerts_topic_template: str = ""
     # Create the topics `run` and `simulate` use when they are missing (off: a missing topic is an error).
     create_topics: bool = True
+    # After each epoch, commit the feedback topic's next offsets under this consumer group, for lag tools
+    # only (kafka-consumer-groups.sh --describe): resuming still comes from the recovery store.
+    commit_offsets: bool = True
+    group_id: str = "boucle"
     timeouts: KafkaTimeouts = KafkaTimeouts()
     librdkafka: dict[str, str] = {}
 
@@ -385,6 +391,13 @@ class Kafka(_Strict):
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"only {{region}}, {{kind}} and {{severity}} may appear, got {template!r} ({exc})") from None
         return template
+
+    @field_validator("group_id")
+    @classmethod
+    def _group_id(cls, group_id: str) -> str:
+        if not group_id.strip() or group_id != group_id.strip() or not group_id.isprintable() or len(group_id) > 249:
+            raise ValueError(f"a consumer group id is 1-249 printable characters without surrounding blanks, got {group_id!r}")
+        return group_id
 
     def broker_list(self) -> list[str]:
         return [b.strip() for b in self.brokers.split(",") if b.strip()]

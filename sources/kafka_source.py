@@ -1,7 +1,7 @@
 """Feedback from Kafka: bytewax's Kafka connector, emitting :class:`RawMessage` batches.
 
 :class:`KafkaFeedbackSource` is :class:`bytewax.connectors.kafka.KafkaSource` (partitions assigned
-explicitly with ``assign()``: no consumer group, no rebalance, no group-join delay) whose
+explicitly with ``assign()``: no consumer group membership, no rebalance, no group-join delay) whose
 partitions hand the flow :class:`RawMessage` objects (``origin`` = topic, ``partition``, ``offset``,
 ``key`` = site id, ``received_ms`` = wall clock at consumption) instead of connector messages.
 
@@ -16,7 +16,9 @@ events in order within a partition.
 Offsets. Without recovery a run starts from the beginning of each partition (``--from-end`` to
 skip history). With ``--recovery-dir`` the offset of the next message of every partition is in
 each epoch's snapshot and a restart resumes from the last committed epoch: messages after it are
-read again (at-least-once). Nothing is committed to Kafka: the consumer group id is unused.
+read again (at-least-once). Resuming never uses Kafka's committed offsets; with ``commit_offsets``
+(the feedback source, ``kafka.commit_offsets``) each partition also commits its next offset under
+``kafka.group_id`` after every epoch, for lag tools only (:mod:`sources.kafka_offsets`).
 
 ``tail=False`` (``boucle run --to-end``) stops each partition at the end it finds
 (``enable.partition.eof``), so a run over a topic is bounded.
@@ -45,6 +47,7 @@ from boucle.sources.kafka_health import (
     describe_kafka_error,
     wait_for_topics,
 )
+from boucle.sources.kafka_offsets import OffsetCommitter
 from boucle.sources.message import RawMessage
 
 __all__ = ["KafkaFeedbackSource", "client_config", "consumer_tuning"]
@@ -75,8 +78,12 @@ class _RawPartition(StatefulSourcePartition[RawMessage, Optional[int]]):
     """
 
     def __init__(self, inner: StatefulSourcePartition, idle_ms: int, linger_ms: int = 0,
-                 kafka: Kafka | None = None, health: KafkaHealth | None = None) -> None:
+                 kafka: Kafka | None = None, health: KafkaHealth | None = None,
+                 committer: OffsetCommitter | None = None) -> None:
         self._inner = inner
+        self._committer = committer
+        if committer is not None:
+            committer.acquire()
         self._idle = timedelta(milliseconds=idle_ms)
         self._linger = timedelta(milliseconds=linger_ms)
         self._awake: datetime | None = None
@@ -164,10 +171,19 @@ class _RawPartition(StatefulSourcePartition[RawMessage, Optional[int]]):
         return self._awake
 
     def snapshot(self) -> Optional[int]:
-        return self._inner.snapshot()
+        # The end of an epoch: its next offset is the resume position, and (for lag tools) committed.
+        offset = self._inner.snapshot()
+        if self._committer is not None and offset is not None:
+            self._committer.commit(self._inner._topic, self._inner._part_idx, offset)
+        return offset
 
     def close(self) -> None:
-        self._inner.close()
+        try:
+            self._inner.close()
+        finally:
+            if self._committer is not None:
+                self._committer.commit(self._inner._topic, self._inner._part_idx, self._inner._offset, force=True)
+                self._committer.release()
 
 
 class KafkaFeedbackSource(KafkaSource):
@@ -176,7 +192,9 @@ class KafkaFeedbackSource(KafkaSource):
     ``tail=False`` stops at the end of every partition; ``from_end`` starts new partitions (no
     resume state) at their end instead of their beginning; ``idle_ms`` is how long an idle
     partition waits before polling again (bounds the added latency when traffic resumes);
-    ``linger_ms`` is how long a partition lets the next batch gather after one (micro-batching).
+    ``linger_ms`` is how long a partition lets the next batch gather after one (micro-batching);
+    ``commit_offsets`` commits each partition's next offset under ``kafka.group_id`` after every
+    epoch, for lag tools only (the feedback source when ``kafka.commit_offsets``).
     """
 
     def __init__(
@@ -189,6 +207,7 @@ class KafkaFeedbackSource(KafkaSource):
         batch_size: int = 2000,
         idle_ms: int = 2,
         linger_ms: int = 0,
+        commit_offsets: bool = False,
     ) -> None:
         # bytewax's per-second statistics feed a lag gauge we do not export, and its callback
         # fails when a topic leaves the statistics (a broker outage): off.
@@ -206,6 +225,7 @@ class KafkaFeedbackSource(KafkaSource):
         self._parts: list[str] | None = None
         self.idle_ms = idle_ms
         self.linger_ms = linger_ms
+        self.committer = OffsetCommitter(kafka, kafka.group_id) if commit_offsets else None
 
     def list_parts(self) -> list[str]:
         """Every partition of every topic, waiting for the brokers at most
@@ -223,4 +243,4 @@ class KafkaFeedbackSource(KafkaSource):
             inner = super().build_part(step_id, for_part, resume_state)
         finally:
             self._add_config = shared
-        return _RawPartition(inner, self.idle_ms, self.linger_ms, self.kafka, health)
+        return _RawPartition(inner, self.idle_ms, self.linger_ms, self.kafka, health, self.committer)

@@ -82,6 +82,9 @@ def _problem(tmp_path, text: str) -> str:
          "attribute_alerts.importance_prior_strength: Input should be greater than or equal to 0"),
         ("[attribute_alerts]\nimportance_half_life = 30", "attribute_alerts.importance_half_life: a duration needs a unit"),
         ('[attribute_alerts]\nimportance_half_life = "0d"', "attribute_alerts.importance_half_life:"),
+        ('[kafka]\ngroup_id = ""', "kafka.group_id: a consumer group id is 1-249 printable"),
+        ('[kafka]\ngroup_id = " boucle"', "kafka.group_id: a consumer group id"),
+        ('[kafka]\ncommit_offsets = "sometimes"', "kafka.commit_offsets: Input should be a valid boolean"),
     ],
 )
 def test_bad_file_names_the_bad_key(tmp_path, text, expected):

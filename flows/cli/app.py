@@ -144,9 +144,10 @@ def run(
             f"Reading {kafka.feedback_topic} from {kafka.brokers}"
             + (" to its end" if to_end else " (following; Ctrl-C to stop)")
             + f" → alerts {kafka.alerts_topic}, dead letters {kafka.dlq_topic}"
+            + (f"; offsets committed under group {kafka.group_id!r} for lag tools" if kafka.commit_offsets else "")
         )
         ensure_kafka_topics(settings)
-        src = KafkaFeedbackSource(kafka, tail=not to_end, from_end=from_end)
+        src = KafkaFeedbackSource(kafka, tail=not to_end, from_end=from_end, commit_offsets=kafka.commit_offsets)
         loop = None
         if settings.cases.enabled:
             from boucle.flows.loop import LoopSources
