@@ -434,6 +434,8 @@ class AttributeAlerts(_Strict):
     # Headline scores (NPS, CSAT, CES, custom) are watched as series too, each brought to a 1-5 scale.
     watch_scores: bool = True
     score_day_sd: float = Field(0.15, ge=0)  # a score's days differ more: it sums every attribute's good days
+    # ... so its responses of one day are less independent, and its CUSUM asks more (None: trend.h).
+    score_trend_h: float | None = Field(None, gt=0)
     # The gradual-decline test sees each rating less its halo: what the same respondent's other ratings
     # predict of it (their correlation is learnt per site; detectors.Halo).
     halo: bool = True

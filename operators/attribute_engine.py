@@ -158,7 +158,8 @@ class AttributeAlertEngine:
         site = self.sites.get(site_id)
         offset = UTC_OFFSET_HOURS.get(site.country.upper(), 0) if site else 0
         day = {"day_sd": self.cfg.score_day_sd} if question in self.score_scales else {}
-        params = ({**self.trend_params, **day}, {**self.expectation_params, "utc_offset_hours": offset, **day},
+        score_h = {"h": self.cfg.score_trend_h} if day and self.cfg.score_trend_h is not None else {}
+        params = ({**self.trend_params, **day, **score_h}, {**self.expectation_params, "utc_offset_hours": offset, **day},
                   self.peer_params, {**self.decline_params, "utc_offset_hours": offset, **day}, self.clock_params)
         river, own = self.river_for(question) if self.cfg.detectors else ((), True)
         if state is None:

@@ -271,3 +271,18 @@ def test_a_thin_site_is_shrunk_towards_its_peers_not_taken_at_face_value():
     assert -0.9 < thin["shrunk_gap"] < busy["shrunk_gap"] * 0.2
     far = group.compare("f", 1.2, 6, 0.9)
     assert far["shrunk_gap"] < -0.3 and peer_alarm(far, 2.0, 0.3)
+
+
+def test_a_headline_score_asks_its_own_cusum_threshold(settings):
+    """A score sums every attribute's good and bad days, so its CUSUM asks score_trend_h; an
+    attribute keeps trend.h, and without score_trend_h a score does too."""
+    from boucle.operators.attribute_engine import AttributeAlertEngine
+
+    site = settings.sites[0].id
+    engine = AttributeAlertEngine(settings)
+    cfg = settings.attribute_alerts
+    assert cfg.score_trend_h is not None and cfg.score_trend_h != cfg.trend.h
+    assert engine.new_watch(site, question="nps").trend.h == cfg.score_trend_h
+    assert engine.new_watch(site, question="waiting_time").trend.h == cfg.trend.h
+    plain = settings.model_copy(update={"attribute_alerts": cfg.model_copy(update={"score_trend_h": None})})
+    assert AttributeAlertEngine(plain).new_watch(site, question="nps").trend.h == cfg.trend.h

@@ -23,11 +23,12 @@ from boucle.operators.attribute_sites import SiteState
 from boucle.operators.decode import DecodedBatch, Decoder, Feedback
 from boucle.sources.simulator import Simulator
 
-# scenario -> (summaries digest, alerts digest, number of alerts), recorded on main (68aa390)
+# scenario -> (summaries digest, alerts digest, number of alerts), recorded on main (68aa390; again
+# with score_trend_h = 20, a change of behaviour)
 RECORDED = {
     "demo-no-scores": ("7406992e5570759b", "91125a2f53662524", 8),
-    "demo-scores": ("811bc4b3edee59e0", "91125a2f53662524", 8),
-    "reviews": ("8491f9bfaf20762f", "6c1ef31bfa9e88d6", 10),
+    "demo-scores": ("c71193a1d173c82c", "91125a2f53662524", 8),
+    "reviews": ("69f0dfe210d543ca", "6f1121f50928bf55", 8),
 }
 
 
