@@ -51,9 +51,21 @@ from boucle.config.times import HOUR_MS
 from boucle.detectors.decayed import DecayedMoments
 from boucle.detectors.protocol import RiverDrift
 
-__all__ = ["PeerComparison", "PeerGroup", "peer_alarm"]
+__all__ = ["PeerComparison", "PeerGroup", "peer_alarm", "peer_evidence"]
 
 _MAD_TO_SD = 1.4826
+
+
+_EVIDENCE = ("peer_median", "peer_spread", "n_peers", "gap", "shrunk_gap")
+
+
+def peer_evidence(comparison: dict[str, float]) -> dict[str, float]:
+    """The numbers of a :meth:`PeerGroup.compare` result under an alert's evidence names (its ``z``
+    as ``peer_z``); what the result lacks is left out."""
+    out = {key: comparison[key] for key in _EVIDENCE if key in comparison}
+    if "z" in comparison:
+        out["peer_z"] = comparison["z"]
+    return out
 
 
 def peer_alarm(comparison: dict[str, float] | None, z_threshold: float, min_gap: float) -> bool:

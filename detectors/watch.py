@@ -54,7 +54,7 @@ from boucle.detectors.clock import SeriesClock
 from boucle.detectors.decline import GradualDecline
 from boucle.detectors.expectation import SeasonalExpectation
 from boucle.detectors.fused import update_many as fused_update_many
-from boucle.detectors.peer import PeerComparison, PeerGroup
+from boucle.detectors.peer import PeerComparison, PeerGroup, peer_evidence
 from boucle.detectors.river_adapter import RiverAlarm
 from boucle.detectors.trend import DownwardTrend
 
@@ -281,11 +281,7 @@ class AttributeWatch:
             "peer_n": pe["n"],
             "clock": factor,
         }
-        for key in ("peer_median", "peer_spread", "n_peers", "gap", "shrunk_gap"):
-            if key in pe:
-                out[key] = pe[key]
-        if "z" in pe:
-            out["peer_z"] = pe["z"]
+        out.update(peer_evidence(pe))
         rate = self.clock.rate_per_day
         if rate is not None:  # the message's slope unit follows it (per day, week or month)
             out["rate_per_day"] = rate

@@ -30,7 +30,7 @@ from typing import Any
 from boucle.config.times import DAY_MS
 from boucle.detectors import KeyDriverImportance, PeerGroup
 from boucle.detectors.importance import NOT_ENOUGH_DATA
-from boucle.detectors.peer import peer_alarm
+from boucle.detectors.peer import peer_alarm, peer_evidence
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.attribute_lifecycle import Lifecycle, OpenAlert
 from boucle.operators.attribute_pooled import PooledSeries
@@ -187,9 +187,7 @@ class RegionState:
             triggers = list(st.triggers)
             comparison = group.compare(site, st.mean, st.n, st.sd) if st.n >= engine.peer_min_n else None
             if comparison is not None:
-                evidence.update({"peer_median": comparison["peer_median"], "peer_spread": comparison["peer_spread"],
-                                 "n_peers": comparison["n_peers"], "gap": comparison["gap"],
-                                 "shrunk_gap": comparison["shrunk_gap"], "peer_z": comparison["z"]})
+                evidence.update(peer_evidence(comparison))
                 if peer_alarm(comparison, engine.peer_z, engine.peer_gap):
                     triggers.append("peer")
             out.extend(self._regional(engine, attr, st, detected_ms))
