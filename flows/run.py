@@ -33,6 +33,7 @@ from rich.progress import (
 )
 
 from boucle.config.settings import Settings
+from boucle.flows.cluster import Cluster
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from boucle.flows.loop import LoopSources
 from boucle.flows.rows import dimension_rows
@@ -65,6 +66,11 @@ class RunOptions:
     bounded: bool = True  # the input ends: compact the warehouse at the end
     wall_clock: bool | None = None
     epoch_interval: timedelta | None = None  # bytewax's default (10 s) when None
+    cluster: Cluster = Cluster()  # this process's place in a cluster of processes (flows/cluster.py)
+
+    @property
+    def total_workers(self) -> int:
+        return self.workers * self.cluster.processes
 
 
 def prepare_recovery_dir(path: Path, partitions: int = 1) -> RecoveryConfig:
@@ -143,13 +149,23 @@ def run_flow(
     )
     recovery = None
     if options.recovery_dir is not None:
-        recovery = prepare_recovery_dir(options.recovery_dir, options.workers)
+        recovery = prepare_recovery_dir(options.recovery_dir, options.total_workers)
 
     outputs.prepare()
 
     def execute() -> None:
         with throughput_gc():
-            if options.workers == 1:
+            cluster = options.cluster
+            if cluster.is_cluster:
+                cli_main(
+                    flow,
+                    workers_per_process=options.workers,
+                    process_id=cluster.process_id,
+                    addresses=list(cluster.addresses),
+                    epoch_interval=options.epoch_interval,
+                    recovery_config=recovery,
+                )
+            elif options.workers == 1:
                 run_main(flow, epoch_interval=options.epoch_interval, recovery_config=recovery)
             else:
                 cli_main(

@@ -7,6 +7,7 @@ names another file; ``BOUCLE_*`` environment variables override keys of the file
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -32,6 +33,7 @@ from boucle.flows.cli.kafka import (
     simulate_to_kafka,
     with_kafka,
 )
+from boucle.flows.cluster import check_warehouse, cluster_from, cluster_settings, run_local_cluster, without_option
 
 app = typer.Typer(
     cls=BoucleGroup,  # every error: one line and an exit code (flows/cli/errors.py)
@@ -125,6 +127,17 @@ def run(
         None, min=0.01, help="Seconds between bytewax snapshots (recovery); default 10."
     ),
     keep_order: bool = typer.Option(False, "--keep-order", help=_KEEP_ORDER_HELP),
+    processes: int = typer.Option(
+        1, min=1, help="Run as a cluster of N processes on this machine (bytewax over loopback TCP); the"
+        " warehouse must then be a ClickHouse server. See README, Several processes.",
+    ),
+    process_id: Optional[int] = typer.Option(
+        None, min=0, envvar="BOUCLE_PROCESS_ID",
+        help="Be process I of a cluster on several machines (with --addresses; in Kubernetes the pod name gives it).",
+    ),
+    addresses: Optional[str] = typer.Option(
+        None, envvar="BOUCLE_ADDRESSES", help="Every cluster process's HOST:PORT, ';'-separated, in process order.",
+    ),
 ) -> None:
     """Run the flow: simulator (default) → decode → hot alerts + windows → chDB, console, JSONL.
 
@@ -132,9 +145,18 @@ def run(
     and dead letters to `boucle.dlq`.
 
     Example: `boucle run --days 7 --workers 2` ·
-    `boucle run --source kafka --brokers localhost:9092 --recovery-dir var/recovery`
+    `boucle run --source kafka --brokers localhost:9092 --recovery-dir var/recovery` ·
+    `boucle run --source kafka --to-end --processes 2` (a ClickHouse server as warehouse)
     """
-    settings = load()
+    if processes > 1:
+        if process_id is not None or addresses:
+            raise typer.BadParameter("--processes starts a cluster here; --process-id/--addresses join one: not both")
+        with cluster_errors():
+            check_warehouse(load(), processes)
+        raise typer.Exit(run_local_cluster(without_option(sys.argv[1:], "--processes"), processes))
+    with cluster_errors():
+        cluster = cluster_from(process_id, addresses)
+        settings = cluster_settings(load(), cluster)
     settings = with_kafka(settings, brokers=brokers, feedback_topic=topic)
     if source == "kafka":
         from boucle.sources.kafka_source import KafkaFeedbackSource
@@ -159,7 +181,7 @@ def run(
         _run(
             settings, src, None, workers, recovery_dir, progress,
             kafka=True, bounded=to_end, wall_clock=(not to_end) if wall_clock is None else wall_clock,
-            epoch_interval=epoch_interval, loop=loop,
+            epoch_interval=epoch_interval, loop=loop, cluster=cluster,
         )
         return
     if source == "simulator":
@@ -167,7 +189,7 @@ def run(
 
         simulator = _simulator(settings, seed, days, profile, sites)
         settings = simulator.settings  # a generated profile brings its own registry
-        src, total = SimulatorSource(simulator, partitions=workers), simulator.count()
+        src, total = SimulatorSource(simulator, partitions=workers * cluster.processes), simulator.count()
         console.print(
             f"Simulating {simulator.days:g} days of feedback for {len(settings.sites)} sites"
             f" ({simulator.network.name} network, seed {simulator.seed}) → {total:,} messages"
@@ -178,13 +200,25 @@ def run(
             _run(
                 settings, given.source, given.total, workers, recovery_dir, progress,
                 kafka=brokers is not None, wall_clock=wall_clock, epoch_interval=epoch_interval,
-                loop=_loop(settings), file=given,
+                loop=_loop(settings), file=given, cluster=cluster,
             )
         return
     _run(
         settings, src, total, workers, recovery_dir, progress,
-        kafka=brokers is not None, wall_clock=wall_clock, epoch_interval=epoch_interval, loop=loop,
+        kafka=brokers is not None, wall_clock=wall_clock, epoch_interval=epoch_interval, loop=loop, cluster=cluster,
     )
+
+
+@contextmanager
+def cluster_errors():
+    """A cluster that cannot start as asked: one line, exit 2 (flows/cluster.py)."""
+    from boucle.flows.cluster import ClusterError
+
+    try:
+        yield
+    except ClusterError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _loop(settings: Settings, **kwargs):
@@ -241,7 +275,7 @@ def _file_source(settings: Settings, path: Path, keep_order: bool):
 def _run(
     settings, src, total, workers, recovery_dir, progress, *,
     kafka: bool = False, bounded: bool = True, wall_clock: Optional[bool] = None,
-    epoch_interval: Optional[float] = None, loop=None, file=None,
+    epoch_interval: Optional[float] = None, loop=None, file=None, cluster=None,
 ) -> None:
     from datetime import timedelta
 
@@ -258,7 +292,11 @@ def _run(
         workers=workers, recovery_dir=recovery_dir, progress=progress, total=total, bounded=bounded,
         wall_clock=wall_clock,
         epoch_interval=None if epoch_interval is None else timedelta(seconds=epoch_interval),
+        **({"cluster": cluster} if cluster is not None else {}),
     )
+    if cluster is not None and cluster.is_cluster:
+        console.print(f"Process {cluster.process_id} of a cluster of {cluster.processes}"
+                      f" ({cluster.addresses[cluster.process_id]}): its share of the input and state", markup=False)
     outputs = kafka_outputs(settings, console) if kafka else default_outputs(settings, console)
     if file is not None:  # a file's input order: read as it is, or sorted (flows/file_input.py)
         console.print(f"Input {file.order}", markup=False, highlight=False)
