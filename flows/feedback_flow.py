@@ -151,10 +151,12 @@ def _inspect_batches(step_id: str, items, callback) -> None:
 
 
 def _for_sink(step_id: str, items, sink: Sink):
-    """Items as a sink takes them: fixed-partitioned sinks (Kafka) get ``(site_id, item)`` pairs."""
+    """Items as a sink takes them: fixed-partitioned sinks (Kafka) get ``(site_id, item)`` pairs, or
+    ``(region, item)`` for an alert of no site (a regional incident is keyed and routed by region)."""
     if isinstance(sink, FixedPartitionedSink):
         return op.key_on(
-            step_id, items, lambda item: str(item.get("site_id") or "") if isinstance(item, dict) else ""
+            step_id, items,
+            lambda item: str(item.get("site_id") or item.get("region") or "") if isinstance(item, dict) else "",
         )
     return items
 
