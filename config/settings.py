@@ -237,7 +237,7 @@ class RateCap(_Strict):
     site and day. Severities in ``exempt`` always go out one by one and do not count. A digest lists
     at most ``digest_items`` of its alerts (all are counted)."""
 
-    per_site_per_day: int = Field(12, ge=0)
+    per_site_per_day: int = Field(20, ge=0)
     exempt: list[Severity] = ["critical"]
     digest_items: int = Field(50, ge=0, le=1000)
 
