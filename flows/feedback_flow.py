@@ -184,7 +184,7 @@ def build_flow(
     windowed = event_time_windows("windows", by_site, spec)
     site_events = op.filter_map("site_events", windowed, lambda kv: (kv[0], kv[1].events) if kv[1].events else None)
     duplicates = op.flat_map_batch("duplicates", windowed, _duplicate_batches)
-    hot = split_dead("hot_dead", hot_alerts("hot", site_events, HotAlertBuilder(settings)))
+    hot = split_dead("hot_dead", hot_alerts("hot", site_events, HotAlertBuilder(settings), spec.wall_clock))
     alerts = op.flat_map_batch("alert_values", hot.values, lambda kvs: [v for _, v in kvs])
     guard_dead = hot.dead
     dead_batches, extra_tables = op.merge("decode_dead", decoded, duplicates), []

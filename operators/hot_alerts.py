@@ -14,6 +14,7 @@ the ``feedback`` table).
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import bytewax.operators as op
@@ -21,7 +22,7 @@ from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from boucle.config.settings import SEVERITY_RANK, Settings
-from boucle.config.times import iso_ms, now_ms
+from boucle.config.times import DAY_MS, iso_ms, now_ms
 from boucle.operators.alerts import FIELD_CHARS, UNSET, Alert, alert_builder, alert_id, truncated
 from boucle.operators.decode import Feedback, internal_error
 from boucle.operators.guard import batch_or_each, feedback_message
@@ -135,8 +136,9 @@ class _CooldownLogic(StatefulBatchLogic):
     """Remembers, per customer of one site, the event time of their last hot alert, and the site's
     rate cap (:mod:`operators.rate_cap`): what went out today, what is held for the digest."""
 
-    def __init__(self, builder: HotAlertBuilder, snapshot: dict | tuple | None) -> None:
+    def __init__(self, builder: HotAlertBuilder, snapshot: dict | tuple | None, wall_clock: bool = False) -> None:
         self.builder = builder
+        self.wall_clock = wall_clock  # live: a day's digest also goes out when the wall clock passes its end
         if isinstance(snapshot, tuple):  # (site_id, last alerts, cap state)
             self.site_id, last_alert, cap_state = snapshot
         else:  # a snapshot from before the rate cap: the last alerts only
@@ -188,14 +190,25 @@ class _CooldownLogic(StatefulBatchLogic):
     def on_eof(self):
         return (self._digests(None) if self.cap.days else []), StatefulBatchLogic.RETAIN
 
+    def notify_at(self) -> datetime | None:
+        """Live only: when the earliest open day of the cap closes on the wall clock (a quiet site's digest
+        does not wait for its next response)."""
+        if not (self.wall_clock and self.cap.days):
+            return None
+        closes_ms = (min(self.cap.days) + 1) * DAY_MS + self.builder.lateness_ms + 1
+        return datetime.fromtimestamp(closes_ms / 1000, tz=timezone.utc)
+
+    def on_notify(self):
+        return self._digests(now_ms()), StatefulBatchLogic.RETAIN
+
     def snapshot(self) -> tuple:
         return (self.site_id, dict(self.last_alert), self.cap.state())
 
 
 @operator
 def hot_alerts(
-    step_id: str, up: KeyedStream[list[Feedback]], builder: HotAlertBuilder
+    step_id: str, up: KeyedStream[list[Feedback]], builder: HotAlertBuilder, wall_clock: bool = False
 ) -> KeyedStream[dict[str, Any]]:
     """Hot alerts (JSON-ready dicts) from batches of one site's events keyed by ``site_id``, and the
     :class:`~operators.decode.DeadLetter` of any event the step failed on (see :mod:`operators.guard`)."""
-    return op.stateful_batch("cooldown", up, lambda snapshot: _CooldownLogic(builder, snapshot))
+    return op.stateful_batch("cooldown", up, lambda snapshot: _CooldownLogic(builder, snapshot, wall_clock))

@@ -6,7 +6,8 @@ opened (nobody was asked to call back), and gathered in one ``hot_digest`` alert
 day (``alert_id = alert_id("hot_digest", site, day)``) that lists them (``digest_items`` at most;
 all are counted) with their rules and severities. Severities in ``exempt`` (critical by default)
 always go out and do not count. A day's digest goes out once the site's event time has passed
-the day's end by ``lateness`` (late events of the day may still come), or when the input ends.
+the day's end by ``lateness`` (late events of the day may still come), or when the input ends;
+live (windows closed on the wall clock), also when the wall clock passes that time.
 
 >>> from boucle.config.settings import RateCap
 >>> cap = SiteRateCap(RateCap(per_site_per_day=2), lateness_ms=0)

@@ -4,7 +4,7 @@ region, a per-site rate cap holds the overflow in a daily digest; and a replay k
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import jsonschema
 import orjson
@@ -228,3 +228,24 @@ def test_a_historical_replay_raises_no_case_sla_alert_for_past_deadlines(workspa
     else:
         assert len(sla) == 2 and stored == {"n": 0, "s": 2}
         assert "Replayed as history" not in result.output
+
+
+def test_live_a_quiet_sites_digest_goes_out_when_the_wall_clock_passes_the_day(settings):
+    from boucle.operators.decode import Decoder
+    from boucle.operators.hot_alerts import HotAlertBuilder, _CooldownLogic
+
+    cap = settings.hot_alerts.rate_cap.model_copy(update={"per_site_per_day": 1})
+    capped = settings.model_copy(update={"hot_alerts": settings.hot_alerts.model_copy(update={"rate_cap": cap})})
+    decoded = Decoder(capped).decode_many([feedback(i, f"2026-10-01T1{i}:00:00Z", 2) for i in (1, 2, 3)])
+    replayed = _CooldownLogic(HotAlertBuilder(capped), None)
+    live = _CooldownLogic(HotAlertBuilder(capped), None, wall_clock=True)
+    for logic in (replayed, live):
+        out, _ = logic.on_batch([decoded.accepted])
+        assert [a["kind"] for a in out] == ["hot"]  # one published, two held; the day is still open
+    assert replayed.notify_at() is None  # a replay's days close on event time only
+    closes = live.notify_at()
+    lateness = settings.windows.allowed_lateness
+    assert closes == datetime(2026, 10, 2, tzinfo=timezone.utc) + lateness + timedelta(milliseconds=1)
+    digests, _ = live.on_notify()  # the wall clock (today) is past 2 October
+    assert [(d["kind"], d["evidence"]["held"]) for d in digests] == [("hot_digest", 2)]
+    assert live.notify_at() is None and live.on_eof()[0] == []  # sent once
