@@ -25,8 +25,10 @@ says how far the case went (``case_status``, ``case_at``, ``fcr``). Each state g
 the order of the case (an escalation after the resolution changes nothing).
 
 History (``history_before_ms``, a replay's start): a case whose deadline (plus grace) passed before
-the run started and shows no action in time is not *untreated*, it is *history*: its outcome is
-unknown (``outcome_unknown = 1``, not ``sla_decided``) and no ``case_sla`` alert goes out for it.
+the run started and shows no action in time raises no ``case_sla`` alert (nobody can call back a
+customer of the past); while no action at all is known its outcome is *unknown*
+(``outcome_unknown = 1``, neither ``sla_decided`` nor ``untreated``); a late action known makes it
+untreated, as live.
 
 >>> tracker = CaseTracker({"s1": Site(id="s1", region="r", manager="boss@x")}, Cases(sla="1h"))
 >>> out = tracker.on_alert({"alert_id": "a1", "kind": "hot", "site_id": "s1", "region": "r",
@@ -259,12 +261,13 @@ class Case:
 
     @property
     def untreated(self) -> bool:
-        return self.sla_decided and not self.treated_in_time and not self.history
+        return self.sla_decided and not self.treated_in_time and not self.outcome_unknown
 
     @property
     def outcome_unknown(self) -> bool:
-        """Its deadline passed before the run started and no action in time is known: history, not a verdict."""
-        return self.history and not self.treated_in_time
+        """Its deadline passed before the run started and no action at all is known: history, not a verdict
+        (an action known, even late, tells the outcome)."""
+        return self.history and not self.first_action_ms
 
     @property
     def version(self) -> int:

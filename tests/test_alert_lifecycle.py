@@ -249,3 +249,16 @@ def test_live_a_quiet_sites_digest_goes_out_when_the_wall_clock_passes_the_day(s
     digests, _ = live.on_notify()  # the wall clock (today) is past 2 October
     assert [(d["kind"], d["evidence"]["held"]) for d in digests] == [("hot_digest", 2)]
     assert live.notify_at() is None and live.on_eof()[0] == []  # sent once
+
+
+def test_a_history_case_with_a_late_action_known_is_untreated_without_an_alert():
+    from boucle.operators.cases import CaseEvent
+
+    t0 = parse_time("2026-10-01T10:00:00Z")
+    t = CaseTracker({"s1": Site(id="s1", region="north")}, Cases(sla="24h"), history_before_ms=t0 + 30 * H)
+    t.on_alert({"alert_id": "a", "kind": "hot", "site_id": "s1", "region": "north", "severity": "high",
+                "event_time": iso_ms(t0)})
+    assert [k for k, _ in t.on_tick(t0 + 40 * H)] == ["case"]
+    out = t.on_event(CaseEvent("a", "contacted", t0 + 26 * H, "t1"))  # after the deadline: known, not in time
+    row = dict(zip(CASE_COLUMNS, [r for k, r in out if k == "case"][-1]))
+    assert (row["outcome_unknown"], row["untreated"], row["sla_decided"], row["sla_alerted"]) == (0, 1, 1, 0)
