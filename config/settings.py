@@ -53,6 +53,7 @@ __all__ = [
     "KafkaTimeouts",
     "Metric",
     "PeerParameters",
+    "RateCap",
     "Region",
     "RiverDetector",
     "Settings",
@@ -126,9 +127,12 @@ class _Strict(BaseModel):
 
 
 class Region(_Strict):
+    """A region of the registry; ``manager`` owns its regional incidents, ``team`` (default: the id) receives them."""
+
     id: str
     name: str = ""
     manager: str = ""
+    team: str = ""
 
 
 class Site(_Strict):
@@ -227,8 +231,20 @@ class HotRule(_Strict):
     all: list[Condition] = Field(min_length=1)
 
 
+class RateCap(_Strict):
+    """Fatigue control: at most ``per_site_per_day`` hot alerts are published per site and UTC day of
+    event time (0: no cap); the ones beyond it are held and gathered in one ``hot_digest`` alert per
+    site and day. Severities in ``exempt`` always go out one by one and do not count. A digest lists
+    at most ``digest_items`` of its alerts (all are counted)."""
+
+    per_site_per_day: int = Field(20, ge=0)
+    exempt: list[Severity] = ["critical"]
+    digest_items: int = Field(50, ge=0, le=1000)
+
+
 class HotAlerts(_Strict):
     cooldown: Duration = timedelta(hours=24)
+    rate_cap: RateCap = RateCap()
     # An alert carries at most this many characters of the comment (then a visible marker): see README.
     max_comment_chars: int = Field(2000, ge=1, le=100_000)
     rules: list[HotRule] = []
@@ -484,6 +500,8 @@ class Cases(_Strict):
     shards: int = Field(8, ge=1, le=1024)
     non_respondent_after: PositiveDuration = timedelta(days=3)
     simulate: bool = True  # simulator runs also simulate the frontline and the invitations
+    # A hot alert follows its case: republished as updated (contacted, escalated) and resolved.
+    follow_hot_alerts: bool = True
 
 
 class Themes(_Strict):

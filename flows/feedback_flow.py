@@ -151,10 +151,12 @@ def _inspect_batches(step_id: str, items, callback) -> None:
 
 
 def _for_sink(step_id: str, items, sink: Sink):
-    """Items as a sink takes them: fixed-partitioned sinks (Kafka) get ``(site_id, item)`` pairs."""
+    """Items as a sink takes them: fixed-partitioned sinks (Kafka) get ``(site_id, item)`` pairs, or
+    ``(region, item)`` for an alert of no site (a regional incident is keyed and routed by region)."""
     if isinstance(sink, FixedPartitionedSink):
         return op.key_on(
-            step_id, items, lambda item: str(item.get("site_id") or "") if isinstance(item, dict) else ""
+            step_id, items,
+            lambda item: str(item.get("site_id") or item.get("region") or "") if isinstance(item, dict) else "",
         )
     return items
 
@@ -182,7 +184,7 @@ def build_flow(
     windowed = event_time_windows("windows", by_site, spec)
     site_events = op.filter_map("site_events", windowed, lambda kv: (kv[0], kv[1].events) if kv[1].events else None)
     duplicates = op.flat_map_batch("duplicates", windowed, _duplicate_batches)
-    hot = split_dead("hot_dead", hot_alerts("hot", site_events, HotAlertBuilder(settings)))
+    hot = split_dead("hot_dead", hot_alerts("hot", site_events, HotAlertBuilder(settings), spec.wall_clock))
     alerts = op.flat_map_batch("alert_values", hot.values, lambda kvs: [v for _, v in kvs])
     guard_dead = hot.dead
     dead_batches, extra_tables = op.merge("decode_dead", decoded, duplicates), []

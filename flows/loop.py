@@ -55,11 +55,14 @@ class LoopSources:
     invitations: Source | None = None
     simulate: bool = False
     seed: int = 42
+    # A replay of history: case deadlines that passed before this time (epoch ms) are history, with
+    # their outcome unknown and no case_sla alert (0: every deadline is judged, as live).
+    history_before_ms: int = 0
 
 
 @dataclass
 class LoopStreams:
-    alerts: Stream  # case_sla and theme_surge alerts (dicts)
+    alerts: Stream  # case_sla and theme_surge alerts, hot alerts updated/resolved by their case (dicts)
     tables: Stream  # TableBatch: cases, invitations, comment_themes
     dead: Stream  # DecodedBatch with rejected items only (case events, invitations)
 
@@ -154,7 +157,8 @@ def add_loop(
     tracker_inputs.append(op.filter("case_items", routed, lambda kv: kv[1][0] != "dead"))
     dead_parts.append(op.filter_map("case_dead", routed, lambda kv: kv[1][1] if kv[1][0] == "dead" else None))
 
-    tracked = track_cases("cases", op.merge("cases_in", *tracker_inputs), lambda state: CaseTracker(sites, cases, state))
+    tracked = track_cases("cases", op.merge("cases_in", *tracker_inputs), lambda state: CaseTracker(
+        sites, cases, state, history_before_ms=sources.history_before_ms, follow_cases=cases.follow_hot_alerts))
     alerts = [op.filter_map("case_alerts", tracked, lambda t: t[1] if t[0] == "alert" else None)]
     tables = [op.flat_map_batch("case_rows", tracked, lambda items: case_rows(r for k, r in items if k == "case"))]
     dead_parts.append(op.filter_map("case_unknown", tracked, lambda t: t[1] if t[0] == "dead" else None))

@@ -25,6 +25,9 @@ class RunStats:
     alerts_by_kind: Counter = field(default_factory=Counter)
     alerts_by_severity: Counter = field(default_factory=Counter)
     alerts_by_site: Counter = field(default_factory=Counter)
+    alert_states: Counter = field(default_factory=Counter)  # (kind, status) of the later states: updated, resolved
+    hot_by_site_day: Counter = field(default_factory=Counter)  # (site_id, "YYYY-MM-DD") -> hot alerts published
+    held_by_site_day: Counter = field(default_factory=Counter)  # (site_id, day) -> hot alerts held by the rate cap
     watched: dict[tuple[str, str], bool] = field(default_factory=dict)  # (site, question) -> watched
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
@@ -54,10 +57,19 @@ class RunStats:
             self.score_rows += len(batch.rows)
 
     def on_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        """Alerts opened by kind, severity and site; later states (a hot alert updated or resolved by its
+        case) apart; hot alerts per site and UTC day, published and held by the rate cap."""
+        opened = [a for a in alerts if a["status"] == "open"]
         with self._lock:
-            self.alerts_by_kind.update([a["kind"] for a in alerts])
-            self.alerts_by_severity.update([a["severity"] for a in alerts])
-            self.alerts_by_site.update([a["site_id"] for a in alerts])
+            if len(opened) < len(alerts):
+                self.alert_states.update([(a["kind"], a["status"]) for a in alerts if a["status"] != "open"])
+            self.alerts_by_kind.update([a["kind"] for a in opened])
+            self.alerts_by_severity.update([a["severity"] for a in opened])
+            self.alerts_by_site.update([a["site_id"] for a in opened])
+            self.hot_by_site_day.update([(a["site_id"], a["event_time"][:10]) for a in opened if a["kind"] == "hot"])
+            for a in opened:
+                if a["kind"] == "hot_digest":
+                    self.held_by_site_day[(a["site_id"], a["evidence"]["day"])] += a["evidence"]["held"]
 
     def on_watch(self, news: list[Any]) -> None:
         """The series' status news (:class:`~operators.attribute_sites.SeriesWatch`): the latest wins."""

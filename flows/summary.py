@@ -9,7 +9,7 @@ from boucle.config.redact import redact_url
 from boucle.config.settings import Settings
 from boucle.flows.stats import RunStats
 
-__all__ = ["facts_table", "print_outputs", "print_summary"]
+__all__ = ["facts_table", "print_outputs", "print_summary", "site_day_table"]
 
 
 def facts_table(title: str) -> Table:
@@ -46,11 +46,16 @@ def print_summary(
     for severity in ("critical", "high", "medium", "low"):
         if stats.alerts_by_severity.get(severity):
             totals.add_row(f"  {severity}", f"{stats.alerts_by_severity[severity]:,}")
+    for (kind, status), count in sorted(stats.alert_states.items()):
+        totals.add_row(f"  {kind} {status}" + (" (by its case)" if kind == "hot" else ""), f"{count:,}")
     totals.add_row("elapsed", f"{stats.elapsed:.1f} s ({rate:,.0f} events/s)")
     if warehouse:
         for table, count in warehouse.items():
             totals.add_row(f"warehouse {table}", f"{count:,}")
     console.print(totals)
+
+    if stats.hot_by_site_day or stats.held_by_site_day:
+        console.print(site_day_table(stats, settings.hot_alerts.rate_cap.per_site_per_day, names))
 
     if stats.alerts_by_site:
         top = Table(title="Sites with most alerts", title_justify="left")
@@ -60,6 +65,31 @@ def print_summary(
         for site_id, count in stats.alerts_by_site.most_common(5):
             top.add_row(site_id, names.get(site_id, ""), f"{count:,}")
         console.print(top)
+
+
+def site_day_table(stats: RunStats, cap: int, names: dict[str, str]) -> Table:
+    """Hot alerts per site and UTC day (published, and held by the rate cap): what tuning the rules is about.
+
+    >>> stats = RunStats()
+    >>> stats.hot_by_site_day.update({("s1", "2026-10-01"): 12, ("s1", "2026-10-02"): 3, ("s2", "2026-10-01"): 1})
+    >>> stats.held_by_site_day[("s1", "2026-10-01")] = 9
+    >>> table = site_day_table(stats, 12, {"s1": "Lille"})
+    >>> [row for row in zip(*(column._cells for column in table.columns))][-2:]
+    [('site-days at the cap (held in digests)', '1 (9)'), ('busiest site-day (published + held)', 's1 Lille 2026-10-01: 21')]
+    """
+    days = set(stats.hot_by_site_day) | set(stats.held_by_site_day)
+    per_day = sorted(stats.hot_by_site_day[d] + stats.held_by_site_day[d] for d in days)
+    table = facts_table("Hot alerts per site and day (UTC)")
+    table.add_row("site-days with hot alerts", f"{len(per_day):,}")
+    table.add_row("per site-day: mean / median / 95th percentile",
+                  f"{sum(per_day) / len(per_day):.1f} / {per_day[len(per_day) // 2]} / {per_day[int(0.95 * (len(per_day) - 1))]}")
+    capped = sum(1 for d in days if stats.held_by_site_day[d])
+    table.add_row("site-days at the cap (held in digests)" if cap else "rate cap",
+                  f"{capped:,} ({sum(stats.held_by_site_day.values()):,})" if cap else "off")
+    site, day = max(days, key=lambda d: (stats.hot_by_site_day[d] + stats.held_by_site_day[d], d))
+    table.add_row("busiest site-day (published + held)",
+                  f"{site} {names.get(site, '')} {day}: {stats.hot_by_site_day[site, day] + stats.held_by_site_day[site, day]}")
+    return table
 
 
 def print_outputs(console: Console, settings: Settings) -> None:

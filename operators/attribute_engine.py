@@ -107,6 +107,8 @@ class AttributeAlertEngine:
             langs = [s.language for s in settings.sites if s.region == region]
             self.region_language[region] = max(set(langs), key=langs.count)
         self.region_names = {r.id: r.name or r.id for r in settings.regions}
+        # A regional incident goes to the region's manager and team (the region id when it names none).
+        self.region_routing = {r.id: (r.manager, r.team or r.id) for r in settings.regions}
         self.spans = {a.name: max(a.max - a.min, 1) for a in settings.attributes}  # rating points of a scale
         self.scale_max = {name: q.max for name, q in settings.questions().items()}  # "x/10" for NPS, "x/5" ...
         # Headline scores watched as series (watch_scores): (min, factor to a 1-5 scale; None on 1-5).
@@ -214,6 +216,7 @@ class AttributeAlertEngine:
                        n_sites: int, zs: dict[str, float], event_ms: int, detected_ms: int) -> dict[str, Any]:
         """A ``regional_incident`` alert of ``alert`` in the region's most common language."""
         language = self.region_language.get(region, "en")
+        owner, team = self.region_routing.get(region, ("", region))
         w = _WORDS[language]
         label = self.labels.get(attr, {}).get(language, attr)
         z_values = [zs[s] for s in down] or [0.0]
@@ -224,7 +227,7 @@ class AttributeAlertEngine:
             id=alert.id, kind="regional_incident", severity=alert.severity, site_id="", region=region,
             triggers=["expectation", "trend"], attribute=attr, status=status,
             evidence={"sites_down": down, "n_sites": n_sites, "median_z": round(median(z_values), 4)},
-            message=text, event_ms=event_ms, detected_ms=detected_ms,
+            message=text, event_ms=event_ms, detected_ms=detected_ms, owner=owner, team=team,
         )
 
 

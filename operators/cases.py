@@ -18,6 +18,18 @@ the site's manager (``Site.manager``), with ``event_time = due``. A contact made
 as a contact, never as treated within the SLA; an action made in time but *delivered* after the
 decision corrects the case row (``untreated`` follows event time), the alert already sent stays.
 
+The hot alert follows its case: when the case is first contacted or escalated the tracker
+republishes the alert (same ``alert_id``, ``kind = "hot"``) with ``status = "updated"``, and when it
+is resolved with ``status = "resolved"``; ``event_time`` is the case event's time and the evidence
+says how far the case went (``case_status``, ``case_at``, ``fcr``). Each state goes out once, in
+the order of the case (an escalation after the resolution changes nothing).
+
+History (``history_before_ms``, a replay's start): a case whose deadline (plus grace) passed before
+the run started and shows no action in time raises no ``case_sla`` alert (nobody can call back a
+customer of the past); while no action at all is known its outcome is *unknown*
+(``outcome_unknown = 1``, neither ``sla_decided`` nor ``untreated``); a late action known makes it
+untreated, as live.
+
 >>> tracker = CaseTracker({"s1": Site(id="s1", region="r", manager="boss@x")}, Cases(sla="1h"))
 >>> out = tracker.on_alert({"alert_id": "a1", "kind": "hot", "site_id": "s1", "region": "r",
 ...                         "severity": "high", "event_time": "2026-10-01T10:00:00.000Z"})
@@ -43,7 +55,7 @@ import orjson
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from boucle.config.settings import Cases, Site
+from boucle.config.settings import SEVERITY_RANK, Cases, Site
 from boucle.config.times import DAY_MS, HOUR_MS, iso_ms, parse_time
 from boucle.operators.alerts import alert_id, new_alert
 from boucle.operators.decode import (
@@ -80,8 +92,10 @@ CASE_COLUMNS = (
     "alert_id", "site_id", "region", "severity", "opened_at", "due_at", "status",
     "first_action_at", "first_contact_at", "resolved_at", "escalated_at",
     "contacted", "resolved", "escalated", "fcr", "sla_decided", "untreated", "sla_alerted",
-    "contacts", "notes", "root_cause", "last_by", "events", "version",
+    "contacts", "notes", "root_cause", "last_by", "events", "version", "outcome_unknown",
 )
+#: How far a case has gone; its hot alert is republished each time this rank grows.
+_CASE_RANK = {"open": 0, "contacted": 1, "escalated": 2, "resolved": 3}
 
 
 def shard_of(key: str, shards: int) -> str:
@@ -172,6 +186,10 @@ class Case:
     events: dict[tuple, CaseEvent] = field(default_factory=dict)
     sla_decided: bool = False
     sla_alerted: bool = False
+    # What the hot alert's lifecycle republishes: (event_id, channel, scores, attributes, rules).
+    hot: tuple = ()
+    published: int = 0  # the _CASE_RANK of the hot alert's last published state
+    history: bool = False  # its deadline passed before the run started (a replay): outcome unknown
     # derived
     status: str = "open"
     first_action_ms: int = 0
@@ -195,15 +213,19 @@ class Case:
         saved = self._saved
         if saved is None or saved[0] != version:
             state = (self.site_id, self.region, self.severity, self.opened_ms, self.due_ms, self.sla_decided,
-                     self.sla_alerted, tuple(e.state() for e in self.events.values()))
+                     self.sla_alerted, tuple(e.state() for e in self.events.values()), self.hot, self.published,
+                     self.history)
             saved = self._saved = (version, state)
         return saved[1]
 
     @classmethod
     def from_state(cls, alert_id: str, state: tuple) -> Case:
-        site_id, region, severity, opened_ms, due_ms, sla_decided, sla_alerted, events = state
+        site_id, region, severity, opened_ms, due_ms, sla_decided, sla_alerted, events, *later = state
         case = cls(alert_id, site_id, region, severity, opened_ms, due_ms, sla_decided=sla_decided,
                    sla_alerted=sla_alerted)
+        if later:  # a snapshot from before the lifecycle and history fields has none
+            hot, case.published, case.history = later
+            case.hot = tuple(hot)
         for event in map(CaseEvent.from_state, events):
             case.events[event.key] = event
         if case.events:
@@ -239,7 +261,13 @@ class Case:
 
     @property
     def untreated(self) -> bool:
-        return self.sla_decided and not self.treated_in_time
+        return self.sla_decided and not self.treated_in_time and not self.outcome_unknown
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """Its deadline passed before the run started and no action at all is known: history, not a verdict
+        (an action known, even late, tells the outcome)."""
+        return self.history and not self.first_action_ms
 
     @property
     def version(self) -> int:
@@ -250,8 +278,9 @@ class Case:
             self.alert_id, self.site_id, self.region, self.severity, self.opened_ms, self.due_ms, self.status,
             self.first_action_ms, self.first_contact_ms, self.resolved_ms, self.escalated_ms,
             int(bool(self.first_contact_ms)), int(bool(self.resolved_ms)), int(bool(self.escalated_ms)),
-            int(self.fcr), int(self.sla_decided), int(self.untreated), int(self.sla_alerted),
-            self.contacts, self.notes, self.root_cause, self.last_by, len(self.events), self.version,
+            int(self.fcr), int(self.sla_decided and not self.outcome_unknown), int(self.untreated),
+            int(self.sla_alerted), self.contacts, self.notes, self.root_cause, self.last_by, len(self.events),
+            self.version, int(self.outcome_unknown),
         )
 
 
@@ -278,8 +307,12 @@ class CaseTracker:
     was opened with, which its rows already carry).
     """
 
-    def __init__(self, sites: dict[str, Site], cases: Cases, state: tuple | None = None) -> None:
+    def __init__(self, sites: dict[str, Site], cases: Cases, state: tuple | None = None, *,
+                 history_before_ms: int = 0, follow_cases: bool = True) -> None:
         self.sites = sites
+        # A replay: a deadline that passed before this time is history (outcome unknown, no case_sla alert).
+        self.history_before_ms = history_before_ms
+        self.follow_cases = follow_cases  # republish the hot alert as its case moves (updated, resolved)
         self.sla_ms, self.sla_grace_ms = _ms(cases.sla), _ms(cases.sla_grace)
         self.unknown_grace_ms, self.keep_ms = _ms(cases.unknown_grace), KEEP_MS
         self.cases: dict[str, Case] = {}
@@ -312,12 +345,12 @@ class CaseTracker:
             return []  # a replayed alert
         opened = parse_time(alert["event_time"])
         case = Case(aid, alert["site_id"], alert.get("region", ""), alert.get("severity", ""), opened,
-                    opened + self.sla_ms)
+                    opened + self.sla_ms, hot=_hot_facts(alert))
         self.cases[aid] = case
         for event in self.pending.pop(aid, ()):
             case.add(event)
         heapq.heappush(self.due, (case.due_ms, aid))
-        out: list[Out] = [("case", case.row())]
+        out: list[Out] = [("case", case.row()), *self._follow(case)]
         if self.clock:
             out += self._expire()
         return out
@@ -327,7 +360,7 @@ class CaseTracker:
         if case is None:
             self.pending.setdefault(event.alert_id, []).append(event)
             return []
-        return [("case", case.row())] if case.add(event) else []
+        return [("case", case.row()), *self._follow(case)] if case.add(event) else []
 
     def on_tick(self, ts_ms: int) -> list[Out]:
         if ts_ms <= self.clock:
@@ -352,8 +385,11 @@ class CaseTracker:
                 continue
             case.sla_decided = True
             if not case.treated_in_time:
-                case.sla_alerted = True
-                out.append(("alert", self._sla_alert(case)))
+                if case.due_ms + self.sla_grace_ms < self.history_before_ms:
+                    case.history = True  # nobody can call back a customer of the past: not an alert
+                else:
+                    case.sla_alerted = True
+                    out.append(("alert", self._sla_alert(case)))
             out.append(("case", case.row()))
         waited = [aid for aid, events in self.pending.items()
                   if min(e.at_ms for e in events) + self.unknown_grace_ms < clock]
@@ -385,6 +421,62 @@ class CaseTracker:
             owner=site.manager,
             team=site.team,
         )
+
+
+    # -- the hot alert follows its case ------------------------------------------------------------
+    def _follow(self, case: Case) -> list[Out]:
+        """The hot alert republished (same id) when its case went further: contacted or escalated →
+        ``updated``, resolved → ``resolved``; at most once per step (events may come in any order)."""
+        rank = _CASE_RANK[case.status]
+        if not self.follow_cases or rank <= case.published:
+            return []
+        case.published = rank
+        return [("alert", self._hot_state(case))]
+
+    def _hot_state(self, case: Case) -> dict[str, Any]:
+        site = self.sites.get(case.site_id) or Site(id=case.site_id, region=case.region)
+        event_id, channel, scores, attributes, rules = case.hot or ("", "", {}, {}, [])
+        at_ms = {"resolved": case.resolved_ms, "escalated": case.escalated_ms}.get(case.status, case.first_contact_ms)
+        words = _FOLLOW_TEXT.get(site.language, _FOLLOW_TEXT["en"])
+        evidence = {"rules": list(rules), "scores": dict(scores), "case_status": case.status,
+                    "case_at": iso_ms(at_ms), "fcr": case.fcr}
+        if case.root_cause:
+            evidence["root_cause"] = case.root_cause
+        return new_alert(
+            id=case.alert_id,
+            kind="hot",
+            status="resolved" if case.status == "resolved" else "updated",
+            severity=case.severity if case.severity in SEVERITY_RANK else "medium",
+            site_id=case.site_id,
+            region=case.region or site.region,
+            triggers=["rule"],
+            evidence=evidence,
+            message=words["line"].format(site=site.name or site.id, short=case.alert_id[:8],
+                                         status=words[case.status]),
+            event_ms=at_ms or case.opened_ms,
+            owner=site.owner,
+            team=site.team,
+            # The response as the case knows it (no comment, no contact: those went out with the open alert).
+            response={"event_id": event_id, "channel": channel, "scores": dict(scores),
+                      "attributes": dict(attributes)},
+        )
+
+
+_FOLLOW_TEXT = {
+    "fr": {"line": "Alerte client {status} à {site} (alerte {short}).", "contacted": "suivie : client rappelé",
+           "escalated": "escaladée", "resolved": "résolue"},
+    "en": {"line": "Customer alert {status} at {site} (alert {short}).", "contacted": "followed up: customer contacted",
+           "escalated": "escalated", "resolved": "resolved"},
+}
+
+
+def _hot_facts(alert: dict[str, Any]) -> tuple:
+    """What of a hot alert its later states carry: ``(event_id, channel, scores, attributes, rules)``."""
+    response = alert.get("response") or {}
+    evidence = alert.get("evidence") or {}
+    return (str(response.get("event_id") or ""), str(response.get("channel") or ""),
+            dict(response.get("scores") or {}), dict(response.get("attributes") or {}),
+            list(evidence.get("rules") or []))
 
 
 def _unknown(event: CaseEvent, why: str) -> DeadLetter:

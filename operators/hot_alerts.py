@@ -2,7 +2,9 @@
 
 Per site, a customer gets at most one hot alert within ``hot_alerts.cooldown`` (on event time):
 a customer who answers three surveys in an hour is one call back, not three. Responses without a
-customer id are never merged. Contact details travel only when the customer consented.
+customer id are never merged. Contact details travel only when the customer consented. A site
+publishes at most ``hot_alerts.rate_cap.per_site_per_day`` hot alerts a day; the rest go in one
+``hot_digest`` alert for the day (:mod:`operators.rate_cap`).
 
 An alert's size is bounded whatever the response: the comment is cut at
 ``hot_alerts.max_comment_chars`` and the contact fields and journey stage at
@@ -12,6 +14,7 @@ the ``feedback`` table).
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import bytewax.operators as op
@@ -19,12 +22,13 @@ from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from boucle.config.settings import SEVERITY_RANK, Settings
-from boucle.config.times import iso_ms, now_ms
+from boucle.config.times import DAY_MS, iso_ms, now_ms
 from boucle.operators.alerts import FIELD_CHARS, UNSET, Alert, alert_builder, alert_id, truncated
 from boucle.operators.decode import Feedback, internal_error
 from boucle.operators.guard import batch_or_each, feedback_message
 from boucle.operators.hot_rules import HotRules
 from boucle.operators.privacy import mask_pii
+from boucle.operators.rate_cap import SiteRateCap
 
 __all__ = ["HotAlertBuilder", "hot_alerts"]
 
@@ -53,6 +57,13 @@ class HotAlertBuilder:
             for site in settings.sites
         }
         self._upper = {name: name.upper() for name in questions}
+        self.rate_cap = settings.hot_alerts.rate_cap
+        self.lateness_ms = int(settings.windows.allowed_lateness.total_seconds() * 1000)
+        # Who a site's hot_digest goes to: (site_id, region, owner, team, language, name).
+        self.digest_site = {
+            site.id: (site.id, site.region, site.owner, site.team, site.language, site.name or site.id)
+            for site in settings.sites
+        }
 
     def matches(self, event: Feedback) -> list[tuple[str, str]]:
         return self.rules.matches(event.scores, event.attributes, event.comment, event.channel)
@@ -122,11 +133,18 @@ class HotAlertBuilder:
 
 
 class _CooldownLogic(StatefulBatchLogic):
-    """Remembers, per customer of one site, the event time of their last hot alert."""
+    """Remembers, per customer of one site, the event time of their last hot alert, and the site's
+    rate cap (:mod:`operators.rate_cap`): what went out today, what is held for the digest."""
 
-    def __init__(self, builder: HotAlertBuilder, snapshot: dict[str, int] | None) -> None:
+    def __init__(self, builder: HotAlertBuilder, snapshot: dict | tuple | None, wall_clock: bool = False) -> None:
         self.builder = builder
-        self.last_alert: dict[str, int] = dict(snapshot or {})
+        self.wall_clock = wall_clock  # live: a day's digest also goes out when the wall clock passes its end
+        if isinstance(snapshot, tuple):  # (site_id, last alerts, cap state)
+            self.site_id, last_alert, cap_state = snapshot
+        else:  # a snapshot from before the rate cap: the last alerts only
+            self.site_id, last_alert, cap_state = "", snapshot, None
+        self.last_alert: dict[str, int] = dict(last_alert or {})
+        self.cap = SiteRateCap(builder.rate_cap, builder.lateness_ms, cap_state)
 
     def on_batch(self, values: list[list[Feedback]]):
         out = []
@@ -135,10 +153,15 @@ class _CooldownLogic(StatefulBatchLogic):
         last_alert = self.last_alert
         detected_ms = now_ms()
         match_many = builder.rules.matches_many
+        admit = self.cap.admit
+        clock = 0
         for events in values:
             # Matching has no state: a failed batch is matched again event by event (guard).
             found, dead = batch_or_each("hot", match_many, events, feedback_message)
             out += dead
+            if events:
+                self.site_id = events[0].site_id
+                clock = max(clock, max(e.ts_ms for e in events))
             for event, matched in found:
                 try:  # free unless it raises (CPython 3.11+); the cooldown is set once the alert is built
                     customer_id = event.customer.get("id")
@@ -146,24 +169,46 @@ class _CooldownLogic(StatefulBatchLogic):
                         previous = last_alert.get(customer_id)
                         if previous is not None and 0 <= event.ts_ms - previous < cooldown:
                             continue
-                    out.append(builder.build(event, matched, detected_ms))
+                    alert = builder.build(event, matched, detected_ms)
+                    if admit(alert, event.ts_ms):
+                        out.append(alert)
                     if customer_id:
                         last_alert[customer_id] = event.ts_ms
                 except Exception as exc:  # noqa: BLE001 - one dead letter, never a crash loop
                     out.append(internal_error("hot", feedback_message(event), exc))
+        if clock and self.cap.days:
+            out += self._digests(clock)
         if len(last_alert) > 1024:
             newest = max(last_alert.values())
             self.last_alert = {c: t for c, t in last_alert.items() if newest - t < cooldown}
         return out, StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> dict[str, int]:
-        return dict(self.last_alert)
+    def _digests(self, clock: int | None) -> list:
+        site = self.builder.digest_site.get(self.site_id) or (self.site_id, "", "", "", "en", self.site_id)
+        return self.cap.due(clock, site)
+
+    def on_eof(self):
+        return (self._digests(None) if self.cap.days else []), StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        """Live only: when the earliest open day of the cap closes on the wall clock (a quiet site's digest
+        does not wait for its next response)."""
+        if not (self.wall_clock and self.cap.days):
+            return None
+        closes_ms = (min(self.cap.days) + 1) * DAY_MS + self.builder.lateness_ms + 1
+        return datetime.fromtimestamp(closes_ms / 1000, tz=timezone.utc)
+
+    def on_notify(self):
+        return self._digests(now_ms()), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> tuple:
+        return (self.site_id, dict(self.last_alert), self.cap.state())
 
 
 @operator
 def hot_alerts(
-    step_id: str, up: KeyedStream[list[Feedback]], builder: HotAlertBuilder
+    step_id: str, up: KeyedStream[list[Feedback]], builder: HotAlertBuilder, wall_clock: bool = False
 ) -> KeyedStream[dict[str, Any]]:
     """Hot alerts (JSON-ready dicts) from batches of one site's events keyed by ``site_id``, and the
     :class:`~operators.decode.DeadLetter` of any event the step failed on (see :mod:`operators.guard`)."""
-    return op.stateful_batch("cooldown", up, lambda snapshot: _CooldownLogic(builder, snapshot))
+    return op.stateful_batch("cooldown", up, lambda snapshot: _CooldownLogic(builder, snapshot, wall_clock))

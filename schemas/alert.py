@@ -54,12 +54,15 @@ Names = list[str]
 
 
 class Evidence(Struct, kw_only=True):
-    """The numbers behind the alert; its keys depend on the kind. Hot alerts: rules, scores, attributes_at_minimum, purchase_keywords. Attribute alerts: level, baseline, peer median, z, n, slope (rating points per day), rate_per_day (responses), importance (absent while importance_status is not_enough_data), importance_status (learnt, network or not_enough_data). Regional incidents: sites_down, n_sites, median_z. Case SLA: hot_alert_id, opened_at, due_at, sla_hours, hot_severity. Theme surges: theme, n, comments, share, baseline_share."""
+    """The numbers behind the alert; its keys depend on the kind. Hot alerts: rules, scores, attributes_at_minimum, purchase_keywords. Attribute alerts: level, baseline, peer median, z, n, slope (rating points per day), rate_per_day (responses), importance (absent while importance_status is not_enough_data), importance_status (learnt, network or not_enough_data). Regional incidents: sites_down, n_sites, median_z. Case SLA: hot_alert_id, opened_at, due_at, sla_hours, hot_severity. Theme surges: theme, n, comments, share, baseline_share. Hot alerts updated or resolved by their case: rules, scores, case_status, case_at, fcr, root_cause. Hot digests: day, cap, held, by_rule, by_severity, alerts."""
 
     rules: Annotated[Names, Meta(description="Hot alerts: the rules that matched, the one that named the alert first.")] | UnsetType = UNSET
     scores: Annotated[Scores, Meta(description="Hot alerts: the response's scores.")] | UnsetType = UNSET
     attributes_at_minimum: Annotated[Names, Meta(description="Hot alerts: the attributes rated at the bottom of their scale.")] | UnsetType = UNSET
     purchase_keywords: Annotated[Names, Meta(description="Hot alerts: the purchase words found in the comment.")] | UnsetType = UNSET
+    case_status: Annotated[Literal["contacted", "escalated", "resolved"], Meta(description="Hot alerts updated or resolved by their case: how far the case went.")] | UnsetType = UNSET
+    case_at: Annotated[Timestamp, Meta(description="Hot alerts updated or resolved by their case: when (the case event's time).")] | UnsetType = UNSET
+    held: Annotated[int, Meta(description="Hot digests: the site's hot alerts of the day held back by the rate cap.")] | UnsetType = UNSET
 
 
 class Response(Struct, kw_only=True):
@@ -83,7 +86,7 @@ class Contact(Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class AlertV1(Struct, kw_only=True):
-    """One alert as published on the alert topic (Kafka value, JSON; key = site_id; headers kind, severity, region, status, schema) and appended to the alerts JSONL log. Contract v1: fields are added, never repurposed, so readers must ignore fields they do not know. alert_id is deterministic (a UUIDv5 over the kind and the evidence): a replay or a resume after a crash republishes the same id with the same content, except detected_at, which is the wall-clock time of detection. Compare alerts across replays by alert_id and by content without detected_at. Delivery is at-least-once: deduplicate on alert_id (plus status for updates)."""
+    """One alert as published on the alert topic (Kafka value, JSON; key = site_id, or the region id for a regional incident; headers kind, severity, region, status, schema) and appended to the alerts JSONL log. Contract v1: fields are added, never repurposed, so readers must ignore fields they do not know. alert_id is deterministic (a UUIDv5 over the kind and the evidence): a replay or a resume after a crash republishes the same id with the same content, except detected_at, which is the wall-clock time of detection. Compare alerts across replays by alert_id and by content without detected_at. Delivery is at-least-once: deduplicate on alert_id (plus status for updates)."""
 
     # The order of the fields is the order of an alert's keys: a new field goes last (the keys of
     # today's alerts keep their places), defaulting to UNSET unless every alert has it.
@@ -94,17 +97,17 @@ class AlertV1(Struct, kw_only=True):
         extra_json_schema={"format": "uuid"},
     )]
     kind: Annotated[str, Meta(
-        description="hot (one bad experience), attribute, regional_incident, case_sla, theme_surge, ... (new kinds may appear).",
-        examples=["hot", "attribute", "regional_incident", "case_sla", "theme_surge"],
+        description="hot (one bad experience), attribute, regional_incident, case_sla, theme_surge, hot_digest (a site's hot alerts of a day beyond its rate cap), ... (new kinds may appear).",
+        examples=["hot", "attribute", "regional_incident", "case_sla", "theme_surge", "hot_digest"],
     )]
     status: Annotated[Literal["open", "updated", "resolved"], Meta(
-        description="open when first published; updated when it is republished (same alert_id) with new evidence, e.g. a higher severity; resolved once, when it is over."
+        description="open when first published; updated when it is republished (same alert_id) with new evidence, e.g. a higher severity, or a hot alert whose case was contacted or escalated; resolved once, when it is over (a hot alert: its case resolved)."
     )]
     severity: Annotated[Literal[tuple(SEVERITY_RANK)], Meta(
         description="low < medium < high < critical (hot alerts: the most severe rule that matched)."
     )]
     site_id: Annotated[str, Meta(
-        description="The site; also the Kafka key. Empty for a regional incident, whose key is the region."
+        description="The site; also the Kafka key. Empty for a regional incident, whose Kafka key is the region id."
     )]
     region: Annotated[str, Meta(description="From the entity registry; also the `region` header.")]
     attribute: Annotated[str | None, Meta(
@@ -115,8 +118,8 @@ class AlertV1(Struct, kw_only=True):
     )]
     evidence: Evidence
     message: Annotated[str, Meta(description="One human sentence in the site's language (PII masked).")]
-    owner: Annotated[str, Meta(description="Who acts on it (site manager).")] = ""
-    team: Annotated[str, Meta(description="The team it is routed to.")] = ""
+    owner: Annotated[str, Meta(description="Who acts on it, from the entity registry: the site's owner (hot, attribute), its manager (case_sla), the region's manager (regional_incident).")] = ""
+    team: Annotated[str, Meta(description="The team it is routed to: the site's team, or for a regional incident the region's team (its id when the registry names none).")] = ""
     event_time: Annotated[Timestamp, Meta(
         description="When the evidence happened (event time): UTC, millisecond precision, e.g. 2026-11-22T10:31:05.120Z."
     )]

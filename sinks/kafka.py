@@ -4,7 +4,8 @@
 ``kafka.alerts_topic_template`` is set (e.g. ``boucle.alerts.{region}``), also to the topic it names
 for the alert (fields ``region``, ``kind``, ``severity``). Each record has
 
-- key: the alert's ``site_id`` (one site's alerts stay in order within a partition);
+- key: the alert's ``site_id`` (one site's alerts stay in order within a partition), or its
+  ``region`` for an alert of no site (a regional incident: routed by region);
 - value: the alert as JSON (orjson), described by ``schemas/alert.schema.json``;
 - headers: ``kind``, ``severity``, ``region``, ``status`` and ``schema`` (``boucle.alert/1``), so a
   subscriber can route or filter without parsing the value.
@@ -43,6 +44,7 @@ __all__ = [
     "KafkaDeadLetterSink",
     "KafkaRecord",
     "NotDelivered",
+    "alert_key",
     "alert_records",
     "dead_letter_record",
     "ensure_topics",
@@ -65,6 +67,15 @@ def _text(value: Any) -> bytes:
     return b"" if value is None else str(value).encode("utf-8")
 
 
+def alert_key(alert: dict[str, Any]) -> bytes:
+    """An alert's record key: its ``site_id``, or its ``region`` when it has no site (a regional incident).
+
+    >>> alert_key({"site_id": "store-0001", "region": "north"}), alert_key({"site_id": "", "region": "north"})
+    (b'store-0001', b'north')
+    """
+    return _text(alert.get("site_id") or alert.get("region"))
+
+
 def alert_records(alert: dict[str, Any], topic: str, template: str = "") -> list[KafkaRecord]:
     """The record(s) publishing ``alert``: to ``topic``, and to ``template`` filled in, if given.
 
@@ -73,7 +84,7 @@ def alert_records(alert: dict[str, Any], topic: str, template: str = "") -> list
     >>> [(t, k, h[:2]) for t, k, _, h in alert_records(alert, "boucle.alerts", "boucle.alerts.{region}")]
     [('boucle.alerts', b'store-0001', [('kind', b'hot'), ('severity', b'high')]), ('boucle.alerts.north', b'store-0001', [('kind', b'hot'), ('severity', b'high')])]
     """
-    key = _text(alert.get("site_id"))
+    key = alert_key(alert)
     json_bytes = getattr(alert, "json_bytes", None)  # alerts keep their serialisation
     value = json_bytes() if json_bytes is not None else orjson.dumps(alert, option=orjson.OPT_NON_STR_KEYS)
     headers = [

@@ -22,7 +22,7 @@ from boucle.schemas.alert import AlertV1
 from boucle.sources.simulator import Simulator, SimulatorSource
 
 REPO = Path(__file__).resolve().parent.parent
-KINDS = {"hot", "attribute", "regional_incident", "case_sla", "theme_surge"}
+KINDS = {"hot", "attribute", "regional_incident", "case_sla", "theme_surge", "hot_digest"}
 FIELDS = tuple(f.name for f in msgspec.structs.fields(AlertV1))
 
 
@@ -118,6 +118,8 @@ def run_alerts(settings):
 def test_every_alert_of_a_run_follows_the_published_schema(run_alerts):
     kinds = Counter(alert["kind"] for alert in run_alerts)
     assert set(kinds) == KINDS, f"{kinds}: a kind is missing, lengthen the run (or change its seed)"
+    hot_states = {alert["status"] for alert in run_alerts if alert["kind"] == "hot"}
+    assert hot_states == {"open", "updated", "resolved"}  # hot alerts follow their cases (issue 17)
     validator = _validator()
     order = {name: i for i, name in enumerate(FIELDS)}
     for alert in run_alerts:

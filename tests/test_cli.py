@@ -43,7 +43,8 @@ def test_simulate_replay_query(workspace):
     result = invoke("query", "SELECT count() AS n FROM dead_letters", "--format", "csv")
     assert result.output.splitlines() == ["n", str(malformed)]
     alerts = (workspace / "alerts.jsonl").read_bytes().splitlines()
-    assert alerts and all(orjson.loads(a)["kind"] == "hot" for a in alerts)
+    kinds = {orjson.loads(a)["kind"] for a in alerts}
+    assert "hot" in kinds and kinds <= {"hot", "hot_digest"}  # a busy site-day's overflow: one digest
 
 
 def test_bad_query_is_one_clear_line(workspace):

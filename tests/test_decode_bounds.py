@@ -200,7 +200,8 @@ def test_the_case_tracker_dead_letters_an_item_it_fails_on_and_goes_on(settings,
     note = CaseEvent("a1", "note", parse_time("2026-10-01T10:05:00Z"), message=RawMessage(b"{}", "ce", 2, 5))
     call = CaseEvent("a1", "contacted", parse_time("2026-10-01T10:06:00Z"))
     out, _ = logic.on_batch([("alert", alert), ("event", note), ("event", call)])
-    assert [k for k, _ in out] == ["case", "dead", "case"]
+    assert [k for k, _ in out] == ["case", "dead", "case", "alert"]  # the contact updates the hot alert
+    assert out[3][1]["status"] == "updated"
     assert out[1][1].message.position == "ce:2:5" and out[1][1].reason_code == "internal_error"
 
 

@@ -114,6 +114,8 @@ def test_report_is_offline_and_every_section_has_data(report_settings, tmp_path)
     assert "period 11/10/2026 – 09/11/2026 (30 d) · 48 sites" in page
     nps_regions = {t["name"] for t in plots["fig-nps-0"]}
     assert len(nps_regions) == 6
+    site_days = plots["fig-alerts-2"][0]  # hot alerts per site and day (issue 17): one hot alert at every 5th site
+    assert site_days["type"] == "heatmap" and len(site_days["y"]) == 10 and "Paris Bercy" in site_days["y"]
 
 
 def test_report_for_one_region_in_french_with_a_new_period(report_settings, tmp_path):

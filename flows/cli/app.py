@@ -242,8 +242,16 @@ def replay(
     ),
     sites: Optional[int] = typer.Option(None, min=1, help="With --profile: its number of sites, as simulated."),
     keep_order: bool = typer.Option(False, "--keep-order", help=_KEEP_ORDER_HELP),
+    sla_alerts_for_history: bool = typer.Option(
+        False, "--sla-alerts-for-history",
+        help="Raise case_sla alerts for deadlines that passed before the replay started (default: history,"
+        " outcome unknown).",
+    ),
 ) -> None:
     """Run the flow over a JSONL file instead of the simulator.
+
+    History stays history: a case whose SLA deadline passed before the replay started is stored
+    with its outcome unknown, not raised as a `case_sla` alert (unless `--sla-alerts-for-history`).
 
     A file out of time order (beyond windows.allowed_lateness) is sorted by occurred_at first,
     unless `--keep-order`; the run says which.
@@ -257,8 +265,11 @@ def replay(
 
         settings = network_settings(settings, PROFILES[profile.value], sites or settings.simulation.sites)
     with _file_source(settings, file, keep_order) as given:
-        _run(settings, given.source, given.total, workers, recovery_dir, progress, loop=_loop(settings),
-             file=given)
+        from boucle.config.times import now_ms
+
+        history = {} if sla_alerts_for_history else {"history_before_ms": now_ms()}
+        _run(settings, given.source, given.total, workers, recovery_dir, progress,
+             loop=_loop(settings, **history), file=given)
 
 
 def _file_source(settings: Settings, path: Path, keep_order: bool):
@@ -309,7 +320,7 @@ def _run(
     if loop is not None:
         from boucle.flows.cli.cases import print_loop_summary
 
-        print_loop_summary(console, settings)
+        print_loop_summary(console, settings, history_before_ms=loop.history_before_ms)
     print_outputs(console, settings)
 
 

@@ -51,10 +51,11 @@ def loop_totals(client, db: str, region: str | None = None, after_days: float = 
     where = "WHERE region = {region:String}" if region else ""
     params = {"region": region or "", "after": after_days}
     names = ("cases", "contacted", "fcr", "decided", "untreated", "escalated", "resolved", "sla_alerts",
-             "hours_mean", "hours_median")
+             "history", "hours_mean", "hours_median")
     row = client.query(
         f"""SELECT count(), countIf(contacted = 1), countIf(fcr = 1), countIf(sla_decided = 1),
                    countIf(untreated = 1), countIf(escalated = 1), countIf(resolved = 1), countIf(sla_alerted = 1),
+                   countIf(outcome_unknown = 1),
                    avgIf(dateDiff('second', opened_at, first_contact_at) / 3600, contacted = 1),
                    medianIf(dateDiff('second', opened_at, first_contact_at) / 3600, contacted = 1)
             FROM `{db}`.cases FINAL {where}""", parameters=params).result_rows[0]
@@ -99,8 +100,10 @@ def _hours(x) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1f} h"
 
 
-def print_loop_summary(console: Console, settings: Settings, region: str | None = None) -> None:
-    """The loop part of a run summary: FCR, untreated rate, response rate, top comment themes."""
+def print_loop_summary(console: Console, settings: Settings, region: str | None = None,
+                       history_before_ms: int = 0) -> None:
+    """The loop part of a run summary: FCR, untreated rate, response rate, top comment themes.
+    ``history_before_ms``: a replay that kept history as history (the cases it judged so are counted)."""
     client, db = _client(settings), settings.warehouse.database
     after = settings.cases.non_respondent_after.total_seconds() / 86400
     t = loop_totals(client, db, region, after)
@@ -113,12 +116,22 @@ def print_loop_summary(console: Console, settings: Settings, region: str | None 
     table.add_row(f"untreated rate (no action within {sla:g} h)", f"{_pct(t['untreated_rate'])} of {t['decided']:,} due")
     table.add_row("escalations", f"{t['escalated']:,} ({_pct(t['escalation_rate'])})")
     table.add_row("case_sla alerts (to site managers)", f"{t['sla_alerts']:,}")
+    if history_before_ms or t["history"]:
+        from boucle.config.times import iso_ms
+
+        since = f" (deadline before {iso_ms(history_before_ms)[:16]}Z, the replay's start)" if history_before_ms else ""
+        table.add_row(f"history: outcome unknown, no case_sla alert{since}", f"{t['history']:,}")
     table.add_row("invitations → responses", f"{t['invitations']:,} → {t['responses']:,}")
     table.add_row("response rate", _pct(t["response_rate"]))
     table.add_row(f"non-respondents after {after:g} d (consenting)",
                   f"{t['non_respondents']:,} ({t['non_respondents_consenting']:,})")
     table.add_row("promoters to thank (consenting)", f"{t['promoters_consenting']:,}")
     console.print(table)
+    if history_before_ms:
+        console.print(
+            f"Replayed as history: {t['history']:,} cases whose SLA deadline had passed before the replay started"
+            " are stored with their outcome unknown (cases.outcome_unknown), and no case_sla alert was raised"
+            " for them; `boucle replay FILE --sla-alerts-for-history` raises them.", markup=False, highlight=False)
     themes = top_themes(client, db, 5, region)
     if themes:
         console.print(rows_table(

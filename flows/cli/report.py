@@ -7,7 +7,9 @@ Sections (each a plotly figure; plotly.js is inlined once, so the file opens off
 2. ``peers`` — site x question heatmap coloured by the robust z against the region's sites
    (``v_peer_comparison``), the score written in each cell;
 3. ``leaderboard`` — NPS progress against the previous period per site (``v_leaderboard``);
-4. ``alerts`` — alerts opened per day by kind, and a timeline of the non-hot alerts (``v_alerts``);
+4. ``alerts`` — alerts opened per day by kind, a timeline of the non-hot alerts (``v_alerts``), and
+   hot alerts per site and day for the busiest sites, published and held by the rate cap
+   (``v_site_alert_days``: what tuning the hot rules is about);
 5. ``importance`` — attribute importance from ``attribute_importance`` when that table has rows
    (a region whose latest status is ``not_enough_data`` is named as such, not drawn as equal shares;
    one that leans on the network's evidence is labelled so), else a labelled stand-in: the correlation of each attribute with NPS per region, computed by
@@ -55,7 +57,9 @@ TEXT = {
         "leaderboard_help": "Change of NPS against the previous period of the same length: progress counts, not"
                             " only level. Hover for ranks.",
         "alerts": "Alerts", "alerts_help": "Alerts opened per day by kind, then the attribute and regional"
-                                           " alerts on a timeline (colour = severity).",
+                                           " alerts on a timeline (colour = severity), then hot alerts per site and day"
+                                           " for the busiest sites (published + held in the daily digest by the"
+                                           " rate cap).",
         "importance": "Attribute importance",
         "importance_model": "Weights from the importance detector (attribute_importance).",
         "importance_unknown": "Not enough data yet to tell what drives the score in: {regions}.",
@@ -85,7 +89,9 @@ TEXT = {
         "leaderboard_help": "Évolution du NPS face à la période précédente de même durée : le progrès compte,"
                             " pas seulement le niveau. Survoler pour les rangs.",
         "alerts": "Alertes", "alerts_help": "Alertes ouvertes par jour et par type, puis les alertes attribut et"
-                                            " régionales dans le temps (couleur = sévérité).",
+                                            " régionales dans le temps (couleur = sévérité), puis les alertes client par"
+                                            " site et par jour des sites les plus chargés (publiées + retenues dans"
+                                            " le récapitulatif du jour par le plafond).",
         "importance": "Importance des attributs",
         "importance_model": "Poids du détecteur d'importance (attribute_importance).",
         "importance_unknown": "Pas encore assez de données pour dire ce qui fait le score dans : {regions}.",
@@ -138,6 +144,7 @@ class ReportData:
     peers: list[dict] = field(default_factory=list)
     leaderboard: list[dict] = field(default_factory=list)
     alerts: list[dict] = field(default_factory=list)
+    site_days: list[dict] = field(default_factory=list)  # hot alerts per site and day: published, held
     importance: list[dict] = field(default_factory=list)
     importance_is_standin: bool = True
     importance_unknown: list[str] = field(default_factory=list)  # regions whose importance is not known yet
@@ -192,6 +199,12 @@ def collect(client: Client, database: str, *, region: str | None, period_days: i
     data.alerts = _rows(client, f"SELECT alert_id, kind, status, severity, site_id, site_name, region, attribute, message,"
                                 f" first_event_time FROM {db}.v_alerts WHERE toDate(first_event_time) BETWEEN"
                                 f" {{start:Date}} AND {{end:Date}} AND {where} ORDER BY first_event_time", **params)
+    data.site_days = _rows(client, f"SELECT d.day AS day, d.site_id AS site_id, if(s.name = '', d.site_id, s.name)"
+                                   f" AS site_name, d.hot_alerts AS hot_alerts, d.hot_held AS hot_held"
+                                   f" FROM {db}.v_site_alert_days AS d LEFT JOIN (SELECT site_id, name FROM"
+                                   f" {db}.sites FINAL) AS s ON s.site_id = d.site_id WHERE d.day BETWEEN"
+                                   f" {{start:Date}} AND {{end:Date}} AND ({{r:String}} = '' OR d.region = {{r:String}})"
+                                   f" ORDER BY d.day", **params)
     has_model = _rows(client, "SELECT count() AS n FROM system.tables WHERE database = {db:String}"
                               " AND name = 'attribute_importance'", db=db)[0]["n"]
     if has_model:
@@ -319,7 +332,28 @@ def _alerts_figures(data: ReportData, t: dict):
                 hovertemplate="%{x|%d %b %H:%M} · %{y}<br>%{text}<extra></extra>",
             ))
     _layout(timeline, max(300, 18 * len({a["site_name"] for a in notable}) + 120), legend=dict(orientation="h", y=-0.2))
-    return per_day, timeline
+    return (per_day, timeline, _site_days_figure(data, t)) if data.site_days else (per_day, timeline)
+
+
+def _site_days_figure(data: ReportData, t: dict, top: int = 20):
+    """Hot alerts per site and day (published + held) for the ``top`` sites with the most."""
+    import plotly.graph_objects as go
+
+    totals: dict[str, int] = {}
+    for r in data.site_days:
+        totals[r["site_id"]] = totals.get(r["site_id"], 0) + r["hot_alerts"] + r["hot_held"]
+    sites = sorted(totals, key=lambda s: (-totals[s], s))[:top]
+    days = sorted({r["day"] for r in data.site_days})
+    cell = {(r["site_id"], r["day"]): r for r in data.site_days}
+    names = {r["site_id"]: html_text(r["site_name"]) for r in data.site_days}
+    z = [[(cell[s, d]["hot_alerts"] + cell[s, d]["hot_held"]) if (s, d) in cell else None for d in days] for s in sites]
+    text = [[f"{cell[s, d]['hot_alerts']} + {cell[s, d]['hot_held']}" if (s, d) in cell else "" for d in days]
+            for s in sites]
+    fig = go.Figure(go.Heatmap(x=days, y=[names[s] for s in sites], z=z, text=text, colorscale="Reds",
+                               hovertemplate="%{y} · %{x|%d %b}: %{z} (%{text})<extra></extra>",
+                               colorbar=dict(title=t["alerts_axis"])))
+    _layout(fig, max(300, 22 * len(sites) + 120), yaxis=dict(autorange="reversed"))
+    return fig
 
 
 def _importance_figure(data: ReportData, t: dict):
