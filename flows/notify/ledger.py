@@ -74,11 +74,11 @@ class Ledger:
     def due(self, now: float, limit: int = 1000) -> list[sqlite3.Row]:
         """Pending rows whose time has come, oldest first."""
         return self.db.execute(
-            "SELECT * FROM deliveries WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, key LIMIT ?",
+            "SELECT * FROM deliveries WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, rowid LIMIT ?",
             (now, limit)).fetchall()
 
     def waiting_dead_letters(self, limit: int = 1000) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM deliveries WHERE state = 'dlq' ORDER BY key LIMIT ?", (limit,)).fetchall()
+        return self.db.execute("SELECT * FROM deliveries WHERE state = 'dlq' ORDER BY rowid LIMIT ?", (limit,)).fetchall()
 
     def delivered(self, keys: list[str], now: float) -> None:
         self._set(keys, "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, reason = '', done_at = ?"
@@ -110,7 +110,7 @@ class Ledger:
         return {(c, s): n for c, s, n in rows}
 
     def rows(self, where: str = "1", params: tuple = ()) -> list[sqlite3.Row]:
-        return self.db.execute(f"SELECT * FROM deliveries WHERE {where} ORDER BY next_at, key", params).fetchall()
+        return self.db.execute(f"SELECT * FROM deliveries WHERE {where} ORDER BY next_at, rowid", params).fetchall()
 
     def close(self) -> None:
         self.db.close()
