@@ -273,3 +273,5 @@ def test_bad_notify_config_fails_at_start_with_the_key_path(mail):
         settings_from_dict(registry(mail.port, [], timezone="Paris"))
     with pytest.raises(ConfigError, match=r"notify.routes\[0\].*needs recipients"):
         settings_from_dict(registry(mail.port, [{"name": "x"}]))
+    with pytest.raises(ConfigError, match=r"notify.routes\[0\].sites\[0\]: unknown site 'nowhere'"):
+        settings_from_dict(registry(mail.port, [{"name": "x", "sites": ["nowhere"], "to": ["owner"]}]))
