@@ -75,7 +75,7 @@ def backoff(retry: Retry) -> Callable[[int], float]:
     >>> [wait(n) for n in (1, 2, 3, 10)]
     [1.0, 2.0, 4.0, 30.0]
     """
-    strategy = wait_exponential_jitter(initial=retry.initial.total_seconds(), max=retry.max.total_seconds(),
+    strategy = wait_exponential_jitter(multiplier=retry.initial.total_seconds(), max=retry.max.total_seconds(),
                                        jitter=retry.jitter.total_seconds())
 
     def wait(attempt: int) -> float:
