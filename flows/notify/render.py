@@ -1,7 +1,7 @@
 """Messages written from Jinja2 templates (``flows/notify/templates``) in the recipient's language.
 
 One layout per medium (``subject``, ``email.txt``, ``email.html``, ``chat.md``) fed with the
-words of the language (:data:`WORDS`, ``fr`` and ``en``; any other language falls back to
+words of the language (:data:`WORDS`, ``templates/words.fr.json`` and ``words.en.json``; any other language falls back to
 English). A language may also bring its own layout: ``email.html.fr.j2`` is chosen before
 ``email.html.j2`` for French. What a customer wrote is escaped for its medium: HTML escaping in
 the HTML part (autoescape), Slack's ``&<>`` in Slack messages; the text part is plain text.
@@ -19,7 +19,9 @@ Chat messages leave the customer's contact details out (a channel is read by mor
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any, Callable
 
 import orjson
@@ -30,27 +32,10 @@ from boucle.sinks.notify.chat import slack_escape, slack_payload, teams_payload
 __all__ = ["WORDS", "Email", "Renderer"]
 
 WORDS: dict[str, dict[str, Any]] = {
-    "en": {
-        "kind": {"hot": "Customer alert", "attribute": "Attribute alert", "regional_incident": "Regional incident",
-                 "case_sla": "Case left untreated", "theme_surge": "Comment theme surge"},
-        "status": {"open": "new", "updated": "updated", "resolved": "resolved"},
-        "severity": {"low": "Low", "medium": "Medium", "high": "High", "critical": "Critical"},
-        "site": "Site", "region": "Region", "question": "Question", "scores": "Scores", "comment": "Comment",
-        "contact": "Customer contact", "when": "When", "reference": "Reference", "severity_name": "Severity",
-        "digest_title": "{n} alerts · {where}", "digest_intro": "{n} alerts for {where}:",
-        "footer": "Sent by Boucle. Reply to your programme team to change what you receive.",
-    },
-    "fr": {
-        "kind": {"hot": "Alerte client", "attribute": "Alerte attribut", "regional_incident": "Incident régional",
-                 "case_sla": "Cas non traité", "theme_surge": "Thème en hausse dans les commentaires"},
-        "status": {"open": "nouvelle", "updated": "mise à jour", "resolved": "résolue"},
-        "severity": {"low": "Faible", "medium": "Moyenne", "high": "Élevée", "critical": "Critique"},
-        "site": "Site", "region": "Région", "question": "Question", "scores": "Notes", "comment": "Commentaire",
-        "contact": "Contact client", "when": "Quand", "reference": "Référence", "severity_name": "Gravité",
-        "digest_title": "{n} alertes · {where}", "digest_intro": "{n} alertes pour {where} :",
-        "footer": "Envoyé par Boucle. Pour changer ce que vous recevez, écrivez à l'équipe du programme.",
-    },
-}
+    path.name.split(".")[1]: json.loads(path.read_text(encoding="utf-8"))
+    for path in resources.files("boucle.flows.notify").joinpath("templates").iterdir()
+    if path.name.startswith("words.") and path.name.endswith(".json")
+}  # one file per language: templates/words.<language>.json (a new language is a new file)
 _COLOURS = {"low": "#999999", "medium": "#e0a800", "high": "#e8590c", "critical": "#c92a2a"}
 
 
