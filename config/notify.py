@@ -158,6 +158,8 @@ class Notify(_Strict):
     group_id: str = "boucle-notify"
     dlq_topic: str = "boucle.notify-dlq"
     ledger: str = "var/notify.sqlite"  # the local delivery ledger (what was delivered, what waits)
+    # Delivered and dead-lettered rows are forgotten after this: keep it above the alert topic's retention.
+    ledger_retention: Duration = timedelta(days=30)
     start: Literal["beginning", "end"] = "beginning"  # where a group without committed offsets starts
     timezone: TimeZone = "UTC"  # recipients whose contact, site and region name none
     quiet_hours: QuietHours | None = None  # everyone's, unless a contact has its own; None: no quiet hours

@@ -275,3 +275,17 @@ def test_bad_notify_config_fails_at_start_with_the_key_path(mail):
         settings_from_dict(registry(mail.port, [{"name": "x"}]))
     with pytest.raises(ConfigError, match=r"notify.routes\[0\].sites\[0\]: unknown site 'nowhere'"):
         settings_from_dict(registry(mail.port, [{"name": "x", "sites": ["nowhere"], "to": ["owner"]}]))
+
+
+def test_the_ledger_forgets_delivered_rows_after_its_retention(tmp_path, mail):
+    clock = ManualClock(NOON)
+    notifier, _ = make(tmp_path, registry(mail.port, [{"name": "hot", "kinds": ["hot"], "to": ["owner"]}],
+                                          ledger_retention="1d"), clock)
+    notifier.accept(alert(1))
+    assert notifier.tick() == 1 and len(notifier.ledger.rows()) == 1
+    clock.advance(hours=23)
+    notifier.tick()
+    assert len(notifier.ledger.rows()) == 1  # still remembered: a replay now is not delivered again
+    clock.advance(hours=2)
+    notifier.tick()
+    assert notifier.ledger.rows() == []

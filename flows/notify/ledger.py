@@ -99,6 +99,15 @@ class Ledger:
     def dead_lettered(self, keys: list[str], now: float) -> None:
         self._set(keys, "UPDATE deliveries SET state = 'dead', done_at = ? WHERE key = ?", now)
 
+    def prune(self, before: float) -> int:
+        """Forget delivered and dead-lettered rows done before ``before``; returns how many.
+
+        A record older than that read again (a group reset to the beginning) would be delivered again:
+        keep them longer than the alert topic's retention."""
+        with self._tx():
+            return self.db.execute("DELETE FROM deliveries WHERE state IN ('delivered', 'dead') AND done_at < ?",
+                                   (before,)).rowcount
+
     def next_due(self) -> float | None:
         """When the next pending row is due (epoch seconds), or None."""
         row = self.db.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()

@@ -109,6 +109,7 @@ class Notifier:
         self.wait = backoff(notify.retry)
         self.counts: dict[str, Counter] = defaultdict(Counter)
         self.accepted = Counter()  # records: alerts, duplicates, unrouted, unreadable
+        self._pruned_at = 0.0
 
     # ---- in ----
     def accept(self, value: bytes, origin: str = "") -> int:
@@ -165,6 +166,9 @@ class Notifier:
         for rows in groups.values():
             sent += self._send(rows, now)
         self._flush_dead_letters(now)
+        if now - self._pruned_at >= 3600:  # hourly is plenty
+            self._pruned_at = now
+            self.ledger.prune(now - self.notify.ledger_retention.total_seconds())
         return sent
 
     def _send(self, rows: list, now: float) -> int:
