@@ -40,9 +40,11 @@ class _Keep:
 
 
 class MailServer:
-    """aiosmtpd on 127.0.0.1; with ``login`` it requires AUTH with that (user, password)."""
+    """aiosmtpd on 127.0.0.1; with ``login`` it requires AUTH with that (user, password); with
+    ``starttls`` (an ``ssl.SSLContext``) it requires STARTTLS first, with ``implicit_tls`` it speaks TLS
+    from the first byte."""
 
-    def __init__(self, login: tuple[str, str] | None = None) -> None:
+    def __init__(self, login: tuple[str, str] | None = None, *, starttls=None, implicit_tls=None) -> None:
         self.messages: list[tuple[list[str], EmailMessage]] = []
         self.lock = threading.Lock()
         self.port = free_port()
@@ -51,7 +53,11 @@ class MailServer:
             def check(_server, _session, _envelope, _mechanism, data):
                 ok = (data.login.decode(), data.password.decode()) == login
                 return AuthResult(success=ok)
-            kwargs = {"authenticator": check, "auth_required": True, "auth_require_tls": False}
+            kwargs = {"authenticator": check, "auth_required": True, "auth_require_tls": starttls is not None}
+        if starttls is not None:
+            kwargs.update(tls_context=starttls, require_starttls=True)
+        if implicit_tls is not None:
+            kwargs.update(ssl_context=implicit_tls)
         self.controller = Controller(_Keep(self), hostname="127.0.0.1", port=self.port, **kwargs)
 
     def __enter__(self) -> "MailServer":

@@ -289,3 +289,47 @@ def test_the_ledger_forgets_delivered_rows_after_its_retention(tmp_path, mail):
     clock.advance(hours=2)
     notifier.tick()
     assert notifier.ledger.rows() == []
+
+
+@pytest.fixture
+def tls(tmp_path, monkeypatch):
+    """A private CA trusted through SSL_CERT_FILE (as a user of a private CA would), and the relay's context."""
+    import ssl
+
+    import trustme
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    return server
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # aiosmtpd: implicit TLS is TLS too
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_mail_goes_over_tls_with_the_login_from_the_environment(tmp_path, tls, security):
+    kwargs = {"starttls": tls} if security == "starttls" else {"implicit_tls": tls}
+    with MailServer(login=("boucle", "pa55"), **kwargs) as server:
+        config = registry(server.port, [{"name": "hot", "kinds": ["hot"], "to": ["owner"]}])
+        config["notify"]["smtp"]["security"] = security
+        notifier, dead = make(tmp_path, config, environ={"BOUCLE_SMTP_USERNAME": "boucle", "BOUCLE_SMTP_PASSWORD": "pa55"})
+        notifier.accept(alert(1))
+        assert notifier.tick() == 1 and dead == []
+        assert [rcpts for rcpts, _ in server.messages] == [["owner-s1@example.org"]]
+
+
+def test_starttls_is_required_when_asked_for(tmp_path, mail):
+    config = registry(mail.port, [{"name": "hot", "kinds": ["hot"], "to": ["owner"]}])
+    config["notify"]["smtp"]["security"] = "starttls"  # the test relay offers no STARTTLS
+    notifier, dead = make(tmp_path, config)
+    notifier.accept(alert(1))
+    assert notifier.tick() == 0 and mail.messages == [] and dead == []
+    [row] = notifier.ledger.rows()
+    assert "STARTTLS" in row["reason"] and row["state"] == "pending"  # retried: the relay may be fixed
+
+
+def test_a_password_is_not_sent_in_clear_to_a_remote_relay():
+    from boucle.sinks.notify.smtp import SmtpSender
+
+    with pytest.raises(ValueError, match="in clear"):
+        SmtpSender("smtp.example.org", 25, security="none", from_address="a@b", username="u", password="p")
