@@ -170,6 +170,7 @@ class Notify(_Strict):
     retry: Retry = Retry()
     http_timeout: Duration = timedelta(seconds=10)
     poll_interval: Duration = timedelta(seconds=1)  # how often held deliveries and retries are looked at
+    report_every: Duration = timedelta(minutes=5)  # `notify run` prints its delivery metrics this often
 
     @field_validator("routes")
     @classmethod

@@ -333,3 +333,21 @@ def test_a_password_is_not_sent_in_clear_to_a_remote_relay():
 
     with pytest.raises(ValueError, match="in clear"):
         SmtpSender("smtp.example.org", 25, security="none", from_address="a@b", username="u", password="p")
+
+
+def test_the_digests_of_a_night_go_out_as_one_in_the_morning(tmp_path, mail):
+    routes = [{"name": "hourly", "kinds": ["hot"], "to": ["owner"], "digest": "1h"}]
+    clock = ManualClock(datetime(2026, 12, 3, 19, 30, tzinfo=timezone.utc))  # 20:30 in Paris
+    notifier, _ = make(tmp_path, registry(mail.port, routes, quiet_hours={"start": "21:00", "end": "07:00"}), clock)
+    notifier.accept(alert(1))  # its hour ends at 21:00 Paris: quiet already
+    clock.set(datetime(2026, 12, 3, 23, 10, tzinfo=timezone.utc))
+    notifier.accept(alert(2))
+    clock.set(datetime(2026, 12, 4, 3, 40, tzinfo=timezone.utc))
+    notifier.accept(alert(3))
+    notifier.accept(alert(4, site="s2"))
+    clock.set(datetime(2026, 12, 4, 5, 59, tzinfo=timezone.utc))
+    assert notifier.tick() == 0
+    clock.set(datetime(2026, 12, 4, 6, 0, tzinfo=timezone.utc))  # 07:00 in Paris
+    assert notifier.tick() == 2
+    [s1] = mail.to("owner-s1@example.org")
+    assert s1["Subject"] == "[Boucle] 3 alertes · Paris Bercy" and len(mail.to("owner-s2@example.org")) == 1

@@ -39,6 +39,13 @@ def _metrics_table(notifier) -> None:
     console.print(f"records read: {accepted}")
 
 
+def _metrics_line(notifier) -> str:
+    """One line of delivery metrics, e.g. ``email: 12 sent, 1 retried, 0 failed, 3 held``."""
+    parts = [f"{channel}: {m['sent']} sent, {m['retried']} retried, {m['failed']} failed, {m['held']} held"
+             for channel, m in notifier.metrics().items()]
+    return "deliveries · " + ("; ".join(parts) or "none yet")
+
+
 @notify_app.command("run")
 def notify_run(
     brokers: Optional[str] = typer.Option(None, help="Kafka bootstrap servers (default: kafka.brokers)."),
@@ -74,7 +81,9 @@ def notify_run(
                   f" group {notify.group_id}, ledger {notify.ledger}")
     try:
         consume_alerts(settings.kafka, notifier, group_id=notify.group_id, start=notify.start, to_end=to_end,
-                       stop=stop, poll_s=notify.poll_interval.total_seconds())
+                       stop=stop, poll_s=notify.poll_interval.total_seconds(),
+                       report=lambda: console.print(_metrics_line(notifier), highlight=False),
+                       report_every_s=notify.report_every.total_seconds())
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 from confluent_kafka import (
@@ -94,9 +95,10 @@ def _commit(admin: AdminClient, group: str, topic: str, offsets: dict[int, int])
 
 def consume_alerts(kafka: Kafka, notifier: Notifier, *, group_id: str, start: str = "beginning",
                    topic: str | None = None, to_end: bool = False, stop: threading.Event | None = None,
-                   poll_s: float = 1.0, on_batch: Callable[[int], None] | None = None) -> int:
+                   poll_s: float = 1.0, on_batch: Callable[[int], None] | None = None,
+                   report: Callable[[], None] | None = None, report_every_s: float = 300.0) -> int:
     """Feed the notifier from the alert topic until ``stop`` (or, with ``to_end``, the end of the topic
-    with nothing due); returns how many records were read."""
+    with nothing due); returns how many records were read. ``report`` is called every ``report_every_s``."""
     topic = topic or kafka.alerts_topic
     stop = stop or threading.Event()
     [partitions] = wait_for_topics(kafka, [topic], what="read").values()
@@ -109,6 +111,7 @@ def consume_alerts(kafka: Kafka, notifier: Notifier, *, group_id: str, start: st
     consumer.assign([TopicPartition(topic, p, committed.get(p, default)) for p in partitions])
     at_end: set[int] = set()
     read = 0
+    reported = time.monotonic()
     try:
         while not stop.is_set():
             offsets: dict[int, int] = {}
@@ -128,6 +131,9 @@ def consume_alerts(kafka: Kafka, notifier: Notifier, *, group_id: str, start: st
                 _commit(admin, group_id, topic, offsets)
                 if on_batch is not None:
                     on_batch(len(offsets))
+            if report is not None and time.monotonic() - reported >= report_every_s:
+                reported = time.monotonic()
+                report()
             if to_end and at_end >= set(partitions) and not _due_now(notifier):
                 break
     finally:

@@ -38,7 +38,8 @@ def _cut(text: str, limit: int) -> str:
 
 
 def slack_payload(title: str, text: str, facts: Mapping[str, str] | None = None, *, context: str = "") -> dict[str, Any]:
-    """An incoming-webhook body: ``title`` plain text, ``text`` mrkdwn (already escaped)."""
+    """An incoming-webhook body: ``title`` plain text (escaped here for the mrkdwn fallback), ``text``
+    mrkdwn (already escaped by the caller)."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _cut(title, _HEADER_MAX), "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, _SLACK_TEXT_MAX)}},
@@ -48,7 +49,7 @@ def slack_payload(title: str, text: str, facts: Mapping[str, str] | None = None,
         blocks.append({"type": "section", "fields": fields[:10]})  # Slack takes at most 10 fields
     if context:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(context, _SLACK_TEXT_MAX)}]})
-    return {"text": _cut(f"{title}: {text}", _SLACK_TEXT_MAX), "blocks": blocks}
+    return {"text": _cut(f"{slack_escape(title)}: {text}", _SLACK_TEXT_MAX), "blocks": blocks}
 
 
 def teams_payload(title: str, text: str, facts: Mapping[str, str] | None = None, *, context: str = "") -> dict[str, Any]:
