@@ -32,10 +32,11 @@ class _Keep:
     def __init__(self, server: "MailServer") -> None:
         self.server = server
 
-    async def handle_DATA(self, _server, _session, envelope):
+    async def handle_DATA(self, _server, session, envelope):
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
         with self.server.lock:
             self.server.messages.append((list(envelope.rcpt_tos), message))
+            self.server.sessions.add(tuple(session.peer))
         return "250 OK"
 
 
@@ -46,6 +47,7 @@ class MailServer:
 
     def __init__(self, login: tuple[str, str] | None = None, *, starttls=None, implicit_tls=None) -> None:
         self.messages: list[tuple[list[str], EmailMessage]] = []
+        self.sessions: set[tuple] = set()  # client (host, port) of the SMTP connections that carried a message
         self.lock = threading.Lock()
         self.port = free_port()
         kwargs = {}

@@ -80,6 +80,7 @@ def test_an_alert_reaches_its_routed_recipients_once(tmp_path, mail):
 
         assert sorted(r for rcpts, _ in mail.messages for r in rcpts) == [
             "ops-idf@example.org", "owner-s1@example.org", "team-s1@example.org"]
+        assert len(mail.sessions) == 1  # one SMTP connection carried the tick's three messages
         [message] = mail.to("owner-s1@example.org")
         assert message["Subject"] == "[Boucle] Élevée · Alerte client · Paris Bercy"  # the site's language
         html = message.get_body(("html",)).get_content()

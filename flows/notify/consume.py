@@ -46,6 +46,9 @@ __all__ = ["DeadLetterTopic", "consume_alerts"]
 logger = logging.getLogger("boucle.notify")
 
 _TIMEOUT_S = 15.0
+# A partition error that ends the run (the rest, e.g. a broker away for a while, librdkafka retries).
+_GONE = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION,
+         KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED}
 
 
 class DeadLetterTopic:
@@ -121,7 +124,10 @@ def consume_alerts(kafka: Kafka, notifier: Notifier, *, group_id: str, start: st
                     if error.code() == KafkaError._PARTITION_EOF:
                         at_end.add(msg.partition())
                         continue
-                    raise KafkaException(error)
+                    if error.fatal() or error.code() in _GONE:
+                        raise KafkaException(error)
+                    logger.warning("reading %s: %s (retrying)", topic, error.str())  # librdkafka reconnects
+                    continue
                 at_end.discard(msg.partition())
                 notifier.accept(msg.value() or b"", f"{topic}/{msg.partition()}/{msg.offset()}")
                 offsets[msg.partition()] = msg.offset() + 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -163,8 +164,9 @@ class Notifier:
         for row in self.ledger.due(now):
             groups[row["grp"]].append(row)
         sent = 0
-        for rows in groups.values():
-            sent += self._send(rows, now)
+        with self.channels.smtp.batch() if self.channels.smtp else nullcontext():  # one SMTP connection per tick
+            for rows in groups.values():
+                sent += self._send(rows, now)
         self._flush_dead_letters(now)
         if now - self._pruned_at >= 3600:  # hourly is plenty
             self._pruned_at = now
