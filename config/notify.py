@@ -127,6 +127,8 @@ class Route(_Strict):
     def _someone(self) -> "Route":
         if not (self.to or self.emails or self.webhooks):
             raise ValueError("a route needs recipients: to (registry roles), emails or webhooks")
+        if bad := [e for e in self.emails if "@" not in e or any(c.isspace() or c in ",;<>" for c in e)]:
+            raise ValueError(f"emails must be plain addresses (name@domain), got {', '.join(map(repr, bad))}")
         if self.digest is not None and (self.digest <= timedelta(0) or 86400 % self.digest.total_seconds()):
             raise ValueError(f"digest must divide a day (e.g. '15m', '1h', '1d'), got {self.digest}")
         return self

@@ -352,3 +352,17 @@ def test_the_digests_of_a_night_go_out_as_one_in_the_morning(tmp_path, mail):
     assert notifier.tick() == 2
     [s1] = mail.to("owner-s1@example.org")
     assert s1["Subject"] == "[Boucle] 3 alertes · Paris Bercy" and len(mail.to("owner-s2@example.org")) == 1
+
+
+def test_an_alert_that_would_break_a_header_is_dead_lettered_not_a_crash(tmp_path, mail):
+    notifier, dead = make(tmp_path, registry(mail.port, [{"name": "all", "to": ["owner"]}]))
+    evil = orjson.loads(alert(1))
+    notifier.accept(orjson.dumps({**evil, "alert_id": "x\r\nBcc: everyone@example.org"}), origin="t/0/1")
+    notifier.accept(orjson.dumps({**evil, "attribute": "waiting\r\nBcc: everyone@example.org"}))
+    notifier.accept(orjson.dumps({**evil, "alert_id": evil["alert_id"][:-1] + "2", "response": "not a dict",
+                                  "evidence": [1]}))
+    assert notifier.tick() == 2
+    assert [d.reason.split(":")[0] for d in dead] == ["not_an_alert"]
+    subjects = [m["Subject"] for _, m in mail.messages]
+    assert all("\n" not in s for s in subjects) and any("waiting Bcc" in s for s in subjects)
+    assert all(rcpts == ["owner-s1@example.org"] for rcpts, _ in mail.messages)

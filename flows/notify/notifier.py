@@ -120,11 +120,10 @@ class Notifier:
             alert = orjson.loads(value)
         except orjson.JSONDecodeError:
             alert = None
-        if not isinstance(alert, dict) or not all(isinstance(alert.get(k), str) and alert.get(k)
-                                                  for k in ("alert_id", "status", "kind", "severity")):
+        if not isinstance(alert, dict) or not all(_token(alert.get(k)) for k in ("alert_id", "status", "kind", "severity")):
             self.accepted["unreadable"] += 1
-            self._problem(f"record|{origin}", "not_an_alert: not a JSON alert with alert_id, status, kind and severity",
-                          {}, value, now)
+            self._problem(f"record|{origin}", "not_an_alert: not a JSON alert with alert_id, status, kind and severity"
+                          " (short printable words)", {}, value, now)
             return 0
         plan = self.router.plan(alert, now)
         for i, problem in enumerate(plan.problems):
@@ -178,7 +177,10 @@ class Notifier:
         channel, keys = first["channel"], [r["key"] for r in rows]
         alerts = [orjson.loads(r["alert"]) for r in rows]
         try:
-            self._deliver(channel, first["target"], first["language"], alerts, first["grp"])
+            try:
+                self._deliver(channel, first["target"], first["language"], alerts, first["grp"])
+            except (ValueError, TypeError, KeyError, AttributeError, UnicodeError) as exc:  # an alert we cannot render
+                raise DeliveryFailed(f"cannot render: {type(exc).__name__}: {exc}", permanent=True) from exc
         except DeliveryFailed as exc:
             attempts = first["attempts"] + 1
             if exc.permanent or attempts >= self.notify.retry.attempts:
@@ -238,6 +240,15 @@ class Notifier:
     def close(self) -> None:
         self.channels.close()
         self.ledger.close()
+
+
+def _token(value: Any) -> bool:
+    """A short printable word (ids, statuses, kinds): nothing that could break a header or a key.
+
+    >>> _token("0b8f3bb6-2a0c-5d1e-9c4f-1e2d3c4b5a69"), _token("open\\r\\nBcc: x"), _token("")
+    (True, False, False)
+    """
+    return isinstance(value, str) and 0 < len(value) <= 200 and value.isprintable() and not any(c.isspace() for c in value)
 
 
 def notifier_from_settings(settings: Settings, dead_letter: Callable[[DeadLetter], None], *,

@@ -69,7 +69,9 @@ class Renderer:
         response = alert.get("response") if isinstance(alert.get("response"), dict) else {}
         site_id, region = str(alert.get("site_id") or ""), str(alert.get("region") or "")
         attribute = alert.get("attribute")
-        scores = response.get("scores") or (alert.get("evidence") or {}).get("scores") or {}
+        evidence = alert.get("evidence") if isinstance(alert.get("evidence"), dict) else {}
+        scores = response.get("scores") or evidence.get("scores") or {}
+        scores = scores if isinstance(scores, dict) else {}
         person = alert.get("contact") if contact and isinstance(alert.get("contact"), dict) else {}
         return {
             "alert_id": str(alert.get("alert_id", "")), "kind": alert.get("kind"), "status": alert.get("status"),
@@ -97,12 +99,14 @@ class Renderer:
         return template.render(**context)
 
     # ---- media ----
-    def subject(self, alerts: list[dict[str, Any]], language: str) -> str:
-        return self._render(self._chat["teams"], "subject", self._context(alerts, language)).strip()
+    def _subject(self, context: dict[str, Any]) -> str:
+        """One line whatever the alert says (a header cannot hold a line break), at most 200 characters."""
+        text = " ".join(self._render(self._chat["teams"], "subject", context).split())
+        return "".join(c for c in text if c.isprintable())[:200]
 
     def email(self, alerts: list[dict[str, Any]], language: str) -> Email:
         context = self._context(alerts, language)
-        subject = self._render(self._chat["teams"], "subject", context).strip()
+        subject = self._subject(context)
         context["subject"] = subject
         return Email(subject, self._render(self._html, "email.txt", context),
                      self._render(self._html, "email.html", context))
@@ -110,7 +114,7 @@ class Renderer:
     def chat(self, alerts: list[dict[str, Any]], language: str, fmt: str) -> dict[str, Any]:
         """A Slack or Teams body; the title is the subject, the facts those of a single alert."""
         context = self._context(alerts, language, contact=False)
-        title = self._render(self._chat["teams"], "subject", context).strip().removeprefix("[Boucle] ")
+        title = self._subject(context).removeprefix("[Boucle] ")
         text = self._render(self._chat[fmt], "chat.md", context).strip()
         t, facts = context["t"], {}
         if len(alerts) == 1:

@@ -121,8 +121,9 @@ class Router:
                 out.append(person)
         for name in route.webhooks:
             hook = self.notify.webhooks[name]
+            quiet = None if hook.format == "json" else self.notify.quiet_hours  # machines do not sleep
             out.append(Recipient(hook.format, name, hook.timezone or self._zone(None, site, region),
-                                 hook.language or self._language(None, site, region), self.notify.quiet_hours))
+                                 hook.language or self._language(None, site, region), quiet))
         return out
 
     @staticmethod
