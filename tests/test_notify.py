@@ -366,3 +366,15 @@ def test_an_alert_that_would_break_a_header_is_dead_lettered_not_a_crash(tmp_pat
     subjects = [m["Subject"] for _, m in mail.messages]
     assert all("\n" not in s for s in subjects) and any("waiting Bcc" in s for s in subjects)
     assert all(rcpts == ["owner-s1@example.org"] for rcpts, _ in mail.messages)
+
+
+def test_each_distinct_update_of_an_alert_is_delivered_once(tmp_path, mail):
+    notifier, _ = make(tmp_path, registry(mail.port, [{"name": "all", "to": ["owner"]}]))
+    opened = orjson.loads(alert(1))
+    contacted = {**opened, "status": "updated", "evidence": {"case": "contacted"}, "message": "Contacted."}
+    escalated = {**contacted, "evidence": {"case": "escalated"}, "message": "Escalated."}
+    for record in (opened, contacted, {**contacted, "detected_at": "2026-12-03T13:00:00.000Z"}, escalated, escalated):
+        notifier.accept(orjson.dumps(record))
+    assert notifier.tick() == 3
+    assert [m.get_body(("plain",)).get_content().splitlines()[1] for _, m in mail.messages] == [
+        "NPS 2 (1).", "Contacted.", "Escalated."]

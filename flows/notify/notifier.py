@@ -1,7 +1,8 @@
 """The notifier: alerts in (:meth:`Notifier.accept`), messages out when due (:meth:`Notifier.tick`).
 
-``accept`` routes an alert record and writes its deliveries to the ledger (nothing is sent
-yet: the caller may commit the record's offset once ``accept`` and the next ``tick`` returned).
+``accept`` routes an alert record and writes its deliveries to the ledger, keyed by
+``alert_id`` + status (+ the content of an ``updated``: each distinct update is news). Nothing is
+sent yet: the caller may commit the record's offset once ``accept`` and the next ``tick`` returned.
 ``tick`` sends every delivery whose time has come, one message per digest group, through
 :class:`Channels`. A failed attempt is tried again after an exponential backoff with jitter
 (tenacity's ``wait_exponential_jitter``), kept in the ledger so that a restart keeps the
@@ -17,6 +18,7 @@ Metrics per channel (:meth:`Notifier.metrics`): ``sent`` messages, ``alerts`` de
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections import Counter, defaultdict
@@ -126,17 +128,18 @@ class Notifier:
                           " (short printable words)", {}, value, now)
             return 0
         plan = self.router.plan(alert, now)
+        version = _version(alert)
         for i, problem in enumerate(plan.problems):
-            self._problem(f"{alert['alert_id']}|{alert['status']}|route|{i}", f"no_recipient: {problem}", alert,
+            self._problem(f"{alert['alert_id']}|{version}|route|{i}", f"no_recipient: {problem}", alert,
                           value, now)
         if not plan.deliveries:
             self.accepted["unrouted"] += 1
             return 0
         rows = [{
-            "key": f"{alert['alert_id']}|{alert['status']}|{p.recipient.channel}|{p.recipient.target}",
+            "key": f"{alert['alert_id']}|{version}|{p.recipient.channel}|{p.recipient.target}",
             "alert_id": alert["alert_id"], "status": alert["status"], "channel": p.recipient.channel,
             "target": p.recipient.target, "route": p.route,
-            "grp": p.group or f"{alert['alert_id']}|{alert['status']}|{p.recipient.channel}|{p.recipient.target}",
+            "grp": p.group or f"{alert['alert_id']}|{version}|{p.recipient.channel}|{p.recipient.target}",
             "site_id": str(alert.get("site_id") or ""), "severity": alert["severity"],
             "language": p.recipient.language, "timezone": p.recipient.timezone,
             "due_at": p.due.timestamp(), "alert": value,
@@ -240,6 +243,25 @@ class Notifier:
     def close(self) -> None:
         self.channels.close()
         self.ledger.close()
+
+
+def _version(alert: dict[str, Any]) -> str:
+    """What makes a record news for an alert: its status; for ``updated``, also what changed.
+
+    An alert is updated more than once (contacted, then escalated): each distinct update is delivered,
+    the same update read twice is not. ``detected_at`` is left out: a replay detects again, later.
+
+    >>> a = {"status": "updated", "severity": "high", "evidence": {"n": 1}, "message": "m"}
+    >>> _version(a) == _version({**a, "detected_at": "later"}), _version(a) == _version({**a, "evidence": {"n": 2}})
+    (True, False)
+    >>> _version({"status": "resolved"})
+    'resolved'
+    """
+    if alert["status"] != "updated":
+        return alert["status"]
+    content = orjson.dumps([alert.get("severity"), alert.get("evidence"), alert.get("message")],
+                           option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return f"updated-{hashlib.sha256(content).hexdigest()[:12]}"
 
 
 def _token(value: Any) -> bool:
