@@ -133,3 +133,15 @@ def _reference_problems(settings: Settings):
             for channel in cond.channel_in or ():
                 if channel not in CHANNELS:
                     yield f"{where}.channel_in", f"unknown channel {channel!r} (known: {_known(CHANNELS)})"
+    yield from _notify_problems(settings)
+
+
+def _notify_problems(settings: Settings):
+    """Routes of ``boucle notify`` name regions, sites and questions of the registry."""
+    known = {"regions": {r.id for r in settings.regions}, "sites": {s.id for s in settings.sites},
+             "attributes": set(settings.questions())}
+    for r, route in enumerate(settings.notify.routes):
+        for field, names in known.items():
+            for i, name in enumerate(getattr(route, field)):
+                if name not in names:
+                    yield f"notify.routes[{r}].{field}[{i}]", f"unknown {field[:-1]} {name!r} (known: {_known(names)})"

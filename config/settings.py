@@ -10,14 +10,11 @@ datetime.timedelta(days=1)
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -38,6 +35,13 @@ from boucle.config.detector_parameters import (
     RiverDetector,
     TrendParameters,
 )
+from boucle.config.durations import (
+    DURATION_EXAMPLES,
+    Duration,
+    PositiveDuration,
+    parse_duration,
+)
+from boucle.config.notify import Notify, TimeZone
 
 __all__ = [
     "Attribute",
@@ -64,59 +68,6 @@ __all__ = [
     "DURATION_EXAMPLES",
 ]
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
-_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?\s*(?:w|d|h|m|s)\s*)+$", re.IGNORECASE)
-_ISO_DURATION = re.compile(
-    r"^P(?:(?P<w>\d+(?:\.\d+)?)W)?(?:(?P<d>\d+(?:\.\d+)?)D)?"
-    r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
-    re.IGNORECASE,
-)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-DURATION_EXAMPLES = "'400d', '2h', '30s', '1w', '1h30m' or ISO 8601 'P400D'"
-
-
-def parse_duration(value: Any) -> timedelta:
-    """A duration written with its unit: ``"90s"``, ``"15m"``, ``"1h30m"``, ``"1d"``, ``"2w"``,
-    ISO 8601 (``"P400D"``, ``"PT2H"``), or a timedelta. A bare number is refused: ``retention = 400``
-    once meant 400 seconds and expired every stored event.
-
-    >>> parse_duration("1d"), parse_duration("1h30m"), parse_duration("P1DT2H")
-    (datetime.timedelta(days=1), datetime.timedelta(seconds=5400), datetime.timedelta(days=1, seconds=7200))
-    >>> parse_duration(400)
-    Traceback (most recent call last):
-    ...
-    ValueError: a duration needs a unit, e.g. '400d', '2h', '30s', '1w', '1h30m' or ISO 8601 'P400D'; got 400
-    """
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text and _DURATION.match(text):
-            return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in _DURATION_PART.findall(text)))
-        iso = _ISO_DURATION.match(text)
-        if iso and text.upper() not in ("P", "PT") and not text.upper().endswith("T"):
-            return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for u, n in iso.groupdict().items() if n))
-    if (isinstance(value, (int, float)) and not isinstance(value, bool)) or _is_number(value):
-        raise ValueError(f"a duration needs a unit, e.g. {DURATION_EXAMPLES}; got {value!r}")
-    raise ValueError(f"expected a duration such as {DURATION_EXAMPLES}, got {value!r}")
-
-
-def _is_number(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return isinstance(value, str)
-
-
-def _positive(delta: timedelta) -> timedelta:
-    if delta <= timedelta(0):
-        raise ValueError("must be positive")
-    return delta
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 CHANNELS = ("store", "web", "app", "email", "sms", "call_center", "ivr")
@@ -133,6 +84,7 @@ class Region(_Strict):
     name: str = ""
     manager: str = ""
     team: str = ""
+    timezone: TimeZone = ""  # IANA name for quiet hours and digests (boucle notify); empty: notify.timezone
 
 
 class Site(_Strict):
@@ -147,6 +99,10 @@ class Site(_Strict):
     owner: str = ""
     team: str = ""
     manager: str = ""
+    # Contacts for boucle notify (optional): the site's own mailbox, its team's, its time zone (else the region's).
+    email: str = ""
+    team_email: str = ""
+    timezone: TimeZone = ""
 
 
 class Metric(_Strict):
@@ -545,6 +501,7 @@ class Settings(BaseSettings):
     cases: Cases = Cases()
     themes: Themes = Themes()
     privacy: Privacy = Privacy()
+    notify: Notify = Notify()
 
     @classmethod
     def settings_customise_sources(

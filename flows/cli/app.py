@@ -33,6 +33,7 @@ from boucle.flows.cli.kafka import (
     simulate_to_kafka,
     with_kafka,
 )
+from boucle.flows.cli.notify import notify_app
 from boucle.flows.cluster import check_warehouse, cluster_from, cluster_settings, run_local_cluster, without_option
 
 app = typer.Typer(
@@ -52,6 +53,7 @@ db_app = typer.Typer(help="Manage the warehouse schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(cases_app, name="cases")
+app.add_typer(notify_app, name="notify")
 
 @app.callback()
 def main(
