@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -144,6 +145,17 @@ class Site(_Strict):
     owner: str = ""
     team: str = ""
     manager: str = ""
+    time_zone: str = ""  # an IANA zone (Europe/Paris, America/New_York); empty: UTC
+
+    @field_validator("time_zone")
+    @classmethod
+    def _iana_zone(cls, zone: str) -> str:
+        if zone:
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {zone!r} (an IANA name such as Europe/Paris)") from None
+        return zone
 
 
 class Registry(_Strict):

@@ -9,7 +9,7 @@ from boucle.config.redact import redact_url
 from boucle.config.settings import Settings
 from boucle.flows.stats import RunStats
 
-__all__ = ["facts_table", "print_outputs", "print_summary"]
+__all__ = ["facts_table", "print_outputs", "print_scale_warnings", "print_summary"]
 
 
 def facts_table(title: str) -> Table:
@@ -51,6 +51,7 @@ def print_summary(
         for table, count in warehouse.items():
             totals.add_row(f"warehouse {table}", f"{count:,}")
     console.print(totals)
+    print_scale_warnings(console, stats, settings)
 
     if stats.alerts_by_site:
         top = Table(title="Sites with most alerts", title_justify="left")
@@ -60,6 +61,20 @@ def print_summary(
         for site_id, count in stats.alerts_by_site.most_common(5):
             top.add_row(site_id, names.get(site_id, ""), f"{count:,}")
         console.print(top)
+
+
+def print_scale_warnings(console: Console, stats: RunStats, settings: Settings) -> None:
+    """One line per question whose answers never reached the upper half of its scale."""
+    questions = settings.questions()
+    keys = {**{a.name: f"attributes[{i}]" for i, a in enumerate(settings.attributes)},
+            **{name: f"scores.{name}" for name in settings.scores}}
+    for name, n in sorted(stats.unused_upper_half.items()):
+        scale = questions[name]
+        console.print(
+            f"warning: {keys[name]}: none of the {n:,} answers to {name} is above {(scale.min + scale.max) / 2:g},"
+            f" the middle of its scale {scale.min}..{scale.max}: were they given on another scale?",
+            markup=False, highlight=False, soft_wrap=True,
+        )
 
 
 def print_outputs(console: Console, settings: Settings) -> None:

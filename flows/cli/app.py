@@ -32,6 +32,7 @@ from boucle.flows.cli.kafka import (
     simulate_to_kafka,
     with_kafka,
 )
+from boucle.flows.cli.registry import registry_app
 
 app = typer.Typer(
     cls=BoucleGroup,  # every error: one line and an exit code (flows/cli/errors.py)
@@ -50,6 +51,7 @@ db_app = typer.Typer(help="Manage the warehouse schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(cases_app, name="cases")
+app.add_typer(registry_app, name="registry")
 
 @app.callback()
 def main(
