@@ -71,9 +71,11 @@ def settings_from_dict(data: dict[str, Any], source: str = "<dict>", base: Path 
     return settings
 
 
-def _with_registry_files(data: dict[str, Any], source: str, base: Path) -> tuple[dict[str, Any], dict[int, CsvOrigin]]:
+def _with_registry_files(
+    data: dict[str, Any], source: str, base: Path
+) -> tuple[dict[str, Any], dict[tuple[str, int], CsvOrigin]]:
     """``data`` with the rows of the registry's CSV files after its own sites and regions, and
-    where each of those sites came from (by its index in ``sites``)."""
+    where each of those came from (by ``("sites" | "regions", index)``)."""
     if not data.get("registry"):
         return data, {}
     try:
@@ -83,13 +85,15 @@ def _with_registry_files(data: dict[str, Any], source: str, base: Path) -> tuple
             f"{source}: {_path(['registry', *e['loc']])}: {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors())) from None
     try:
-        regions, sites = read_registry(registry, base)
+        files = dict(zip(("regions", "sites"), read_registry(registry, base)))
     except RegistryError as exc:
         raise ConfigError("\n".join(f"{source}: registry: {line}" for line in str(exc).splitlines())) from None
-    own_sites = list(data.get("sites", []))
-    origins = {len(own_sites) + i: origin for i, (_, origin) in enumerate(sites)}
-    data = {**data, "regions": [*data.get("regions", []), *(r for r, _ in regions)],
-            "sites": [*own_sites, *(s for s, _ in sites)]}
+    data, origins = dict(data), {}
+    for key, rows in files.items():
+        own = data.get(key, [])
+        if rows and isinstance(own, list):  # not a list: left for the model to refuse with its key
+            origins.update({(key, len(own) + i): origin for i, (_, origin) in enumerate(rows)})
+            data[key] = [*own, *(entry for entry, _ in rows)]
     return data, origins
 
 
@@ -114,29 +118,29 @@ def _known(values: Iterable[str]) -> str:
     return ", ".join(values) if values else "none"
 
 
-def _reference_problems(settings: Settings, origins: dict[int, CsvOrigin] | None = None):
+def _reference_problems(settings: Settings, origins: dict[tuple[str, int], CsvOrigin] | None = None):
     if not settings.sites:
         # Without a registry every event is dead-lettered (unknown_site): refuse to start instead.
         yield "sites", ("at least one site is required ([[sites]] with id and region, or [registry] sites_csv;"
                         " see the shipped boucle.toml)")
     origins = origins or {}
 
-    def site_key(i: int, field: str) -> str:  # a CSV site is named by its file, row and column
-        origin = origins.get(i)
-        return f"registry: {origin.where(field)}" if origin else f"sites[{i}].{field}"
+    def key(section: str, i: int, field: str) -> str:  # a CSV entry is named by its file, row and column
+        origin = origins.get((section, i))
+        return f"registry: {origin.where(field)}" if origin else f"{section}[{i}].{field}"
 
     regions = {r.id for r in settings.regions}
     seen_regions: set[str] = set()
     for i, region in enumerate(settings.regions):
         if region.id in seen_regions:
-            yield f"regions[{i}].id", f"duplicate region id {region.id!r}"
+            yield key("regions", i, "id"), f"duplicate region id {region.id!r}"
         seen_regions.add(region.id)
     seen_sites: set[str] = set()
     for i, site in enumerate(settings.sites):
         if site.region not in regions:
-            yield site_key(i, "region"), f"unknown region {site.region!r} (known: {_known(regions)})"
+            yield key("sites", i, "region"), f"unknown region {site.region!r} (known: {_known(regions)})"
         if site.id in seen_sites:
-            yield site_key(i, "id"), f"duplicate site id {site.id!r}"
+            yield key("sites", i, "id"), f"duplicate site id {site.id!r}"
         seen_sites.add(site.id)
     names = [a.name for a in settings.attributes]
     for i, name in enumerate(names):

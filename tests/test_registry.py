@@ -82,6 +82,12 @@ def test_a_bad_row_names_its_file_row_and_column(tmp_path, bad, expected):
     assert lines[0].startswith(f"{tmp_path / 'network.toml'}: registry: data/") and expected in lines[0]
 
 
+def test_a_duplicate_region_names_its_row(tmp_path):
+    config = _network(tmp_path, sites=3, toml='[[regions]]\nid = "r03"\n')
+    with pytest.raises(ConfigError, match=r"registry: data/regions.csv: row 5, column 'id': duplicate region id 'r03'"):
+        load_settings(config)
+
+
 def test_a_missing_column_or_file_is_named(tmp_path):
     config = _network(tmp_path, sites=3)
     config.write_text(MAPPING.replace('region = "Area"', 'region = "Zone"'))
