@@ -67,7 +67,8 @@ def _columns(model: type[BaseModel], mapping: dict[str, str], header: list[str],
 
 
 def read_rows(
-    path: Path, model: type[M], mapping: dict[str, str], name: str | None = None, max_errors: int = 20
+    path: Path, model: type[M], mapping: dict[str, str], name: str | None = None, delimiter: str = ",",
+    max_errors: int = 20,
 ) -> list[tuple[M, CsvOrigin]]:
     """Every row of the CSV at ``path`` as a ``model``, with where it came from (``name``: the
     file as errors call it, by default its name). All the bad rows are reported at once (up to
@@ -76,7 +77,7 @@ def read_rows(
     name = name or path.name
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
+            reader = csv.reader(f, delimiter=delimiter)
             header = [h.strip() for h in next(reader, [])]
             columns = _columns(model, mapping, header, name)
             index = {field: header.index(column) for field, column in columns.items()}
@@ -106,7 +107,9 @@ def read_registry(registry: Registry, base: Path) -> tuple[list[tuple[Region, Cs
     """The regions and sites of the CSV files ``registry`` names, relative to ``base``."""
     regions = sites = []
     if registry.regions_csv:
-        regions = read_rows(base / registry.regions_csv, Region, registry.region_columns, registry.regions_csv)
+        regions = read_rows(base / registry.regions_csv, Region, registry.region_columns, registry.regions_csv,
+                            registry.delimiter)
     if registry.sites_csv:
-        sites = read_rows(base / registry.sites_csv, Site, registry.site_columns, registry.sites_csv)
+        sites = read_rows(base / registry.sites_csv, Site, registry.site_columns, registry.sites_csv,
+                          registry.delimiter)
     return regions, sites

@@ -167,6 +167,7 @@ class Registry(_Strict):
     regions_csv: str | None = None
     site_columns: dict[str, str] = {}
     region_columns: dict[str, str] = {}
+    delimiter: str = Field(",", min_length=1, max_length=1)  # ";" for many spreadsheet exports
 
 
 class Metric(_Strict):

@@ -82,6 +82,17 @@ def test_a_bad_row_names_its_file_row_and_column(tmp_path, bad, expected):
     assert lines[0].startswith(f"{tmp_path / 'network.toml'}: registry: data/") and expected in lines[0]
 
 
+def test_a_semicolon_export_loads_and_a_bad_registry_key_is_named(tmp_path):
+    (tmp_path / "sites.csv").write_text("\ufeffid;region;name\ns1;r;Café du Port\n\n", encoding="utf-8")
+    (tmp_path / "regions.csv").write_text("id\nr\n", encoding="utf-8")
+    config = tmp_path / "c.toml"
+    config.write_text('[registry]\nsites_csv = "sites.csv"\nregions_csv = "regions.csv"\ndelimiter = ";"\n')
+    assert [(s.id, s.name) for s in load_settings(config).sites] == [("s1", "Café du Port")]
+    config.write_text('[registry]\nsites_csv = "sites.csv"\nsite_colums = {}\n')
+    with pytest.raises(ConfigError, match=r"c.toml: registry.site_colums: Extra inputs are not permitted"):
+        load_settings(config)
+
+
 def test_a_duplicate_region_names_its_row(tmp_path):
     config = _network(tmp_path, sites=3, toml='[[regions]]\nid = "r03"\n')
     with pytest.raises(ConfigError, match=r"registry: data/regions.csv: row 5, column 'id': duplicate region id 'r03'"):
@@ -144,7 +155,7 @@ def test_a_known_importance_target_and_windows_with_1d_load(tmp_path):
     assert settings.attribute_alerts.importance_target == "csat"
 
 
-@pytest.mark.parametrize("where", ["after", "short"])
+@pytest.mark.parametrize("where", ["after", "short", "both"])
 def test_replay_takes_config_after_the_file_and_warns_of_an_unused_upper_half(workspace, where):
     events = workspace / "feedback.jsonl"
     with events.open("wb") as f:
@@ -153,8 +164,9 @@ def test_replay_takes_config_after_the_file_and_warns_of_an_unused_upper_half(wo
                 "event_id": f"e{i}", "occurred_at": f"2026-11-{1 + i // 24:02d}T{i % 24:02d}:00:00Z",
                 "site_id": ("lyon-01", "london-01")[i % 2], "channel": "store",
                 "scores": {"nps": i % 6, "csat": 1 + i % 5}, "language": "fr"}) + b"\n")
-    option = ["--config", str(EXAMPLE)] if where == "after" else ["-c", str(EXAMPLE)]
-    result = invoke("replay", str(events), "--no-progress", *option)
+    option = {"after": ["--config", str(EXAMPLE)], "short": ["-c", str(EXAMPLE)], "both": [f"--config={EXAMPLE}"]}
+    before = ["-c", "/nonexistent.toml"] if where == "both" else []  # the last one given wins
+    result = invoke(*before, "replay", str(events), "--no-progress", *option[where])
     assert result.exit_code == 0, result.output
     assert "accepted" in result.output
     warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]

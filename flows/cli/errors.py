@@ -151,8 +151,6 @@ def _globals_first(args: list[str], options: dict[str, bool]) -> list[str]:
     >>> _globals_first(["replay", "f.jsonl", "-c", "x.toml", "--", "--config"], {"--config": True, "-c": True})
     ['-c', 'x.toml', 'replay', 'f.jsonl', '--', '--config']
     """
-    if not args or args[0].startswith("-"):
-        return args
     out, moved, i = [], [], 0
     while i < len(args):
         arg = args[i]
