@@ -7,7 +7,7 @@ boucle.config.loader.ConfigError: <dict>: sites[0].region: unknown region 'north
 >>> settings_from_dict({})
 Traceback (most recent call last):
 ...
-boucle.config.loader.ConfigError: <dict>: sites: at least one site is required ([[sites]] with id and region, see the shipped boucle.toml)
+boucle.config.loader.ConfigError: <dict>: sites: at least one site is required ([[sites]] with id and region, or [registry] sites_csv; see the shipped boucle.toml)
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any, Iterable
 
 from pydantic import ValidationError
 
-from boucle.config.settings import CHANNELS, Settings
+from boucle.config.registry import CsvOrigin, RegistryError, read_registry
+from boucle.config.settings import CHANNELS, Registry, Settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,18 +54,47 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise ConfigError(f"{path}: no such config file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return settings_from_dict(data, source=str(path))
+    return settings_from_dict(data, source=str(path), base=path.parent)
 
 
-def settings_from_dict(data: dict[str, Any], source: str = "<dict>") -> Settings:
+def settings_from_dict(data: dict[str, Any], source: str = "<dict>", base: Path | None = None) -> Settings:
+    """Settings from parsed TOML; ``base``: where the ``[registry]`` CSV files are (default: the
+    current directory)."""
+    data, origins = _with_registry_files(data, source, base or Path.cwd())
     try:
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_format(exc, data, source)) from None
-    problems = list(_reference_problems(settings))
+    problems = list(_reference_problems(settings, origins))
     if problems:
         raise ConfigError("\n".join(f"{source}: {where}: {why}" for where, why in problems))
     return settings
+
+
+def _with_registry_files(
+    data: dict[str, Any], source: str, base: Path
+) -> tuple[dict[str, Any], dict[tuple[str, int], CsvOrigin]]:
+    """``data`` with the rows of the registry's CSV files after its own sites and regions, and
+    where each of those came from (by ``("sites" | "regions", index)``)."""
+    if not data.get("registry"):
+        return data, {}
+    try:
+        registry = Registry.model_validate(data["registry"])
+    except ValidationError as exc:
+        raise ConfigError("\n".join(
+            f"{source}: {_path(['registry', *e['loc']])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors())) from None
+    try:
+        files = dict(zip(("regions", "sites"), read_registry(registry, base)))
+    except RegistryError as exc:
+        raise ConfigError("\n".join(f"{source}: registry: {line}" for line in str(exc).splitlines())) from None
+    data, origins = dict(data), {}
+    for key, rows in files.items():
+        own = data.get(key, [])
+        if rows and isinstance(own, list):  # not a list: left for the model to refuse with its key
+            origins.update({(key, len(own) + i): origin for i, (_, origin) in enumerate(rows)})
+            data[key] = [*own, *(entry for entry, _ in rows)]
+    return data, origins
 
 
 def _path(loc: Iterable[Any]) -> str:
@@ -88,23 +118,40 @@ def _known(values: Iterable[str]) -> str:
     return ", ".join(values) if values else "none"
 
 
-def _reference_problems(settings: Settings):
+def _reference_problems(settings: Settings, origins: dict[tuple[str, int], CsvOrigin] | None = None):
     if not settings.sites:
         # Without a registry every event is dead-lettered (unknown_site): refuse to start instead.
-        yield "sites", "at least one site is required ([[sites]] with id and region, see the shipped boucle.toml)"
+        yield "sites", ("at least one site is required ([[sites]] with id and region, or [registry] sites_csv;"
+                        " see the shipped boucle.toml)")
+    origins = origins or {}
+
+    def key(section: str, i: int, field: str) -> str:  # a CSV entry is named by its file, row and column
+        origin = origins.get((section, i))
+        return f"registry: {origin.where(field)}" if origin else f"{section}[{i}].{field}"
+
     regions = {r.id for r in settings.regions}
+    seen_regions: set[str] = set()
+    for i, region in enumerate(settings.regions):
+        if region.id in seen_regions:
+            yield key("regions", i, "id"), f"duplicate region id {region.id!r}"
+        seen_regions.add(region.id)
     seen_sites: set[str] = set()
     for i, site in enumerate(settings.sites):
         if site.region not in regions:
-            yield f"sites[{i}].region", f"unknown region {site.region!r} (known: {_known(regions)})"
+            yield key("sites", i, "region"), f"unknown region {site.region!r} (known: {_known(regions)})"
         if site.id in seen_sites:
-            yield f"sites[{i}].id", f"duplicate site id {site.id!r}"
+            yield key("sites", i, "id"), f"duplicate site id {site.id!r}"
         seen_sites.add(site.id)
     names = [a.name for a in settings.attributes]
     for i, name in enumerate(names):
         if name in names[:i] or name in settings.scores:
             yield f"attributes[{i}].name", f"duplicate question name {name!r}"
     questions = settings.questions()
+    alerts = settings.attribute_alerts
+    # The default ("nps") may name nothing on a network without NPS; a target someone wrote must exist.
+    if "importance_target" in alerts.model_fields_set and alerts.importance_target not in questions:
+        yield ("attribute_alerts.importance_target",
+               f"unknown question {alerts.importance_target!r} (known: {_known(questions)})")
     for d, entry in enumerate(settings.attribute_alerts.detectors):
         for q, name in enumerate(entry.questions):
             if name != "*" and name not in questions:

@@ -59,6 +59,7 @@ __all__ = [
     "PeerParameters",
     "RateCap",
     "Region",
+    "Registry",
     "RiverDetector",
     "Settings",
     "Site",
@@ -102,7 +103,19 @@ class Site(_Strict):
     # Contacts for boucle notify (optional): the site's own mailbox, its team's, its time zone (else the region's).
     email: str = ""
     team_email: str = ""
-    timezone: TimeZone = ""
+    timezone: TimeZone = ""  # an IANA zone (Europe/Paris, America/New_York); empty: UTC (the region's for notify)
+
+
+class Registry(_Strict):
+    """Sites and regions from CSV files (paths relative to the config file), merged with the
+    ``[[sites]]`` and ``[[regions]]`` of the TOML; ``site_columns`` / ``region_columns`` map a
+    field to the CSV header that holds it (``id = "Store code"``). See :mod:`boucle.config.registry`."""
+
+    sites_csv: str | None = None
+    regions_csv: str | None = None
+    site_columns: dict[str, str] = {}
+    region_columns: dict[str, str] = {}
+    delimiter: str = Field(",", min_length=1, max_length=1)  # ";" for many spreadsheet exports
 
 
 class Metric(_Strict):
@@ -242,6 +255,9 @@ class Windows(_Strict):
         for length in lengths:
             if length % shortest:
                 raise ValueError(f"window length {length} must be a multiple of the shortest, {shortest}")
+        if timedelta(days=1) not in lengths:
+            # The daily rollups, the views' day and the report read the 1d windows.
+            raise ValueError(f"must include '1d' (the daily rollups need it), got {', '.join(map(str, lengths))}")
         return lengths
 
 
@@ -486,6 +502,7 @@ class Settings(BaseSettings):
         env_prefix="BOUCLE_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
+    registry: Registry = Registry()
     regions: list[Region] = []
     sites: list[Site] = []
     scores: dict[str, Metric] = Field(default_factory=_default_scores)

@@ -143,6 +143,7 @@ def run_flow(
 ) -> RunStats:
     console = console or Console()
     stats = RunStats()
+    stats.watch_scales(settings.questions())
     outputs = outputs or default_outputs(settings, console)
     flow = build_flow(
         settings, source, outputs, stats, wall_clock=options.wall_clock, loop=loop, live=not options.bounded

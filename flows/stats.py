@@ -8,10 +8,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from boucle.operators.decode import DecodedBatch
+from boucle.config.settings import Metric
+from boucle.operators.decode import DecodedBatch, Feedback
 from boucle.operators.windows import WindowedBatch
 
-__all__ = ["RunStats"]
+__all__ = ["RunStats", "UNUSED_HALF_MIN_ANSWERS"]
+
+# Answers a question needs, all in the lower half of its scale, before the summary warns about it.
+UNUSED_HALF_MIN_ANSWERS = 30
 
 
 @dataclass
@@ -29,6 +33,11 @@ class RunStats:
     hot_by_site_day: Counter = field(default_factory=Counter)  # (site_id, "YYYY-MM-DD") -> hot alerts published
     held_by_site_day: Counter = field(default_factory=Counter)  # (site_id, day) -> hot alerts held by the rate cap
     watched: dict[tuple[str, str], bool] = field(default_factory=dict)  # (site, question) -> watched
+    # Questions no answer has yet put above the middle of their scale (name -> middle), and their
+    # answers so far: a 1-5 rating sent on a 0-10 scale. A question leaves at its first high answer,
+    # so once every question has been seen high the check costs nothing per event.
+    lower_half: dict[str, float] = field(default_factory=dict)
+    lower_half_answers: Counter = field(default_factory=Counter)
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -42,6 +51,33 @@ class RunStats:
             self.accepted += len(batch.accepted)
             self.rejected += len(batch.rejected)
             self.rejected_by_reason.update(d.reason_code for d in batch.rejected)
+            if self.lower_half:
+                self._scan_scales(batch.accepted)
+
+    def watch_scales(self, questions: dict[str, Metric]) -> None:
+        """Count, per question, answers until one lands in the upper half of its scale."""
+        self.lower_half = {name: (m.min + m.max) / 2 for name, m in questions.items()}
+
+    def _scan_scales(self, events: list[Feedback]) -> None:
+        lower, counts = self.lower_half, self.lower_half_answers
+        for event in events:
+            for answers in (event.scores, event.attributes):
+                for name, value in answers.items():
+                    middle = lower.get(name)
+                    if middle is None:
+                        continue
+                    if value > middle:
+                        del lower[name]
+                        counts.pop(name, None)
+                    else:
+                        counts[name] += 1
+
+    @property
+    def unused_upper_half(self) -> dict[str, int]:
+        """Questions answered at least UNUSED_HALF_MIN_ANSWERS times, never above their scale's middle."""
+        with self._lock:
+            return {name: n for name, n in self.lower_half_answers.items()
+                    if n >= UNUSED_HALF_MIN_ANSWERS and name in self.lower_half}
 
     def on_duplicates(self, _step: str, batch: DecodedBatch) -> None:
         """Duplicates were decoded (counted accepted) and then dead-lettered by the windows step."""

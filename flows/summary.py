@@ -9,7 +9,7 @@ from boucle.config.redact import redact_url
 from boucle.config.settings import Settings
 from boucle.flows.stats import RunStats
 
-__all__ = ["facts_table", "print_outputs", "print_summary", "site_day_table"]
+__all__ = ["facts_table", "print_outputs", "print_scale_warnings", "print_summary", "site_day_table"]
 
 
 def facts_table(title: str) -> Table:
@@ -53,6 +53,7 @@ def print_summary(
         for table, count in warehouse.items():
             totals.add_row(f"warehouse {table}", f"{count:,}")
     console.print(totals)
+    print_scale_warnings(console, stats, settings)
 
     if stats.hot_by_site_day or stats.held_by_site_day:
         console.print(site_day_table(stats, settings.hot_alerts.rate_cap.per_site_per_day, names))
@@ -90,6 +91,20 @@ def site_day_table(stats: RunStats, cap: int, names: dict[str, str]) -> Table:
     table.add_row("busiest site-day (published + held)",
                   f"{site} {names.get(site, '')} {day}: {stats.hot_by_site_day[site, day] + stats.held_by_site_day[site, day]}")
     return table
+
+
+def print_scale_warnings(console: Console, stats: RunStats, settings: Settings) -> None:
+    """One line per question whose answers never reached the upper half of its scale."""
+    questions = settings.questions()
+    keys = {**{a.name: f"attributes[{i}]" for i, a in enumerate(settings.attributes)},
+            **{name: f"scores.{name}" for name in settings.scores}}
+    for name, n in sorted(stats.unused_upper_half.items()):
+        scale = questions[name]
+        console.print(
+            f"warning: {keys[name]}: none of the {n:,} answers to {name} is above {(scale.min + scale.max) / 2:g},"
+            f" the middle of its scale {scale.min}..{scale.max}: were they given on another scale?",
+            markup=False, highlight=False, soft_wrap=True,
+        )
 
 
 def print_outputs(console: Console, settings: Settings) -> None:

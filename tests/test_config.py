@@ -186,7 +186,7 @@ def test_durations_with_a_unit(monkeypatch, text, days):
 def test_a_config_without_sites_fails_at_start_in_one_line(tmp_path, text):
     message = _problem(tmp_path, text)
     assert message == (f"{tmp_path / 'bad.toml'}: sites: at least one site is required"
-                       " ([[sites]] with id and region, see the shipped boucle.toml)")
+                       " ([[sites]] with id and region, or [registry] sites_csv; see the shipped boucle.toml)")
 
 
 def test_the_cli_says_a_config_without_sites_in_one_line(tmp_path):
@@ -199,4 +199,4 @@ def test_the_cli_says_a_config_without_sites_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["--config", str(empty), "run", "--no-progress"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [f"config error: {empty}: sites: at least one site is required"
-                                                  " ([[sites]] with id and region, see the shipped boucle.toml)"]
+                                                  " ([[sites]] with id and region, or [registry] sites_csv; see the shipped boucle.toml)"]

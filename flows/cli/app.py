@@ -34,6 +34,7 @@ from boucle.flows.cli.kafka import (
     with_kafka,
 )
 from boucle.flows.cli.notify import notify_app
+from boucle.flows.cli.registry import registry_app
 from boucle.flows.cluster import check_warehouse, cluster_from, cluster_settings, run_local_cluster, without_option
 
 app = typer.Typer(
@@ -54,6 +55,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(cases_app, name="cases")
 app.add_typer(notify_app, name="notify")
+app.add_typer(registry_app, name="registry")
 
 @app.callback()
 def main(

@@ -144,24 +144,26 @@ def report(exc: BaseException) -> int:
     return code
 
 
-def _config_first(args: list[str]) -> list[str]:
-    """``--config X`` given after the sub-command moves before it (it is an option of the app)."""
-    if not args or args[0].startswith("-"):
-        return args
+def _globals_first(args: list[str], options: dict[str, bool]) -> list[str]:
+    """The app's own options (``options``: name -> takes a value), wherever they are on the line,
+    moved before the sub-command: ``boucle replay FILE --config X`` is ``boucle --config X replay FILE``.
+
+    >>> _globals_first(["replay", "f.jsonl", "-c", "x.toml", "--", "--config"], {"--config": True, "-c": True})
+    ['-c', 'x.toml', 'replay', 'f.jsonl', '--', '--config']
+    """
     out, moved, i = [], [], 0
     while i < len(args):
         arg = args[i]
         if arg == "--":
             out += args[i:]
             break
-        if arg == "--config" and i + 1 < len(args):
-            moved += args[i:i + 2]
-            i += 2
+        name = arg.split("=", 1)[0] if arg.startswith("--") else arg
+        if name in options:
+            takes_value = options[name] and name == arg  # "--config=X" carries its value
+            moved += args[i:i + 2] if takes_value else [arg]
+            i += 2 if takes_value else 1
             continue
-        if arg.startswith("--config="):
-            moved.append(arg)
-        else:
-            out.append(arg)
+        out.append(arg)
         i += 1
     return moved + out
 
@@ -170,7 +172,7 @@ class BoucleGroup(TyperGroup):
     """The app's click group: every error ends as one line and an exit code (see the module)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        args = _config_first(list(sys.argv[1:] if args is None else args))
+        args = _globals_first(list(sys.argv[1:] if args is None else args), self._global_options())
         debug = bool(os.environ.get("BOUCLE_DEBUG"))
         if not debug:
             os.environ["RUST_BACKTRACE"] = "0"  # a failing bytewax step: no Rust stack on top of our line
@@ -182,6 +184,12 @@ class BoucleGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def _global_options(self) -> dict[str, bool]:
+        """The app's options (e.g. ``--config``/``-c``): name -> whether it takes a value."""
+        return {name: not param.is_flag
+                for param in self.params if getattr(param, "opts", None) and hasattr(param, "is_flag")
+                for name in (*param.opts, *param.secondary_opts)}
 
     def _main_once(self, args, prog_name, complete_var, extra):
         from boucle.sinks.clickhouse.client import close_all
