@@ -157,6 +157,10 @@ def run(
             raise typer.BadParameter("--processes starts a cluster here; --process-id/--addresses join one: not both")
         with cluster_errors():
             check_warehouse(load(), processes)
+        if recovery_dir is not None:  # once, before the processes look at it
+            from boucle.flows.run import prepare_recovery_dir
+
+            prepare_recovery_dir(recovery_dir, workers * processes)
         raise typer.Exit(run_local_cluster(without_option(sys.argv[1:], "--processes"), processes))
     with cluster_errors():
         cluster = cluster_from(process_id, addresses)
