@@ -37,7 +37,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "tests")]
 
-from kafka_broker import start_broker, unique_topic  # noqa: E402
+from kafka_broker import isolated_run_env, start_broker, unique_topic  # noqa: E402
 
 from boucle.config.loader import load_settings  # noqa: E402
 from boucle.sources.simulator import Simulator  # noqa: E402
@@ -74,16 +74,7 @@ def _produce(bootstrap: str, topic: str, partitions: int, messages: list[tuple[b
 def _run(bootstrap: str, topic: str, processes: int, workdir: Path) -> float:
     """Wall seconds of one ``boucle run --source kafka --to-end`` over ``topic``."""
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "BOUCLE_WAREHOUSE__PATH": str(workdir / "boucle.p{process}.chdb"),
-        "BOUCLE_OUTPUTS__ALERTS_JSONL": str(workdir / "alerts.jsonl"),
-        "BOUCLE_OUTPUTS__DEAD_LETTERS_JSONL": str(workdir / "dead_letters.jsonl"),
-        "BOUCLE_KAFKA__CASE_EVENTS_TOPIC": topic + ".cases",
-        "BOUCLE_KAFKA__INVITATIONS_TOPIC": topic + ".invitations",
-        "BOUCLE_KAFKA__ALERTS_TOPIC": topic + ".alerts",
-        "BOUCLE_KAFKA__DLQ_TOPIC": topic + ".dlq",
-    }
+    env = isolated_run_env(workdir, topic, "boucle.p{process}.chdb")
     command = [sys.executable, "-m", "boucle.flows.cli", "run", "--source", "kafka", "--to-end", "--no-progress",
                "--brokers", bootstrap, "--topic", topic]
     if processes > 1:

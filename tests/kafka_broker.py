@@ -21,7 +21,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-__all__ = ["Broker", "consume_all", "start_broker", "tansu_binary", "unique_topic"]
+__all__ = ["Broker", "consume_all", "isolated_run_env", "start_broker", "tansu_binary", "unique_topic"]
 
 
 def tansu_binary() -> Path:
@@ -106,6 +106,21 @@ def start_broker(workdir: Path, advertised_port: int | None = None, *, own: bool
         broker.stop()
         raise
     return broker
+
+
+def isolated_run_env(workdir: Path, topic: str, warehouse: str = "boucle.chdb") -> dict[str, str]:
+    """The environment of a ``boucle run`` subprocess whose files live in ``workdir`` and whose
+    output and loop topics are ``topic`` + a suffix (so runs sharing a broker never meet)."""
+    return {
+        **os.environ,
+        "BOUCLE_WAREHOUSE__PATH": str(workdir / warehouse),
+        "BOUCLE_OUTPUTS__ALERTS_JSONL": str(workdir / "alerts.jsonl"),
+        "BOUCLE_OUTPUTS__DEAD_LETTERS_JSONL": str(workdir / "dead_letters.jsonl"),
+        "BOUCLE_KAFKA__ALERTS_TOPIC": topic + ".alerts",
+        "BOUCLE_KAFKA__DLQ_TOPIC": topic + ".dlq",
+        "BOUCLE_KAFKA__CASE_EVENTS_TOPIC": topic + ".cases",
+        "BOUCLE_KAFKA__INVITATIONS_TOPIC": topic + ".invitations",
+    }
 
 
 def unique_topic(prefix: str) -> str:

@@ -16,24 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from kafka_broker import unique_topic
+from kafka_broker import isolated_run_env, unique_topic
 
 from boucle.flows.cluster import Cluster, ClusterError, cluster_from, per_process_path
 
 BOUCLE = [sys.executable, "-m", "boucle.flows.cli"]
-
-
-def _env(workdir: Path, topic: str, warehouse: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "BOUCLE_WAREHOUSE__PATH": str(workdir / warehouse),
-        "BOUCLE_OUTPUTS__ALERTS_JSONL": str(workdir / "alerts.jsonl"),
-        "BOUCLE_OUTPUTS__DEAD_LETTERS_JSONL": str(workdir / "dead_letters.jsonl"),
-        "BOUCLE_KAFKA__ALERTS_TOPIC": topic + ".alerts",
-        "BOUCLE_KAFKA__DLQ_TOPIC": topic + ".dlq",
-        "BOUCLE_KAFKA__CASE_EVENTS_TOPIC": topic + ".cases",
-        "BOUCLE_KAFKA__INVITATIONS_TOPIC": topic + ".invitations",
-    }
 
 
 def _boucle(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -63,12 +50,12 @@ def one_and_two(kafka_broker, tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster")
     topic = unique_topic("boucle.cluster")
     _boucle(["simulate", "--days", "2", "--brokers", bootstrap, "--topic", topic, "--partitions", "4"],
-            _env(root, topic, "unused.chdb"), root)
+            isolated_run_env(root, topic, "unused.chdb"), root)
     runs = {}
     for name, extra, warehouse in (("one", [], "boucle.chdb"), ("two", ["--processes", "2"], "boucle.p{process}.chdb")):
         workdir = root / name
         workdir.mkdir()
-        env = _env(workdir, f"{topic}.{name}", warehouse)
+        env = isolated_run_env(workdir, f"{topic}.{name}", warehouse)
         env["BOUCLE_KAFKA__FEEDBACK_TOPIC"] = topic
         done = _boucle(["run", "--source", "kafka", "--to-end", "--no-progress", "--brokers", bootstrap, *extra],
                        env, workdir)
