@@ -26,6 +26,7 @@ from boucle.flows.cli.common import (
     read_client,
 )
 from boucle.flows.cli.errors import BoucleGroup
+from boucle.flows.cli.imports import import_export_command
 from boucle.flows.cli.kafka import (
     alerts_app,
     ensure_kafka_topics,
@@ -50,6 +51,7 @@ db_app = typer.Typer(help="Manage the warehouse schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(cases_app, name="cases")
+app.command("import")(import_export_command)
 
 @app.callback()
 def main(
