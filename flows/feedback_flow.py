@@ -53,7 +53,7 @@ from boucle.operators.windows import WindowedBatch, WindowSpec, event_time_windo
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.prepare import drain_sinks, prepare_sinks
 
-__all__ = ["DeadLetterRecord", "FlowOutputs", "build_flow", "order_spec", "window_spec"]
+__all__ = ["DeadLetterRecord", "FlowOutputs", "build_flow", "dead_letter_records", "order_spec", "window_spec"]
 
 
 @dataclass
@@ -137,6 +137,9 @@ def _dead_letter_records(batch: DecodedBatch, keep_raw: bool = False) -> list[De
             d.message.key,
         ))
     return records
+
+
+dead_letter_records = _dead_letter_records  # the same records for inputs read outside the flow (boucle import)
 
 
 def _duplicate_batches(windowed: list[tuple[str, WindowedBatch]]) -> list[DecodedBatch]:

@@ -27,6 +27,7 @@ from boucle.flows.cli.common import (
     read_client,
 )
 from boucle.flows.cli.errors import BoucleGroup
+from boucle.flows.cli.imports import import_export_command
 from boucle.flows.cli.kafka import (
     alerts_app,
     ensure_kafka_topics,
@@ -56,6 +57,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(cases_app, name="cases")
 app.add_typer(notify_app, name="notify")
 app.add_typer(registry_app, name="registry")
+app.command("import")(import_export_command)
 
 @app.callback()
 def main(
