@@ -24,10 +24,11 @@ from boucle.operators.decode import DecodedBatch, Decoder, Feedback
 from boucle.sources.simulator import Simulator
 
 # scenario -> (summaries digest, alerts digest, number of alerts), recorded on main (68aa390; again
-# with score_trend_h = 20, a change of behaviour)
+# with score_trend_h = 20, a change of behaviour; alerts again when regional incidents took the
+# region manager as owner and the region's team)
 RECORDED = {
-    "demo-no-scores": ("7406992e5570759b", "91125a2f53662524", 8),
-    "demo-scores": ("c71193a1d173c82c", "91125a2f53662524", 8),
+    "demo-no-scores": ("7406992e5570759b", "cdf7257a943d7071", 8),
+    "demo-scores": ("c71193a1d173c82c", "cdf7257a943d7071", 8),
     "reviews": ("69f0dfe210d543ca", "6f1121f50928bf55", 8),
 }
 
