@@ -60,7 +60,10 @@ def replayed(settings, tmp_path_factory):
     path = tmp / "nasty.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     warehouse = settings.warehouse.model_copy(update={"path": str(tmp / "chdb"), "url": None, "database": "nasty"})
-    settings = settings.model_copy(update={"warehouse": warehouse})
+    # Every nasty line is one site's response on one day: uncapped, each hot alert is published whole.
+    hot = settings.hot_alerts.model_copy(update={"rate_cap": settings.hot_alerts.rate_cap.model_copy(
+        update={"per_site_per_day": 0})})
+    settings = settings.model_copy(update={"warehouse": warehouse, "hot_alerts": hot})
     alerts, dead = [], []
     outputs = FlowOutputs(warehouse=ClickHouseSink(warehouse), alerts=[TestingSink(alerts)],
                           dead_letters=[TestingSink(dead)])
