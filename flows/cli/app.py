@@ -36,6 +36,7 @@ from boucle.flows.cli.kafka import (
 )
 from boucle.flows.cli.notify import notify_app
 from boucle.flows.cli.registry import registry_app
+from boucle.flows.cli.serve import serve_app
 from boucle.flows.cluster import check_warehouse, cluster_from, cluster_settings, run_local_cluster, without_option
 
 app = typer.Typer(
@@ -57,6 +58,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(cases_app, name="cases")
 app.add_typer(notify_app, name="notify")
 app.add_typer(registry_app, name="registry")
+app.add_typer(serve_app, name="serve")
 app.command("import")(import_export_command)
 
 @app.callback()
