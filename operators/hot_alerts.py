@@ -145,6 +145,10 @@ class _CooldownLogic(StatefulBatchLogic):
             self.site_id, last_alert, cap_state = "", snapshot, None
         self.last_alert: dict[str, int] = dict(last_alert or {})
         self.cap = SiteRateCap(builder.rate_cap, builder.lateness_ms, cap_state)
+        # Live: the site's event time extrapolated by the wall time since its last response (as the
+        # windows do), so a backlog of old days is not closed at once by today's wall clock.
+        self.seen_event_ms: int | None = None
+        self.seen_wall_ms = 0
 
     def on_batch(self, values: list[list[Feedback]]):
         out = []
@@ -176,6 +180,9 @@ class _CooldownLogic(StatefulBatchLogic):
                         last_alert[customer_id] = event.ts_ms
                 except Exception as exc:  # noqa: BLE001 - one dead letter, never a crash loop
                     out.append(internal_error("hot", feedback_message(event), exc))
+        if clock:
+            self.seen_event_ms = max(clock, self.seen_event_ms or clock)
+            self.seen_wall_ms = detected_ms
         if clock and self.cap.days:
             out += self._digests(clock)
         if len(last_alert) > 1024:
@@ -193,13 +200,16 @@ class _CooldownLogic(StatefulBatchLogic):
     def notify_at(self) -> datetime | None:
         """Live only: when the earliest open day of the cap closes on the wall clock (a quiet site's digest
         does not wait for its next response)."""
-        if not (self.wall_clock and self.cap.days):
+        if not (self.wall_clock and self.cap.days and self.seen_event_ms is not None):
             return None
         closes_ms = (min(self.cap.days) + 1) * DAY_MS + self.builder.lateness_ms + 1
-        return datetime.fromtimestamp(closes_ms / 1000, tz=timezone.utc)
+        at_ms = self.seen_wall_ms + max(0, closes_ms - self.seen_event_ms)
+        return datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc)
 
     def on_notify(self):
-        return self._digests(now_ms()), StatefulBatchLogic.RETAIN
+        if self.seen_event_ms is None:
+            return [], StatefulBatchLogic.RETAIN
+        return self._digests(self.seen_event_ms + max(0, now_ms() - self.seen_wall_ms)), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> tuple:
         return (self.site_id, dict(self.last_alert), self.cap.state())

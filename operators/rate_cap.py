@@ -7,7 +7,8 @@ day (``alert_id = alert_id("hot_digest", site, day)``) that lists them (``digest
 all are counted) with their rules and severities. Severities in ``exempt`` (critical by default)
 always go out and do not count. A day's digest goes out once the site's event time has passed
 the day's end by ``lateness`` (late events of the day may still come), or when the input ends;
-live (windows closed on the wall clock), also when the wall clock passes that time.
+live (windows closed on the wall clock), also when the site's event time, run on by the wall clock
+since its last response, passes it (a backlog of old days is not closed at once by today's date).
 
 >>> from boucle.config.settings import RateCap
 >>> cap = SiteRateCap(RateCap(per_site_per_day=2), lateness_ms=0)

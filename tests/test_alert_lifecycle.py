@@ -230,7 +230,7 @@ def test_a_historical_replay_raises_no_case_sla_alert_for_past_deadlines(workspa
         assert "Replayed as history" not in result.output
 
 
-def test_live_a_quiet_sites_digest_goes_out_when_the_wall_clock_passes_the_day(settings):
+def test_live_a_quiet_sites_digest_goes_out_when_its_day_is_over_on_the_wall_clock(settings):
     from boucle.operators.decode import Decoder
     from boucle.operators.hot_alerts import HotAlertBuilder, _CooldownLogic
 
@@ -243,10 +243,15 @@ def test_live_a_quiet_sites_digest_goes_out_when_the_wall_clock_passes_the_day(s
         out, _ = logic.on_batch([decoded.accepted])
         assert [a["kind"] for a in out] == ["hot"]  # one published, two held; the day is still open
     assert replayed.notify_at() is None  # a replay's days close on event time only
-    closes = live.notify_at()
+    # Live, the site's event time runs on with the wall clock from its last response: a backlog of
+    # an old day read just now is not closed by today's date.
+    assert live.on_notify()[0] == []
+    live.seen_wall_ms -= 2 * 86_400_000  # two days of wall time without a response from the site
     lateness = settings.windows.allowed_lateness
-    assert closes == datetime(2026, 10, 2, tzinfo=timezone.utc) + lateness + timedelta(milliseconds=1)
-    digests, _ = live.on_notify()  # the wall clock (today) is past 2 October
+    closes_event = datetime(2026, 10, 2, tzinfo=timezone.utc) + lateness + timedelta(milliseconds=1)
+    quiet_for = closes_event - datetime.fromtimestamp(live.seen_event_ms / 1000, tz=timezone.utc)
+    assert live.notify_at() == datetime.fromtimestamp(live.seen_wall_ms / 1000, tz=timezone.utc) + quiet_for
+    digests, _ = live.on_notify()  # two days later, the site's 1 October is over
     assert [(d["kind"], d["evidence"]["held"]) for d in digests] == [("hot_digest", 2)]
     assert live.notify_at() is None and live.on_eof()[0] == []  # sent once
 
