@@ -7,7 +7,6 @@ names another file; ``BOUCLE_*`` environment variables override keys of the file
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -17,6 +16,7 @@ import typer
 
 from boucle.config.settings import Settings
 from boucle.flows.cli.cases import cases_app
+from boucle.flows.cli.cluster import join_cluster
 from boucle.flows.cli.common import (
     State,
     console,
@@ -37,7 +37,6 @@ from boucle.flows.cli.kafka import (
 from boucle.flows.cli.notify import notify_app
 from boucle.flows.cli.registry import registry_app
 from boucle.flows.cli.serve import serve_app
-from boucle.flows.cluster import check_warehouse, cluster_from, cluster_settings, run_local_cluster, without_option
 
 app = typer.Typer(
     cls=BoucleGroup,  # every error: one line and an exit code (flows/cli/errors.py)
@@ -156,19 +155,7 @@ def run(
     `boucle run --source kafka --brokers localhost:9092 --recovery-dir var/recovery` ·
     `boucle run --source kafka --to-end --processes 2` (a ClickHouse server as warehouse)
     """
-    if processes > 1:
-        if process_id is not None or addresses:
-            raise typer.BadParameter("--processes starts a cluster here; --process-id/--addresses join one: not both")
-        with cluster_errors():
-            check_warehouse(load(), processes)
-        if recovery_dir is not None:  # once, before the processes look at it
-            from boucle.flows.run import prepare_recovery_dir
-
-            prepare_recovery_dir(recovery_dir, workers * processes)
-        raise typer.Exit(run_local_cluster(without_option(sys.argv[1:], "--processes"), processes))
-    with cluster_errors():
-        cluster = cluster_from(process_id, addresses)
-        settings = cluster_settings(load(), cluster)
+    settings, cluster = join_cluster(processes, process_id, addresses, workers, recovery_dir)
     settings = with_kafka(settings, brokers=brokers, feedback_topic=topic)
     if source == "kafka":
         from boucle.sources.kafka_source import KafkaFeedbackSource
@@ -219,18 +206,6 @@ def run(
         settings, src, total, workers, recovery_dir, progress,
         kafka=brokers is not None, wall_clock=wall_clock, epoch_interval=epoch_interval, loop=loop, cluster=cluster,
     )
-
-
-@contextmanager
-def cluster_errors():
-    """A cluster that cannot start as asked: one line, exit 2 (flows/cluster.py)."""
-    from boucle.flows.cluster import ClusterError
-
-    try:
-        yield
-    except ClusterError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
 
 
 def _loop(settings: Settings, **kwargs):
