@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("config", "detectors", "flows", "operators", "schemas", "sinks", "sources")
 THIRD_PARTY = {
-    "config": {"pydantic", "pydantic_settings", "tomli"},
+    "config": {"pydantic", "pydantic_settings", "tomli", "babel"},  # babel: numbers and dates per language
     "detectors": {"river", "numpy"},
 }
 

@@ -58,7 +58,7 @@ def test_wheel_holds_one_package_with_its_data(wheel):
     assert {t for t in tops if not t.endswith(".dist-info")} == {"boucle"}
     assert "boucle/config/boucle.toml" in names
     assert "boucle/schemas/alert.schema.json" in names
-    assert {"boucle/flows/notify/templates/email.html.j2", "boucle/flows/notify/templates/words.fr.json"} <= set(names)
+    assert {"boucle/flows/notify/templates/email.html.j2", "boucle/config/locales/de/notify.toml"} <= set(names)
     migrations = [n for n in names if n.startswith("boucle/sinks/clickhouse/") and n.endswith(".sql")]
     assert len(migrations) == len(list((REPO / "sinks" / "clickhouse").glob("*.sql"))) > 0
 

@@ -1,8 +1,8 @@
 """Messages written from Jinja2 templates (``flows/notify/templates``) in the recipient's language.
 
 One layout per medium (``subject``, ``email.txt``, ``email.html``, ``chat.md``) fed with the
-words of the language (:data:`WORDS`, ``templates/words.fr.json`` and ``words.en.json``; any other language falls back to
-English). A language may also bring its own layout: ``email.html.fr.j2`` is chosen before
+words of the language (the ``common`` and ``notify`` sections of :mod:`boucle.config.locales`: fr, en, de, es,
+it, nl; any other language, and any word a language lacks, in English). A language may also bring its own layout: ``email.html.fr.j2`` is chosen before
 ``email.html.j2`` for French. What a customer wrote is escaped for its medium: HTML escaping in
 the HTML part (autoescape), Slack's ``&<>`` in Slack messages; the text part is plain text.
 Chat messages leave the customer's contact details out (a channel is read by more people).
@@ -19,23 +19,17 @@ Chat messages leave the customer's contact details out (a channel is read by mor
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Callable
 
 import orjson
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from boucle.config.locales import texts
 from boucle.sinks.notify.chat import slack_escape, slack_payload, teams_payload
 
-__all__ = ["WORDS", "Email", "Renderer"]
+__all__ = ["Email", "Renderer", "words"]
 
-WORDS: dict[str, dict[str, Any]] = {
-    path.name.split(".")[1]: json.loads(path.read_text(encoding="utf-8"))
-    for path in resources.files("boucle.flows.notify").joinpath("templates").iterdir()
-    if path.name.startswith("words.") and path.name.endswith(".json")
-}  # one file per language: templates/words.<language>.json (a new language is a new file)
 _COLOURS = {"low": "#999999", "medium": "#e0a800", "high": "#e8590c", "critical": "#c92a2a"}
 
 
@@ -46,8 +40,14 @@ class Email:
     html: str
 
 
-def _words(language: str) -> tuple[str, dict[str, Any]]:
-    return (language, WORDS[language]) if language in WORDS else ("en", WORDS["en"])
+def words(language: str) -> tuple[str, dict[str, Any]]:
+    """The language served for ``language`` and its words (kinds, severities, statuses, labels).
+
+    >>> words("de-AT")[1]["kind"]["hot"], words("sv")[0]
+    ('Kundenalarm', 'en')
+    """
+    common, notify = texts("common", language), texts("notify", language)
+    return common["_language"], {**common, **notify}
 
 
 class Renderer:
@@ -65,7 +65,7 @@ class Renderer:
 
     # ---- the facts of an alert, in words ----
     def view(self, alert: dict[str, Any], language: str, *, contact: bool = True) -> dict[str, Any]:
-        lang, t = _words(language)
+        lang, t = words(language)
         response = alert.get("response") if isinstance(alert.get("response"), dict) else {}
         site_id, region = str(alert.get("site_id") or ""), str(alert.get("region") or "")
         attribute = alert.get("attribute")
@@ -81,8 +81,8 @@ class Renderer:
             "colour": _COLOURS.get(alert.get("severity"), "#999999"),
             "where": self.sites.get(site_id) or site_id or self.regions.get(region) or region,
             "region_name": self.regions.get(region, region) if site_id else "",
-            "question": (self.questions.get(attribute, {}).get(lang) or attribute) if attribute else "",
-            "scores": ", ".join(f"{self.questions.get(k, {}).get(lang) or k} {v}" for k, v in scores.items()),
+            "question": (_label(self.questions, attribute, lang)) if attribute else "",
+            "scores": ", ".join(f"{_label(self.questions, k, lang)} {v}" for k, v in scores.items()),
             "message": str(alert.get("message", "")),
             "comment": str(response.get("comment") or ""),
             "contact": " · ".join(str(person[k]) for k in ("email", "phone") if person.get(k)),
@@ -90,7 +90,7 @@ class Renderer:
         }
 
     def _context(self, alerts: list[dict[str, Any]], language: str, contact: bool = True) -> dict[str, Any]:
-        lang, t = _words(language)
+        lang, t = words(language)
         return {"lang": lang, "t": t, "digest": len(alerts) > 1,
                 "alerts": [self.view(a, lang, contact=contact) for a in alerts]}
 
@@ -136,3 +136,8 @@ class Renderer:
 
 def _escaped(escape: Callable[[str], str]) -> Callable[[Any], str]:
     return lambda value: escape("" if value is None else str(value))
+
+
+def _label(questions: dict[str, dict[str, str]], name: str, language: str) -> str:
+    labels = questions.get(name, {})
+    return labels.get(language) or labels.get("en") or name

@@ -1,0 +1,132 @@
+"""Every word Boucle shows people, in one place: ``<language>/<section>.toml`` under this package.
+
+A section is a flat or nested TOML table of texts (``alerts``, ``notify``, ``report``, ...); a
+text may hold ``str.format`` fields. Any language code is accepted (``de``, ``de-CH``, ``sv``):
+it is looked up as given, then by its primary subtag, and every key missing there falls back to
+English, so a language is added by adding its folder, one section file at a time. Numbers and
+dates are formatted by Babel in the language's conventions.
+
+>>> texts("report", "de-CH")["_language"], texts("report", "sv")["_language"]
+('de', 'en')
+>>> format_number(1234.5, "fr", 1), format_number(1234.5, "en", 1), format_number(0.25, "de", 2)
+('1\\u202f234,5', '1,234.5', '0,25')
+>>> from datetime import date
+>>> format_date(date(2026, 3, 1), "de"), format_date(date(2026, 3, 1), "en", "d MMM")
+('01.03.2026', '1 Mar')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import tomllib
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as _babel_date
+from babel.dates import format_datetime as _babel_datetime
+from babel.numbers import format_decimal
+
+__all__ = ["FALLBACK", "LANGUAGE_CODE", "SHIPPED", "format_date", "format_datetime", "format_number",
+           "is_language_code", "language_of", "texts"]
+
+FALLBACK = "en"
+# A BCP 47 language tag as sites and recipients declare it (primary subtag, optional region/script).
+LANGUAGE_CODE = r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$"
+_LANGUAGE_RE = re.compile(LANGUAGE_CODE)
+
+
+def _shipped() -> tuple[str, ...]:
+    root = resources.files(__name__)
+    return tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")))
+
+
+SHIPPED = _shipped()  # the languages with a folder here (English is complete; others fall back per key)
+
+
+def language_of(code: str) -> str:
+    """The shipped language that serves ``code``: itself, its primary subtag, else English.
+
+    >>> language_of("nl"), language_of("NL-be"), language_of("pt_BR"), language_of("")
+    ('nl', 'nl', 'en', 'en')
+    """
+    code = (code or "").strip().replace("_", "-").lower()
+    if code in SHIPPED:
+        return code
+    primary = code.split("-", 1)[0]
+    return primary if primary in SHIPPED else FALLBACK
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
+    return out
+
+
+@lru_cache(maxsize=None)
+def _section(section: str, language: str) -> dict[str, Any]:
+    path = resources.files(__name__) / language / f"{section}.toml"
+    return tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+@lru_cache(maxsize=None)
+def _texts(section: str, language: str) -> Mapping[str, Any]:
+    merged = _merge(_section(section, FALLBACK), _section(section, language)) if language != FALLBACK \
+        else dict(_section(section, FALLBACK))
+    merged["_language"] = language
+    return merged
+
+
+def texts(section: str, language: str) -> Mapping[str, Any]:
+    """The texts of ``section`` in the language serving ``language``, English for any key it lacks;
+    ``_language`` names the language served. Cached: call it as often as needed."""
+    return _texts(section, language_of(language))
+
+
+@lru_cache(maxsize=64)
+def _locale(language: str) -> Locale:
+    try:
+        return Locale.parse((language or FALLBACK).replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        try:
+            return Locale.parse(language.replace("-", "_").split("_")[0])
+        except (UnknownLocaleError, ValueError):
+            return Locale.parse(FALLBACK)
+
+
+def format_number(value: float, language: str, decimals: int | None = None) -> str:
+    """``value`` in the conventions of ``language`` (any code Babel knows, else English), with
+    ``decimals`` digits after the separator (``None``: as few as needed, at most 3)."""
+    pattern = None if decimals is None else ("#,##0." + "0" * decimals if decimals else "#,##0")
+    return format_decimal(value, format=pattern, locale=_locale(language))
+
+
+def format_date(day: date, language: str, pattern: str = "short") -> str:
+    """A date as people of ``language`` read it (``short``/``medium``/``long`` or a CLDR pattern)."""
+    return _babel_date(day, format=_date_format(pattern, language), locale=_locale(language))
+
+
+def format_datetime(moment: datetime, language: str, pattern: str = "short") -> str:
+    """An aware moment as people of ``language`` read it, in the moment's own zone (convert first)."""
+    return _babel_datetime(moment, format=pattern, tzinfo=moment.tzinfo, locale=_locale(language))
+
+
+def _date_format(pattern: str, language: str) -> str:
+    # Babel's "short" date for English is 3/1/26; a report wants the 4-digit year everywhere.
+    if pattern == "short":
+        return _locale(language).date_formats["medium"].pattern if language_of(language) == "en" \
+            else _locale(language).date_formats["short"].pattern.replace("yy", "yyyy").replace("yyyyyyyy", "yyyy")
+    return pattern
+
+
+def is_language_code(code: str) -> bool:
+    """Whether ``code`` has the shape of a language tag (``fr``, ``de-CH``, ``pt_BR``).
+
+    >>> is_language_code("de-CH"), is_language_code("german"), is_language_code("")
+    (True, False, False)
+    """
+    return bool(_LANGUAGE_RE.match(code or ""))
