@@ -22,8 +22,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from boucle.config.durations import Duration
+from boucle.config.locales import is_language_code
 
-__all__ = ["Contact", "Notify", "QuietHours", "Retry", "Route", "Smtp", "Webhook", "check_timezone", "ROLES"]
+__all__ = ["Contact", "Notify", "QuietHours", "Retry", "Route", "Smtp", "Webhook", "check_language", "check_timezone", "Language", "ROLES"]
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -48,6 +49,25 @@ def check_timezone(name: str) -> str:
 
 
 TimeZone = Annotated[str, AfterValidator(check_timezone)]
+
+
+def check_language(code: str) -> str:
+    """A language tag (``de``, ``de-CH``, ``sv``), or empty (inherit); messages are written in it where
+    :mod:`boucle.config.locales` ships it (fr, en, de, es, it, nl), else in English.
+
+    >>> check_language("de-CH")
+    'de-CH'
+    >>> check_language("German")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'German' is not a language code (a tag such as 'de', 'de-CH' or 'sv')
+    """
+    if code and not is_language_code(code):
+        raise ValueError(f"{code!r} is not a language code (a tag such as 'de', 'de-CH' or 'sv')")
+    return code
+
+
+Language = Annotated[str, AfterValidator(check_language)]
 
 
 class _Strict(BaseModel):
@@ -84,7 +104,7 @@ class Webhook(_Strict):
     url_env: str = ""
     secret_env: str = ""
     timezone: TimeZone = ""  # for quiet hours; empty: the site's
-    language: Literal["", "fr", "en"] = ""  # empty: the site's
+    language: Language = ""  # empty: the site's
 
     @model_validator(mode="after")
     def _one_url(self) -> "Webhook":
@@ -101,7 +121,7 @@ class Contact(_Strict):
     id: str
     email: str = ""
     timezone: TimeZone = ""
-    language: Literal["", "fr", "en"] = ""
+    language: Language = ""
     quiet_hours: QuietHours | None = None
 
 

@@ -9,11 +9,11 @@ spreadsheet numbers it: the header is row 1) and column.
 
 >>> import tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp())
->>> _ = (folder / "sites.csv").write_text("Store,Area,Lang\\ns1,north,en\\ns2,north,xx\\n")
+>>> _ = (folder / "sites.csv").write_text("Store,Area,Lang\\ns1,north,en\\ns2,north,English\\n")
 >>> read_rows(folder / "sites.csv", Site, {"id": "Store", "region": "Area", "language": "Lang"})
 Traceback (most recent call last):
 ...
-boucle.config.registry.RegistryError: sites.csv: row 3, column 'Lang': Input should be 'fr' or 'en'
+boucle.config.registry.RegistryError: sites.csv: row 3, column 'Lang': 'English' is not a language code (a tag such as 'de', 'de-CH' or 'sv')
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from boucle.config.durations import (
     PositiveDuration,
     parse_duration,
 )
-from boucle.config.notify import Notify, TimeZone
+from boucle.config.notify import Language, Notify, TimeZone
 
 __all__ = [
     "Attribute",
@@ -96,7 +96,7 @@ class Site(_Strict):
     region: str
     country: str = ""
     kind: str = "store"
-    language: Literal["fr", "en"] = "fr"
+    language: Language = "fr"  # any tag; messages in fr, en, de, es, it, nl (else English)
     owner: str = ""
     team: str = ""
     manager: str = ""

@@ -26,10 +26,12 @@ at least weekly, per month below that:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from statistics import median
 from typing import Any
 
 from boucle.config.loader import ConfigError
+from boucle.config.locales import language_of, texts
 from boucle.config.settings import RiverDetector, Settings
 from boucle.detectors import AttributeWatch
 from boucle.detectors.river_adapter import RiverSpecError, parse_option, resolve
@@ -45,14 +47,8 @@ UTC_OFFSET_HOURS = {"FR": 1, "BE": 1, "NL": 1, "DE": 1, "ES": 1, "IT": 1, "LU": 
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
-_WORDS = {
-    "fr": {"at": "à", "recent": "récemment", "expected": "attendu", "peers": "médiane des pairs",
-           "slope": "tendance", "day": "/jour", "week": "/semaine", "month": "/mois", "open": "baisse", "updated": "aggravation",
-           "resolved": "retour à la normale", "region": "Baisse régionale", "sites": "sites touchés sur"},
-    "en": {"at": "at", "recent": "recently", "expected": "expected", "peers": "peer median",
-           "slope": "trend", "day": "/day", "week": "/week", "month": "/month", "open": "drop", "updated": "worsening",
-           "resolved": "back to normal", "region": "Regional drop", "sites": "sites affected out of"},
-}
+def _words(language: str) -> Mapping[str, str]:
+    return texts("alerts", language)["attribute"]
 
 
 SLOPE_UNIT_DAYS = {"day": 1.0, "week": 7.0, "month": 30.0}
@@ -67,9 +63,12 @@ def slope_unit(responses_per_day: float) -> str:
     return "month"
 
 
+_DECIMAL_COMMA = frozenset({"fr", "de", "es", "it", "nl"})
+
+
 def _num(value: float, language: str, digits: int = 1) -> str:
     text = f"{value:.{digits}f}"
-    return text.replace(".", ",") if language == "fr" else text
+    return text.replace(".", ",") if language_of(language) in _DECIMAL_COMMA else text
 
 
 # Evidence in rating points: positions on the scale, and differences of them.
@@ -189,10 +188,10 @@ class AttributeAlertEngine:
             evidence = _native(evidence, *scale)
         site = self.sites.get(site_id)
         language = site.language if site else "en"
-        w = _WORDS[language]
-        label = self.labels.get(attr, {}).get(language, attr)
+        w = _words(language)
+        label = self._label(attr, language)
         name = (site.name or site.id) if site else site_id
-        text = (f"{label} {w['at']} {name} : " if language == "fr" else f"{label} {w['at']} {name}: ")
+        text = (f"{label} {w['at']} {name} : " if language_of(language) == "fr" else f"{label} {w['at']} {name}: ")
         scale = self.scale_max.get(attr, 5)
         rate = evidence.get("rate_per_day")  # the series' own clock (absent before its second response)
         unit = slope_unit(rate) if rate is not None else "day"
@@ -212,13 +211,17 @@ class AttributeAlertEngine:
             attribute=attr, status=status, detected_ms=detected_ms,
         )
 
+    def _label(self, name: str, language: str) -> str:
+        labels = self.labels.get(name, {})
+        return labels.get(language_of(language)) or labels.get("en") or name
+
     def regional_alert(self, alert: OpenAlert, status: str, region: str, attr: str, down: list[str],
                        n_sites: int, zs: dict[str, float], event_ms: int, detected_ms: int) -> dict[str, Any]:
         """A ``regional_incident`` alert of ``alert`` in the region's most common language."""
         language = self.region_language.get(region, "en")
         owner, team = self.region_routing.get(region, ("", region))
-        w = _WORDS[language]
-        label = self.labels.get(attr, {}).get(language, attr)
+        w = _words(language)
+        label = self._label(attr, language)
         z_values = [zs[s] for s in down] or [0.0]
         text = (f"{w['region']} — {label}, {self.region_names.get(region, region)}: {len(down)} {w['sites']} "
                 f"{n_sites} (z {_num(median(z_values), language)})" + (f", {w['resolved']}" if status == "resolved"

@@ -21,6 +21,7 @@ import bytewax.operators as op
 from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
+from boucle.config.locales import texts
 from boucle.config.settings import SEVERITY_RANK, Settings
 from boucle.config.times import DAY_MS, iso_ms, now_ms
 from boucle.operators.alerts import FIELD_CHARS, UNSET, Alert, alert_builder, alert_id, truncated
@@ -36,10 +37,6 @@ __all__ = ["HotAlertBuilder", "hot_alerts"]
 # most CPython passes without building a dict (see alert_builder).
 _build_hot_alert = alert_builder(kind="hot", status="open", attribute=None)
 
-_LABELS = {
-    "fr": {"alert": "Alerte client", "at": "à", "said": "Verbatim"},
-    "en": {"alert": "Customer alert", "at": "at", "said": "Comment"},
-}
 
 
 class HotAlertBuilder:
@@ -53,7 +50,7 @@ class HotAlertBuilder:
         self._minimum = {name: question.min for name, question in questions.items()}
         # What an alert needs of its site, looked up once per alert (one in five responses).
         self._routing = {
-            site.id: (site.region, site.owner, site.team, _LABELS[site.language], site.name or site.id)
+            site.id: (site.region, site.owner, site.team, texts("alerts", site.language)["hot"], site.name or site.id)
             for site in settings.sites
         }
         self._upper = {name: name.upper() for name in questions}

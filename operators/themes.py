@@ -30,6 +30,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
+from boucle.config.locales import language_of
 from boucle.config.settings import Site, Themes
 from boucle.config.times import iso_ms
 from boucle.operators.alerts import alert_id, new_alert
@@ -231,7 +232,7 @@ class ThemeWindows:
     def _alert(self, start: int, theme: str, n: int, comments: int, share: float, base: float) -> dict[str, Any]:
         site = self.site
         text = (f"Thème en hausse à {site.name or site.id} : « {theme} » dans {share:.0%} des commentaires"
-                f" ({n}/{comments}), contre {base:.0%} d'habitude." if site.language == "fr" else
+                f" ({n}/{comments}), contre {base:.0%} d'habitude." if language_of(site.language) == "fr" else
                 f"Emerging irritant at {site.name or site.id}: '{theme}' in {share:.0%} of comments"
                 f" ({n}/{comments}) against {base:.0%} usually.")
         return new_alert(

@@ -69,7 +69,7 @@ def test_a_2000_site_registry_loads_from_csv_with_its_column_mapping(tmp_path):
 
 
 @pytest.mark.parametrize("bad,expected", [
-    ({1233: ("Lang", "klingon")}, "sites.csv: row 1235, column 'Lang': Input should be 'fr' or 'en'"),
+    ({1233: ("Lang", "klingon")}, "sites.csv: row 1235, column 'Lang': 'klingon' is not a language code"),
     ({9: ("TZ", "Mars/Olympus")}, "sites.csv: row 11, column 'TZ': unknown time zone 'Mars/Olympus'"),
     ({41: ("Area", "nowhere")}, "sites.csv: row 43, column 'Area': unknown region 'nowhere'"),
     ({5: ("Store code", "site-0001")}, "sites.csv: row 7, column 'Store code': duplicate site id 'site-0001'"),
@@ -125,11 +125,11 @@ def test_registry_check_summarises_the_registry(tmp_path):
 
 
 def test_registry_check_refuses_a_bad_row_in_one_line(tmp_path):
-    config = _network(tmp_path, sites=20, bad={3: ("Lang", "xx")})
+    config = _network(tmp_path, sites=20, bad={3: ("Lang", "Dutch")})
     result = invoke("registry", "check", "--config", str(config))
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"config error: {config}: registry: data/sites.csv: row 5, column 'Lang': Input should be 'fr' or 'en'"]
+        f"config error: {config}: registry: data/sites.csv: row 5, column 'Lang': 'Dutch' is not a language code (a tag such as 'de', 'de-CH' or 'sv')"]
 
 
 def test_the_shipped_example_registry_loads():
