@@ -55,7 +55,7 @@ import orjson
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from boucle.config.locales import language_of
+from boucle.config.locales import texts
 from boucle.config.settings import SEVERITY_RANK, Cases, Site
 from boucle.config.times import DAY_MS, HOUR_MS, iso_ms, parse_time
 from boucle.operators.alerts import alert_id, new_alert
@@ -285,11 +285,6 @@ class Case:
         )
 
 
-_SLA_TEXT = {
-    "fr": "Alerte client sans action depuis {hours:g} h à {site} : personne n'a rappelé le client (alerte {short}).",
-    "en": "Customer alert left untreated for {hours:g} h at {site}: nobody called the customer back (alert {short}).",
-}
-
 Out = tuple[str, Any]  # ("case", row) | ("alert", dict) | ("dead", DeadLetter)
 
 
@@ -416,7 +411,7 @@ class CaseTracker:
             triggers=["sla"],
             evidence={"hot_alert_id": case.alert_id, "opened_at": iso_ms(case.opened_ms),
                       "due_at": iso_ms(case.due_ms), "sla_hours": hours, "hot_severity": case.severity},
-            message=_SLA_TEXT.get(language_of(site.language), _SLA_TEXT["en"]).format(
+            message=texts("alerts", site.language)["case"]["sla"].format(
                 hours=hours, site=site.name or site.id, short=case.alert_id[:8]),
             event_ms=case.due_ms,
             owner=site.manager,
@@ -438,7 +433,7 @@ class CaseTracker:
         site = self.sites.get(case.site_id) or Site(id=case.site_id, region=case.region)
         event_id, channel, scores, attributes, rules = case.hot or ("", "", {}, {}, [])
         at_ms = {"resolved": case.resolved_ms, "escalated": case.escalated_ms}.get(case.status, case.first_contact_ms)
-        words = _FOLLOW_TEXT.get(language_of(site.language), _FOLLOW_TEXT["en"])
+        words = texts("alerts", site.language)["case"]
         evidence = {"rules": list(rules), "scores": dict(scores), "case_status": case.status,
                     "case_at": iso_ms(at_ms), "fcr": case.fcr}
         if case.root_cause:
@@ -461,14 +456,6 @@ class CaseTracker:
             response={"event_id": event_id, "channel": channel, "scores": dict(scores),
                       "attributes": dict(attributes)},
         )
-
-
-_FOLLOW_TEXT = {
-    "fr": {"line": "Alerte client {status} à {site} (alerte {short}).", "contacted": "suivie : client rappelé",
-           "escalated": "escaladée", "resolved": "résolue"},
-    "en": {"line": "Customer alert {status} at {site} (alert {short}).", "contacted": "followed up: customer contacted",
-           "escalated": "escalated", "resolved": "resolved"},
-}
 
 
 def _hot_facts(alert: dict[str, Any]) -> tuple:

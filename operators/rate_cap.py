@@ -26,17 +26,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from boucle.config.locales import language_of
+from boucle.config.locales import texts
 from boucle.config.settings import SEVERITY_RANK, RateCap
 from boucle.config.times import DAY_MS, iso_ms
 from boucle.operators.alerts import alert_id, new_alert
 
 __all__ = ["SiteRateCap"]
-
-_TEXT = {
-    "fr": "{n} autres alertes client à {site} le {day}, au-delà du plafond de {cap} par jour ({rules}) : voir le récapitulatif.",
-    "en": "{n} more customer alerts at {site} on {day}, beyond the cap of {cap} a day ({rules}): see the digest.",
-}
 
 
 class SiteRateCap:
@@ -106,7 +101,7 @@ class SiteRateCap:
             triggers=["rule", "rate_cap"],
             evidence={"day": date, "cap": self.cap, "held": held, "by_rule": dict(by_rule),
                       "by_severity": dict(by_severity), "alerts": list(counts[4])},
-            message=_TEXT.get(language_of(language), _TEXT["en"]).format(n=held, site=name or site_id, day=date, cap=self.cap,
+            message=texts("alerts", language)["rate_cap"]["text"].format(n=held, site=name or site_id, day=date, cap=self.cap,
                                                            rules=rules),
             event_ms=counts[5],
             owner=owner,

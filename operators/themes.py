@@ -30,7 +30,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from boucle.config.locales import language_of
+from boucle.config.locales import texts
 from boucle.config.settings import Site, Themes
 from boucle.config.times import iso_ms
 from boucle.operators.alerts import alert_id, new_alert
@@ -231,10 +231,8 @@ class ThemeWindows:
 
     def _alert(self, start: int, theme: str, n: int, comments: int, share: float, base: float) -> dict[str, Any]:
         site = self.site
-        text = (f"Thème en hausse à {site.name or site.id} : « {theme} » dans {share:.0%} des commentaires"
-                f" ({n}/{comments}), contre {base:.0%} d'habitude." if language_of(site.language) == "fr" else
-                f"Emerging irritant at {site.name or site.id}: '{theme}' in {share:.0%} of comments"
-                f" ({n}/{comments}) against {base:.0%} usually.")
+        text = texts("alerts", site.language)["theme"]["surge"].format(
+            site=site.name or site.id, theme=theme, share=share, n=n, comments=comments, base=base)
         return new_alert(
             id=alert_id("theme_surge", site.id, theme, str(start)),
             kind="theme_surge", severity="medium", site_id=site.id, region=site.region, attribute=theme,

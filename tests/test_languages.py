@@ -68,3 +68,17 @@ def test_every_shipped_language_translates_every_english_text(section, language)
     english = keys(texts(section, "en"))
     own = tomllib.loads((SHIPPED_CONFIG.parent / "locales" / language / f"{section}.toml").read_text("utf-8"))
     assert keys(own) == english
+
+
+@pytest.mark.parametrize("language", SHIPPED)
+def test_every_translated_sentence_takes_the_fields_english_gives(language):
+    import string
+
+    def fields(text):
+        return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+    english, own = texts("alerts", "en"), texts("alerts", language)
+    for section, table in english.items():
+        if isinstance(table, dict):
+            for key, text in table.items():
+                assert fields(own[section][key]) == fields(text), (section, key)
