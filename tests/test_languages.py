@@ -58,7 +58,7 @@ def test_a_language_name_is_refused_with_its_key_path():
 
 
 @pytest.mark.parametrize("language", [lang for lang in SHIPPED if lang != "en"])
-@pytest.mark.parametrize("section", ["common", "notify", "alerts"])
+@pytest.mark.parametrize("section", ["common", "notify", "alerts", "report"])
 def test_every_shipped_language_translates_every_english_text(section, language):
     def keys(table, prefix=""):
         return {f"{prefix}{k}" if not isinstance(v, dict) else f"{prefix}{k}.{kk}"

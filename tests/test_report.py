@@ -165,3 +165,10 @@ def test_report_errors_are_clear(report_settings, tmp_path):
         write_report(report_settings, tmp_path / "x.html", region="atlantis")
     with pytest.raises(ReportError, match="whole days"):
         parse_period("36h")
+
+
+def test_report_in_german_and_a_bad_language_refused(report_settings, tmp_path):
+    page = write_report(report_settings, tmp_path / "de.html", period="30d", lang="de").read_text(encoding="utf-8")
+    assert '<html lang="de">' in page and "Rangliste der Fortschritte (NPS)" in page and "Was überwacht wird" in page
+    with pytest.raises(ReportError, match="--lang must be a language code"):
+        write_report(report_settings, tmp_path / "x.html", period="30d", lang="German")

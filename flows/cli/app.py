@@ -415,7 +415,7 @@ def report(
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write (self-contained)."),
     region: Optional[str] = typer.Option(None, help="Only this region (id from the config); default: all."),
     period: str = typer.Option("30d", help="Comparison period, in days: 7d, 30d, 90d or any other."),
-    lang: str = typer.Option("en", help="Language of titles and labels: en or fr."),
+    lang: str = typer.Option("en", help="Language of titles and labels: en, fr, de, es, it or nl (any other tag: English)."),
 ) -> None:
     """Write one HTML file (opens offline) with NPS over time, peer heatmap, progress leaderboard,
     alerts timeline and attribute importance.

@@ -32,6 +32,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from boucle.config.locales import is_language_code, language_of, texts
 from boucle.config.settings import parse_duration
 from boucle.sinks.safe_text import html_text
 
@@ -44,72 +45,6 @@ __all__ = ["ReportError", "SECTIONS", "build_report", "collect", "parse_period",
 
 SECTIONS = ("nps", "peers", "leaderboard", "alerts", "importance", "watched")
 
-TEXT = {
-    "en": {
-        "title": "Boucle — customer feedback report",
-        "scope_all": "all regions", "period": "period", "generated": "generated",
-        "nps": "NPS over time per region",
-        "nps_help": "7-day rolling NPS (promoters − detractors, % of responses). Late responses are not included.",
-        "peers": "How each site compares with its peers",
-        "peers_help": "Colour: robust z-score against the other sites of the region (red = below peers, blue ="
-                      " above). Number: the site's score (NPS for NPS, mean rating otherwise).",
-        "leaderboard": "Progress leaderboard (NPS)",
-        "leaderboard_help": "Change of NPS against the previous period of the same length: progress counts, not"
-                            " only level. Hover for ranks.",
-        "alerts": "Alerts", "alerts_help": "Alerts opened per day by kind, then the attribute and regional"
-                                           " alerts on a timeline (colour = severity), then hot alerts per site and day"
-                                           " for the busiest sites (published + held in the daily digest by the"
-                                           " rate cap).",
-        "importance": "Attribute importance",
-        "importance_model": "Weights from the importance detector (attribute_importance).",
-        "importance_unknown": "Not enough data yet to tell what drives the score in: {regions}.",
-        "importance_network": "from the network",
-        "importance_standin": "Stand-in (the importance detector has not written attribute_importance yet):"
-                              " correlation of each attribute with NPS per region over the period.",
-        "no_data": "No data for this section in the period.",
-        "nps_axis": "NPS", "day": "Day", "site": "Site", "delta": "NPS change (points)", "alerts_axis": "Alerts",
-        "weight": "Weight", "region": "Region", "attribute": "Attribute",
-        "sites_n": "sites", "responses": "responses",
-        "watched": "What is watched",
-        "watched_help": "{watched} of {total} series (site × question) are watched: their detectors have the"
-                        " history their tests need. The others are warming up and cannot alert yet; they need"
-                        " about {needs} more responses each (median).",
-        "series_watched": "watched", "series_warming": "warming up", "series_axis": "Series",
-    },
-    "fr": {
-        "title": "Boucle — rapport de la voix du client",
-        "scope_all": "toutes les régions", "period": "période", "generated": "généré le",
-        "nps": "NPS par région dans le temps",
-        "nps_help": "NPS glissant sur 7 jours (promoteurs − détracteurs, en % des réponses). Réponses tardives"
-                    " exclues.",
-        "peers": "Chaque site face à ses pairs",
-        "peers_help": "Couleur : z-score robuste face aux autres sites de la région (rouge = en dessous, bleu ="
-                      " au-dessus). Nombre : le score du site (NPS pour le NPS, note moyenne sinon).",
-        "leaderboard": "Classement des progrès (NPS)",
-        "leaderboard_help": "Évolution du NPS face à la période précédente de même durée : le progrès compte,"
-                            " pas seulement le niveau. Survoler pour les rangs.",
-        "alerts": "Alertes", "alerts_help": "Alertes ouvertes par jour et par type, puis les alertes attribut et"
-                                            " régionales dans le temps (couleur = sévérité), puis les alertes client par"
-                                            " site et par jour des sites les plus chargés (publiées + retenues dans"
-                                            " le récapitulatif du jour par le plafond).",
-        "importance": "Importance des attributs",
-        "importance_model": "Poids du détecteur d'importance (attribute_importance).",
-        "importance_unknown": "Pas encore assez de données pour dire ce qui fait le score dans : {regions}.",
-        "importance_network": "d'après le réseau",
-        "importance_standin": "Approximation (le détecteur d'importance n'a pas encore rempli"
-                              " attribute_importance) : corrélation de chaque attribut avec le NPS par région"
-                              " sur la période.",
-        "no_data": "Pas de données pour cette section sur la période.",
-        "nps_axis": "NPS", "day": "Jour", "site": "Site", "delta": "Évolution du NPS (points)",
-        "alerts_axis": "Alertes", "weight": "Poids", "region": "Région", "attribute": "Attribut",
-        "sites_n": "sites", "responses": "réponses",
-        "watched": "Ce qui est surveillé",
-        "watched_help": "{watched} séries (site × question) sur {total} sont surveillées : leurs détecteurs ont"
-                        " l'historique que leurs tests demandent. Les autres sont en préchauffage et ne peuvent"
-                        " pas encore alerter ; il leur faut encore environ {needs} réponses chacune (médiane).",
-        "series_watched": "surveillées", "series_warming": "en préchauffage", "series_axis": "Séries",
-    },
-}
 SEVERITY_COLOURS = {"low": "#9ecae1", "medium": "#fdae6b", "high": "#e6550d", "critical": "#a50f15"}
 
 
@@ -178,7 +113,7 @@ def collect(client: Client, database: str, *, region: str | None, period_days: i
         )
     where = "({r:String} = '' OR region = {r:String})"
     params = {"r": region or "", "p": period_days, "start": start, "end": end}
-    label_col = "label_fr" if lang == "fr" else "label_en"
+    label_col = "label_fr" if language_of(lang) == "fr" else "label_en"
     labels = {r["attribute"]: r["label"] for r in _rows(
         client, f"SELECT attribute, {label_col} AS label FROM {db}.questions FINAL"
                 f" ORDER BY is_score DESC, indexOf(['nps', 'csat', 'ces'], attribute), label")}
@@ -420,7 +355,7 @@ def build_report(data: ReportData) -> str:
     """The report as one HTML document (plotly.js inlined)."""
     from plotly.offline import get_plotlyjs
 
-    t = TEXT.get(data.lang, TEXT["en"])
+    t = texts("report", data.lang)
     scope = data.region_names.get(data.region, data.region) if data.region else t["scope_all"]
     importance_help = t["importance_standin"] if data.importance_is_standin else t["importance_model"]
     if data.importance_unknown:
@@ -470,8 +405,8 @@ def write_report(settings: Settings, out: Path, *, region: str | None = None, pe
     from boucle.flows.cli.common import read_client
     from boucle.sinks.clickhouse.schema import check_schema
 
-    if lang not in TEXT:
-        raise ReportError(f"--lang must be one of {', '.join(TEXT)}, got {lang!r}")
+    if not is_language_code(lang):
+        raise ReportError(f"--lang must be a language code such as en, fr, de, es, it or nl, got {lang!r}")
     if importlib.util.find_spec("plotly") is None:
         raise ReportError("the report draws with plotly, which is not installed: pip install 'boucle[report]'")
     period_days = parse_period(period)
