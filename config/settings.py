@@ -131,6 +131,12 @@ class Metric(_Strict):
     top_min: int
     label_fr: str = ""
     label_en: str = ""
+    labels: dict[Language, str] = {}  # the label in other languages: {de = "Wartezeit", es = "Espera"}
+
+    def labels_by_language(self, name: str) -> dict[str, str]:
+        """The question's label per language (``name`` where none is given); look it up with
+        :func:`boucle.config.locales.label_in`."""
+        return {"fr": self.label_fr or name, "en": self.label_en or name, **self.labels}
 
     @model_validator(mode="after")
     def _ordered(self) -> "Metric":

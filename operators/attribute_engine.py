@@ -31,7 +31,7 @@ from statistics import median
 from typing import Any
 
 from boucle.config.loader import ConfigError
-from boucle.config.locales import language_of, texts
+from boucle.config.locales import label_in, language_of, texts
 from boucle.config.settings import RiverDetector, Settings
 from boucle.detectors import AttributeWatch
 from boucle.detectors.river_adapter import RiverSpecError, parse_option, resolve
@@ -100,7 +100,7 @@ class AttributeAlertEngine:
         self.sites = settings.site_map()
         self.region_of = {s.id: s.region for s in settings.sites}
         self.attribute_names = [a.name for a in settings.attributes]
-        self.labels = {a.name: {"fr": a.label_fr or a.name, "en": a.label_en or a.name} for a in settings.attributes}
+        self.labels = {a.name: a.labels_by_language(a.name) for a in settings.attributes}
         self.region_language = {}
         for region in {s.region for s in settings.sites}:
             langs = [s.language for s in settings.sites if s.region == region]
@@ -115,7 +115,7 @@ class AttributeAlertEngine:
             name: (m.min, None if (m.min, m.max) == (1, 5) else 4.0 / max(m.max - m.min, 1))
             for name, m in settings.scores.items()} if cfg.watch_scores else {}
         for name, m in settings.scores.items():
-            self.labels.setdefault(name, {"fr": m.label_fr or name, "en": m.label_en or name})
+            self.labels.setdefault(name, m.labels_by_language(name))
         # Every parameter, defaults included: the settings models mirror the detectors' constructors.
         self.trend_params = cfg.trend.model_dump()
         self.expectation_params = cfg.expectation.model_dump()
@@ -212,8 +212,7 @@ class AttributeAlertEngine:
         )
 
     def _label(self, name: str, language: str) -> str:
-        labels = self.labels.get(name, {})
-        return labels.get(language_of(language)) or labels.get("en") or name
+        return label_in(self.labels.get(name, {}), language) or name
 
     def regional_alert(self, alert: OpenAlert, status: str, region: str, attr: str, down: list[str],
                        n_sites: int, zs: dict[str, float], event_ms: int, detected_ms: int) -> dict[str, Any]:

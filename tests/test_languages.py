@@ -82,3 +82,20 @@ def test_every_translated_sentence_takes_the_fields_english_gives(language):
         if isinstance(table, dict):
             for key, text in table.items():
                 assert fields(own[section][key]) == fields(text), (section, key)
+
+
+def test_a_question_label_in_any_language_reaches_the_message():
+    data = tomllib.loads(SHIPPED_CONFIG.read_text(encoding="utf-8"))
+    for site in data["sites"]:
+        site["language"] = "de" if site["id"] == GERMAN else site.get("language", "fr")
+    waiting = next(a for a in data["attributes"] if a["name"] == "waiting_time")
+    waiting["labels"] = {"de": "Wartezeit"}
+    settings = settings_from_dict(data, source=str(SHIPPED_CONFIG), base=SHIPPED_CONFIG.parent)
+    questions = {name: m.labels_by_language(name) for name, m in settings.questions().items()}
+    alert = {"alert_id": "a1", "kind": "attribute", "status": "open", "severity": "high", "site_id": GERMAN,
+             "attribute": "waiting_time", "message": "…", "event_time": "2026-12-03T10:00:00.000Z"}
+    assert "Wartezeit" in Renderer(questions, {}, {}).email([alert], "de-AT").text
+    assert "Wartezeit" not in Renderer(questions, {}, {}).email([alert], "sv").text  # English label
+    with pytest.raises(ConfigError, match=r"attributes\[\d+\]\.labels"):
+        waiting["labels"] = {"Deutsch": "Wartezeit"}
+        settings_from_dict(data, source=str(SHIPPED_CONFIG), base=SHIPPED_CONFIG.parent)

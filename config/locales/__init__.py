@@ -31,7 +31,7 @@ from babel.dates import format_datetime as _babel_datetime
 from babel.numbers import format_decimal
 
 __all__ = ["FALLBACK", "LANGUAGE_CODE", "SHIPPED", "format_date", "format_datetime", "format_number",
-           "is_language_code", "language_of", "texts"]
+           "is_language_code", "label_in", "language_of", "texts"]
 
 FALLBACK = "en"
 # A BCP 47 language tag as sites and recipients declare it (primary subtag, optional region/script).
@@ -121,6 +121,19 @@ def _date_format(pattern: str, language: str) -> str:
         return _locale(language).date_formats["medium"].pattern if language_of(language) == "en" \
             else _locale(language).date_formats["short"].pattern.replace("yy", "yyyy").replace("yyyyyyyy", "yyyy")
     return pattern
+
+
+def label_in(labels: Mapping[str, str], language: str) -> str:
+    """The text of ``labels`` (``{language tag: text}``) for ``language``: its own tag, its primary
+    subtag, else English ("" when there is none).
+
+    >>> label_in({"en": "Waiting time", "de": "Wartezeit"}, "de-AT"), label_in({"en": "Waiting time"}, "sv")
+    ('Wartezeit', 'Waiting time')
+    """
+    if language in labels:
+        return labels[language]
+    primary = (language or "").replace("_", "-").split("-", 1)[0].lower()
+    return labels.get(primary) or labels.get(FALLBACK, "")
 
 
 def is_language_code(code: str) -> bool:

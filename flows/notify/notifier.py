@@ -292,7 +292,7 @@ def notifier_from_settings(settings: Settings, dead_letter: Callable[[DeadLetter
         if hook.secret_env and not secret:
             raise ValueError(f"notify.webhooks.{name}: the environment variable {hook.secret_env} is not set")
         webhooks[name] = (hook.format, url, secret)
-    questions = {name: {"fr": m.label_fr or name, "en": m.label_en or name} for name, m in settings.questions().items()}
+    questions = {name: m.labels_by_language(name) for name, m in settings.questions().items()}
     renderer = Renderer(questions, {s.id: s.name or s.id for s in settings.sites},
                         {r.id: r.name or r.id for r in settings.regions})
     channels = Channels(sender, WebhookPoster(timeout=notify.http_timeout.total_seconds()), webhooks)

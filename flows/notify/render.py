@@ -25,7 +25,7 @@ from typing import Any, Callable
 import orjson
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from boucle.config.locales import texts
+from boucle.config.locales import label_in, texts
 from boucle.sinks.notify.chat import slack_escape, slack_payload, teams_payload
 
 __all__ = ["Email", "Renderer", "words"]
@@ -139,5 +139,4 @@ def _escaped(escape: Callable[[str], str]) -> Callable[[Any], str]:
 
 
 def _label(questions: dict[str, dict[str, str]], name: str, language: str) -> str:
-    labels = questions.get(name, {})
-    return labels.get(language) or labels.get("en") or name
+    return label_in(questions.get(name, {}), language) or name
