@@ -31,7 +31,7 @@ from statistics import median
 from typing import Any
 
 from boucle.config.loader import ConfigError
-from boucle.config.locales import label_in, language_of, texts
+from boucle.config.locales import format_number, label_in, language_of, texts
 from boucle.config.settings import RiverDetector, Settings
 from boucle.detectors import AttributeWatch
 from boucle.detectors.river_adapter import RiverSpecError, parse_option, resolve
@@ -63,12 +63,8 @@ def slope_unit(responses_per_day: float) -> str:
     return "month"
 
 
-_DECIMAL_COMMA = frozenset({"fr", "de", "es", "it", "nl"})
-
-
 def _num(value: float, language: str, digits: int = 1) -> str:
-    text = f"{value:.{digits}f}"
-    return text.replace(".", ",") if language_of(language) in _DECIMAL_COMMA else text
+    return format_number(value, language, digits, grouping=False) if math.isfinite(value) else f"{value}"
 
 
 # Evidence in rating points: positions on the scale, and differences of them.

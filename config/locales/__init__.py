@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -27,10 +27,9 @@ from typing import Any
 import tomllib
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as _babel_date
-from babel.dates import format_datetime as _babel_datetime
 from babel.numbers import format_decimal
 
-__all__ = ["FALLBACK", "LANGUAGE_CODE", "SHIPPED", "format_date", "format_datetime", "format_number",
+__all__ = ["FALLBACK", "LANGUAGE_CODE", "SHIPPED", "format_date", "format_number",
            "is_language_code", "label_in", "language_of", "texts"]
 
 FALLBACK = "en"
@@ -53,11 +52,19 @@ def language_of(code: str) -> str:
     >>> language_of("nl"), language_of("NL-be"), language_of("pt_BR"), language_of("")
     ('nl', 'nl', 'en', 'en')
     """
-    code = (code or "").strip().replace("_", "-").lower()
+    code = _normal(code)
     if code in SHIPPED:
         return code
-    primary = code.split("-", 1)[0]
+    primary = _primary(code)
     return primary if primary in SHIPPED else FALLBACK
+
+
+def _normal(code: str) -> str:
+    return (code or "").strip().replace("_", "-").lower()
+
+
+def _primary(code: str) -> str:
+    return _normal(code).split("-", 1)[0]
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,21 +105,19 @@ def _locale(language: str) -> Locale:
             return Locale.parse(FALLBACK)
 
 
-def format_number(value: float, language: str, decimals: int | None = None) -> str:
+def format_number(value: float, language: str, decimals: int | None = None, *, grouping: bool = True) -> str:
     """``value`` in the conventions of ``language`` (any code Babel knows, else English), with
-    ``decimals`` digits after the separator (``None``: as few as needed, at most 3)."""
-    pattern = None if decimals is None else ("#,##0." + "0" * decimals if decimals else "#,##0")
+    ``decimals`` digits after the separator (``None``: as few as needed, at most 3) and, unless
+    ``grouping`` is off, thousands grouped."""
+    if decimals is None:
+        return format_decimal(value, locale=_locale(language), group_separator=grouping)
+    pattern = ("#,##0" if grouping else "0") + ("." + "0" * decimals if decimals else "")
     return format_decimal(value, format=pattern, locale=_locale(language))
 
 
 def format_date(day: date, language: str, pattern: str = "short") -> str:
     """A date as people of ``language`` read it (``short``/``medium``/``long`` or a CLDR pattern)."""
     return _babel_date(day, format=_date_format(pattern, language), locale=_locale(language))
-
-
-def format_datetime(moment: datetime, language: str, pattern: str = "short") -> str:
-    """An aware moment as people of ``language`` read it, in the moment's own zone (convert first)."""
-    return _babel_datetime(moment, format=pattern, tzinfo=moment.tzinfo, locale=_locale(language))
 
 
 def _date_format(pattern: str, language: str) -> str:
@@ -130,10 +135,7 @@ def label_in(labels: Mapping[str, str], language: str) -> str:
     >>> label_in({"en": "Waiting time", "de": "Wartezeit"}, "de-AT"), label_in({"en": "Waiting time"}, "sv")
     ('Wartezeit', 'Waiting time')
     """
-    if language in labels:
-        return labels[language]
-    primary = (language or "").replace("_", "-").split("-", 1)[0].lower()
-    return labels.get(primary) or labels.get(FALLBACK, "")
+    return labels.get(language) or labels.get(_primary(language)) or labels.get(FALLBACK, "")
 
 
 def is_language_code(code: str) -> bool:

@@ -20,6 +20,7 @@ Chat messages leave the customer's contact details out (a channel is read by mor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable
 
 import orjson
@@ -40,6 +41,7 @@ class Email:
     html: str
 
 
+@lru_cache(maxsize=None)
 def words(language: str) -> tuple[str, dict[str, Any]]:
     """The language served for ``language`` and its words (kinds, severities, statuses, labels).
 
@@ -81,7 +83,7 @@ class Renderer:
             "colour": _COLOURS.get(alert.get("severity"), "#999999"),
             "where": self.sites.get(site_id) or site_id or self.regions.get(region) or region,
             "region_name": self.regions.get(region, region) if site_id else "",
-            "question": (_label(self.questions, attribute, lang)) if attribute else "",
+            "question": _label(self.questions, attribute, lang) if attribute else "",
             "scores": ", ".join(f"{_label(self.questions, k, lang)} {v}" for k, v in scores.items()),
             "message": str(alert.get("message", "")),
             "comment": str(response.get("comment") or ""),
