@@ -42,6 +42,7 @@ from boucle.config.durations import (
     parse_duration,
 )
 from boucle.config.notify import Language, Notify, TimeZone
+from boucle.config.times import country_zone
 
 __all__ = [
     "Attribute",
@@ -85,7 +86,7 @@ class Region(_Strict):
     name: str = ""
     manager: str = ""
     team: str = ""
-    timezone: TimeZone = ""  # IANA name for quiet hours and digests (boucle notify); empty: notify.timezone
+    timezone: TimeZone = ""  # IANA name: its sites' local days (unless theirs), quiet hours and digests; empty: notify.timezone
 
 
 class Site(_Strict):
@@ -103,7 +104,7 @@ class Site(_Strict):
     # Contacts for boucle notify (optional): the site's own mailbox, its team's, its time zone (else the region's).
     email: str = ""
     team_email: str = ""
-    timezone: TimeZone = ""  # an IANA zone (Europe/Paris, America/New_York); empty: UTC (the region's for notify)
+    timezone: TimeZone = ""  # IANA zone of its local days (Europe/Paris, America/New_York); empty: the region's, else the country's, else UTC
 
 
 class Registry(_Strict):
@@ -541,6 +542,13 @@ class Settings(BaseSettings):
     # Lookups used on hot paths are built once.
     def site_map(self) -> dict[str, Site]:
         return {site.id: site for site in self.sites}
+
+    def site_zones(self) -> dict[str, str]:
+        """Each site's IANA zone, whose local days its daily windows follow: the site's ``timezone``,
+        else its region's, else its country's when all of that country keeps one time (Babel's
+        CLDR zones: FR, DE, JP yes; US, ES, PT no), else ``""`` (UTC)."""
+        regions = {r.id: r.timezone for r in self.regions}
+        return {s.id: s.timezone or regions.get(s.region, "") or country_zone(s.country) for s in self.sites}
 
     def metric(self, name: str) -> Metric:
         if name in self.scores:

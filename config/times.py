@@ -11,10 +11,11 @@ True
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
-__all__ = ["DAY_MS", "HOUR_MS", "MINUTE_MS", "WEEK_MS", "iso_ms", "now_ms", "parse_time"]
+__all__ = ["DAY_MS", "HOUR_MS", "MINUTE_MS", "WEEK_MS", "LocalDays", "country_zone", "iso_ms", "local_days", "now_ms", "parse_time"]
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -63,3 +64,86 @@ def parse_time(text: str) -> int:
 def now_ms() -> int:
     """The wall clock, in epoch milliseconds (UTC)."""
     return int(datetime.now(timezone.utc).timestamp() * 1000)
+
+
+_QUARTER_HOUR_MS = 15 * MINUTE_MS  # every UTC offset and every change of one falls on a quarter hour
+
+
+class LocalDays:
+    """The business days of one IANA zone, on epoch milliseconds: day numbers count local days
+    since 1970-01-01 (local), so a day starts at local midnight and lasts 23, 24 or 25 hours.
+
+    >>> ny = local_days("America/New_York")
+    >>> ny.day_of(parse_time("2026-11-03T03:00:00Z")), ny.day_of(parse_time("2026-11-03T06:00:00Z"))
+    (20759, 20760)
+    >>> iso_ms(ny.start_ms(20760)), ny.date(20760)
+    ('2026-11-03T05:00:00.000Z', datetime.date(2026, 11, 3))
+    >>> (ny.start_ms(20759) - ny.start_ms(20758)) // HOUR_MS  # 1 November 2026: clocks go back
+    25
+    >>> local_days("").day_of(parse_time("2026-11-03T23:59:00Z"))  # empty: UTC
+    20760
+    """
+
+    __slots__ = ("name", "zone", "_offset", "_start")
+
+    def __init__(self, name: str) -> None:
+        self.name = name or "UTC"
+        self.zone = timezone.utc if self.name == "UTC" else ZoneInfo(self.name)
+        # Per instance, not module-wide: a site's lookups stay warm whatever the others ask.
+        self._offset = lru_cache(maxsize=8192)(self._offset_at)
+        self._start = lru_cache(maxsize=4096)(self._midnight_ms)
+
+    def _offset_at(self, quarter: int) -> int:
+        moment = datetime.fromtimestamp(quarter * _QUARTER_HOUR_MS / 1000, self.zone)
+        return int(moment.utcoffset().total_seconds() * 1000)
+
+    def _midnight_ms(self, day: int) -> int:
+        midnight = datetime.combine(_EPOCH + timedelta(days=day), time(0), tzinfo=self.zone)
+        return int(midnight.timestamp() * 1000)
+
+    def offset_ms(self, ts_ms: int) -> int:
+        """The zone's UTC offset at ``ts_ms``."""
+        return self._offset(ts_ms // _QUARTER_HOUR_MS)
+
+    def day_of(self, ts_ms: int) -> int:
+        """The local day ``ts_ms`` falls in."""
+        return (ts_ms + self._offset(ts_ms // _QUARTER_HOUR_MS)) // DAY_MS
+
+    def start_ms(self, day: int) -> int:
+        """Local midnight starting ``day`` (the first instant after it where midnight does not exist)."""
+        return self._start(day)
+
+    def date(self, day: int) -> date:
+        return _EPOCH + timedelta(days=day)
+
+    def standard_offset_hours(self) -> float:
+        """The zone's offset without daylight saving (the smaller of January's and July's), in hours."""
+        year = datetime.now(timezone.utc).year
+        offsets = [datetime(year, month, 15, tzinfo=self.zone).utcoffset() for month in (1, 7)]
+        return min(offsets).total_seconds() / 3600
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+@lru_cache(maxsize=None)
+def local_days(name: str) -> LocalDays:
+    """The shared :class:`LocalDays` of zone ``name`` (empty: UTC)."""
+    return LocalDays(name)
+
+
+@lru_cache(maxsize=None)
+def country_zone(country: str) -> str:
+    """The IANA zone of an ISO 3166 country when all of it keeps one time (CLDR's zones, through
+    Babel), else ``""``: such a country's sites need their own ``timezone``.
+
+    >>> country_zone("fr"), country_zone("DE"), country_zone("US"), country_zone("ES"), country_zone("")
+    ('Europe/Paris', 'Europe/Berlin', '', '', '')
+    """
+    from babel.core import get_global  # CLDR data: loaded on the first registry that asks
+
+    zones = get_global("territory_zones").get(country.upper(), [])
+    year = datetime.now(timezone.utc).year
+    moments = [datetime(year, month, 15, tzinfo=timezone.utc) for month in (1, 7)]
+    times = {tuple(m.astimezone(ZoneInfo(z)).utcoffset() for m in moments) for z in zones}
+    return zones[0] if len(times) == 1 else ""

@@ -80,6 +80,7 @@ def window_spec(settings: Settings, wall_clock: bool | None = None) -> WindowSpe
         lateness_ms=int(windows.allowed_lateness.total_seconds() * 1000),
         scales=scales_of(settings),
         region_of={site.id: site.region for site in settings.sites},
+        zone_of={site: zone for site, zone in settings.site_zones().items() if zone},
         wall_clock=windows.close_on_wall_clock if wall_clock is None else wall_clock,
         dedup_horizon_ms=int(windows.dedup_horizon.total_seconds() * 1000),
     )
@@ -230,7 +231,7 @@ def build_flow(
             op.output(f"dead_letters_out_{i}", _for_sink(f"dead_letters_key_{i}", dead, sink), sink)
 
     if outputs.warehouse is not None:
-        region_of = spec.region_of
+        region_of, zone_of = spec.region_of, spec.zone_of
         keep_raw = settings.privacy.keep_raw
         phone_regions = {site.id: regions_for(site.country) for site in settings.sites}
         tables = op.merge(
@@ -238,7 +239,7 @@ def build_flow(
             op.flat_map("dead_letter_rows", dead_batches, lambda b: dead_letter_rows(b, keep_raw)),
             # One step for both tables of a windowed batch: bytewax's per-item cost paid once.
             op.flat_map("window_rows", windowed,
-                        lambda kv: feedback_rows(kv[1], region_of, phone_regions) + score_rows(kv[1])),
+                        lambda kv: feedback_rows(kv[1], region_of, phone_regions, zone_of) + score_rows(kv[1])),
             op.flat_map_batch("alert_rows", alerts, alert_rows),
             *extra_tables,
         )

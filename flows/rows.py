@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from boucle.config.settings import Settings
-from boucle.config.times import DAY_MS, now_ms
+from boucle.config.times import DAY_MS, local_days, now_ms
 from boucle.operators.alerts import alert_json
 from boucle.operators.decode import DecodedBatch
 from boucle.operators.privacy import DEFAULT_REGIONS, mask_pii
@@ -53,10 +53,12 @@ def dimension_rows(settings: Settings) -> list[TableBatch]:
 
 
 def feedback_rows(
-    batch: WindowedBatch, region_of: dict[str, str], phone_regions: dict[str, tuple[str, ...]] | None = None
+    batch: WindowedBatch, region_of: dict[str, str], phone_regions: dict[str, tuple[str, ...]] | None = None,
+    zone_of: dict[str, str] | None = None,
 ) -> list[TableBatch]:
     """The ``feedback`` rows of one site's windowed batch (the flow keys windows by site);
-    ``phone_regions``: per site, the region hints of the comment masking (its country first)."""
+    ``phone_regions``: per site, the region hints of the comment masking (its country first);
+    ``zone_of``: per site, the IANA zone of its local ``day`` (absent: UTC)."""
     events = batch.events
     if not events:
         return []
@@ -70,6 +72,8 @@ def feedback_rows(
     site_id = events[0].site_id
     customers = [e.customer for e in events]
     regions = phone_regions.get(site_id, DEFAULT_REGIONS) if phone_regions else DEFAULT_REGIONS
+    zone = zone_of.get(site_id, "") if zone_of else ""
+    day_of = local_days(zone).day_of if zone else None
     return [
         TableBatch.from_columns(
             "feedback",
@@ -81,6 +85,7 @@ def feedback_rows(
                 ],
                 "event_id": [e.event_id for e in events],
                 "occurred_at": [e.ts_ms for e in events],
+                "day": [e.ts_ms // DAY_MS for e in events] if day_of is None else [day_of(e.ts_ms) for e in events],
                 "received_at": [e.received_ms or e.ts_ms for e in events],
                 "site_id": [site_id] * len(events),
                 "region": [region_of.get(site_id, "")] * len(events),

@@ -46,11 +46,10 @@ def catalogue_of(settings: Settings) -> dict[str, tuple[str, int, int]]:
 
 
 def sites_of(settings: Settings) -> dict[str, SiteInfo]:
-    """What each site of the registry tells an import: its time zone (when the registry has one) and language."""
-    return {
-        s.id: SiteInfo(zone=getattr(s, "timezone", "") or getattr(s, "time_zone", "") or "", language=s.language)
-        for s in settings.sites
-    }
+    """What each site of the registry tells an import: its time zone (its own, its region's or its
+    country's, as for its local days) and language."""
+    zones = settings.site_zones()
+    return {s.id: SiteInfo(zone=zones[s.id], language=s.language) for s in settings.sites}
 
 
 def import_export(

@@ -33,17 +33,15 @@ from typing import Any
 from boucle.config.loader import ConfigError
 from boucle.config.locales import format_number, label_in, language_of, texts
 from boucle.config.settings import RiverDetector, Settings
+from boucle.config.times import local_days
 from boucle.detectors import AttributeWatch
 from boucle.detectors.river_adapter import RiverSpecError, parse_option, resolve
 from boucle.operators.alerts import new_alert
 from boucle.operators.attribute_lifecycle import OpenAlert
 
-__all__ = ["SEVERITIES", "SLOPE_UNIT_DAYS", "UTC_OFFSET_HOURS", "AttributeAlertEngine", "slope_unit",
+__all__ = ["SEVERITIES", "SLOPE_UNIT_DAYS", "AttributeAlertEngine", "slope_unit",
            "with_river_detector"]
 
-# Fixed UTC offsets by country for local hour/day of week (daylight saving ignored).
-UTC_OFFSET_HOURS = {"FR": 1, "BE": 1, "NL": 1, "DE": 1, "ES": 1, "IT": 1, "LU": 1, "CH": 1, "GB": 0, "IE": 0,
-                    "PT": 0}
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
@@ -94,6 +92,11 @@ class AttributeAlertEngine:
     def __init__(self, settings: Settings) -> None:
         cfg = self.cfg = settings.attribute_alerts
         self.sites = settings.site_map()
+        # Local hour and day of week of the detectors' seasonality: each site's zone at its standard
+        # offset (a fixed offset keeps the detectors' day cells stable; an hour of daylight saving
+        # stays inside their 6-hour blocks).
+        self.utc_offset_hours = {site: local_days(zone).standard_offset_hours()
+                                 for site, zone in settings.site_zones().items() if zone}
         self.region_of = {s.id: s.region for s in settings.sites}
         self.attribute_names = [a.name for a in settings.attributes]
         self.labels = {a.name: a.labels_by_language(a.name) for a in settings.attributes}
@@ -152,8 +155,7 @@ class AttributeAlertEngine:
         """The detectors of a series of ``site_id`` (on ``question``), on the site's local time, with the
         current parameters: new, or resumed from ``state`` (:meth:`AttributeWatch.state`). A headline
         score sums the good and bad days of every attribute: its between-day spread is ``score_day_sd``."""
-        site = self.sites.get(site_id)
-        offset = UTC_OFFSET_HOURS.get(site.country.upper(), 0) if site else 0
+        offset = self.utc_offset_hours.get(site_id, 0)
         day = {"day_sd": self.cfg.score_day_sd} if question in self.score_scales else {}
         score_h = {"h": self.cfg.score_trend_h} if day and self.cfg.score_trend_h is not None else {}
         params = ({**self.trend_params, **day, **score_h}, {**self.expectation_params, "utc_offset_hours": offset, **day},

@@ -21,15 +21,21 @@ the wall time elapsed since its last event was read (not across a restart: a res
 that clock afresh), and an event falling in a window that the extrapolation already closed is
 late.
 
-Windows are aligned to UTC (epoch multiples of their length).
+**Local days.** A window whose length is a whole number of days starts at the site's local
+midnight (``zone_of``: site -> IANA zone, from :meth:`~config.settings.Settings.site_zones`) and
+lasts as long as those local days do (23 or 25 hours across a change of clocks); multi-day windows
+are runs of local days counted from 1970-01-01. Shorter windows are aligned to UTC (epoch
+multiples of their length). Every row carries ``day``, the site's local day its window starts in:
+the warehouse's daily rollups and views group on it. In a zone with a half-hour offset, the hour
+window straddling local midnight counts in the day it starts.
 
 >>> spec = WindowSpec([3_600_000], lateness_ms=0, scales={"nps": (10, 6, 9)}, region_of={"s1": "north"})
 >>> state = SiteWindows(spec)
 >>> e = lambda ts, nps: Feedback("e", ts, "s1", "", "", {"nps": nps}, {}, "", "", {}, 0, "")
 >>> state.add([e(1_000, 10), e(2_000, 3)])
 []
->>> state.add([e(3_600_000, 8), e(3_700_000, 8)])  # site, region, question, length (s), start, n, sum, bottom, top
-[('s1', 'north', 'nps', 3600, 0, 2, 13, 1, 1)]
+>>> state.add([e(3_600_000, 8), e(3_700_000, 8)])  # site, region, question, length (s), start, n, sum, bottom, top, day
+[('s1', 'north', 'nps', 3600, 0, 2, 13, 1, 1, 0)]
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import bytewax.operators as op
 from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
+from boucle.config.times import DAY_MS, LocalDays, local_days
 from boucle.operators.decode import DeadLetter, Feedback
 from boucle.operators.dedup import SeenEvents
 from boucle.operators.ratings import RatingLayout
@@ -52,7 +59,7 @@ __all__ = ["ScoreRow", "SiteWindows", "WindowSpec", "WindowedBatch", "event_time
 # The attribute_scores columns a window sends; mean, shares and end are derived by ClickHouse.
 ScoreRow = tuple
 SCORE_COLUMNS = (
-    "site_id", "region", "attribute", "window_length", "window_start", "n", "sum", "bottom_n", "top_n",
+    "site_id", "region", "attribute", "window_length", "window_start", "n", "sum", "bottom_n", "top_n", "day",
 )
 
 
@@ -65,6 +72,7 @@ class WindowSpec:
     lateness_ms: int
     scales: dict[str, tuple[int, int, int]]  # question -> (max, bottom_max, top_min)
     region_of: dict[str, str] = field(default_factory=dict)
+    zone_of: dict[str, str] = field(default_factory=dict)  # site -> IANA zone of its days; absent: UTC
     wall_clock: bool = False
     dedup_horizon_ms: int = 86_400_000  # how long (event time) a site remembers an event_id
 
@@ -95,7 +103,7 @@ class SiteWindows:
     """
 
     __slots__ = ("site_id", "spec", "watermark", "top", "closed", "seen_wall", "fine", "coarse",
-                 "late_in_last_add", "_finest", "_layout")
+                 "late_in_last_add", "_finest", "_layout", "_days")
 
     def __init__(self, spec: WindowSpec, snapshot: tuple | None = None):
         self.spec = spec
@@ -109,12 +117,35 @@ class SiteWindows:
         self.fine: dict[int, list[int]] = {}  # start -> histogram of the shortest window
         self.coarse: dict[tuple[int, int], list[int]] = {}  # (length, start) -> rolled-up histogram
         self.late_in_last_add = 0  # how many events the last add() flagged late
+        self._days: LocalDays | None = None  # the site's local calendar (None: UTC), once site_id is known
         if snapshot is not None:
             self.site_id, self.watermark, fine, coarse, *rest = snapshot
             # Snapshots before the robust watermark held the highest time only: it is both.
             self.top, self.closed = rest if rest else (self.watermark, self.watermark - spec.lateness_ms)
             self.fine = {k: list(v) for k, v in fine.items()}
             self.coarse = {k: list(v) for k, v in coarse.items()}
+            self._learn_site(self.site_id)
+
+    def _learn_site(self, site_id: str) -> None:
+        self.site_id = site_id
+        zone = self.spec.zone_of.get(site_id, "")
+        self._days = local_days(zone) if zone and zone != "UTC" else None
+
+    def window(self, length_ms: int, ts_ms: int) -> tuple[int, int]:
+        """``(start, end)`` of the window of ``length_ms`` holding ``ts_ms``: whole days from the
+        site's local midnight, anything shorter aligned to UTC."""
+        days = self._days
+        if days is None or length_ms % DAY_MS:
+            start = ts_ms - ts_ms % length_ms
+            return start, start + length_ms
+        span = length_ms // DAY_MS
+        day = days.day_of(ts_ms)
+        first = day - day % span
+        return days.start_ms(first), days.start_ms(first + span)
+
+    def day_of(self, ts_ms: int) -> int:
+        """The site's local day (days since 1970-01-01) of ``ts_ms``."""
+        return ts_ms // DAY_MS if self._days is None else self._days.day_of(ts_ms)
 
     def snapshot(self) -> tuple:
         fine = {k: tuple(v) for k, v in self.fine.items()}
@@ -140,7 +171,11 @@ class SiteWindows:
         watermark, top, closed = self.watermark, self.top, self.closed
         floor = max(watermark - lateness, closed)  # an event before it is late
         fine, offset, size = self.fine, self._layout.offset, self._layout.size
-        start, histogram, late = None, None, 0
+        start, end, histogram, late = None, None, None, 0
+        if self._days is None and not self.site_id:
+            events = list(events)
+            if events:
+                self._learn_site(events[0].site_id)
         # One pass: plain nested loops measured faster than counting through map/chain iterators.
         for event in events:
             ts = event.ts_ms
@@ -154,8 +189,8 @@ class SiteWindows:
                 else:
                     watermark = ts
                 floor = max(watermark - lateness, closed)
-            if start is None or not start <= ts < start + finest:
-                start = ts - ts % finest
+            if start is None or not start <= ts < end:
+                start, end = self.window(finest, ts)
                 histogram = fine.get(start)
                 if histogram is None:
                     histogram = fine[start] = [0] * size
@@ -164,7 +199,6 @@ class SiteWindows:
             for question, rating in event.attributes.items():
                 histogram[offset[question] + rating] += 1
         if start is not None or late:
-            self.site_id = event.site_id
             if now_ms is not None:
                 self.seen_wall = now_ms
         self.watermark, self.top = watermark, top
@@ -185,15 +219,16 @@ class SiteWindows:
         closed: list[tuple[int, int, list[int]]] = []  # (length, start, histogram)
         coarse = dict(self.coarse) if keep else self.coarse
         fine = self.fine
-        for start in sorted(s for s in fine if s + finest <= horizon_ms):
+        bounds = self.window
+        for start in sorted(s for s in fine if bounds(finest, s)[1] <= horizon_ms):
             window = fine[start] if keep else fine.pop(start)
             closed.append((finest, start, window))
             for length in self.spec.lengths_ms:
                 if length != finest:
-                    key = (length, start - start % length)
+                    key = (length, bounds(length, start)[0])
                     rolled = coarse.get(key)
                     coarse[key] = list(window) if rolled is None else list(map(add, rolled, window))
-        for key in sorted(k for k in coarse if k[0] + k[1] <= horizon_ms):
+        for key in sorted(k for k in coarse if bounds(k[0], k[1])[1] <= horizon_ms):
             closed.append((key[0], key[1], coarse[key] if keep else coarse.pop(key)))
         if not closed:
             return []
@@ -201,15 +236,17 @@ class SiteWindows:
         region = self.spec.region_of.get(site_id, "")
         # Every window closed here summarised at once: one matrix product, not one per window.
         summaries = self._layout.summarise_many([histogram for _, _, histogram in closed])
+        day_of = self.day_of
         return [
-            (site_id, region, question, length // 1000, start, n, total, bottom, top)
+            (site_id, region, question, length // 1000, start, n, total, bottom, top, day)
             for (length, start, _), summary in zip(closed, summaries)
+            for day in (day_of(start),)
             for question, n, total, bottom, top in summary
         ]
 
     def next_close_ms(self) -> int | None:
         """The wall time (live sources) at which the extrapolated progress closes the next window."""
-        ends = [start + self._finest for start in self.fine] + [length + s for length, s in self.coarse]
+        ends = [self.window(self._finest, s)[1] for s in self.fine] + [self.window(n, s)[1] for n, s in self.coarse]
         if not ends or self.seen_wall is None:
             return None
         base = self.progress(self.seen_wall)

@@ -23,6 +23,8 @@ from boucle.sinks.clickhouse.client import close_all, connect
 from boucle.sinks.clickhouse.schema import init_schema
 from boucle.sinks.clickhouse.writer import TableWriter
 
+UTC_SCORE_COLUMNS = SCORE_COLUMNS[:-1]  # rows without `day`: the warehouse takes window_start's UTC day
+
 DB = "report"
 START = date(2026, 10, 1)
 DAYS = 40
@@ -69,7 +71,7 @@ def report_settings(settings, tmp_path_factory):
                     "message": f"Temps d'attente en baisse à {site.name}", "event_time": "2026-11-02T10:00:00Z",
                     "detected_at": "2026-11-02T10:00:05Z"}))
     writer = TableWriter(client, DB)
-    writer.insert(TableBatch("attribute_scores", SCORE_COLUMNS, scores))
+    writer.insert(TableBatch("attribute_scores", UTC_SCORE_COLUMNS, scores))
     writer.insert(TableBatch.from_columns("feedback", {k: [e[k] for e in events] for k in events[0]}))
     writer.insert(TableBatch.from_columns("alerts", {"payload": alerts}))
     # What the attribute alerts watch: a third of the sites still warming up on every question.

@@ -40,6 +40,8 @@ from boucle.sinks.clickhouse.schema import (
 )
 from boucle.sinks.clickhouse.writer import TableWriter
 
+UTC_SCORE_COLUMNS = SCORE_COLUMNS[:-1]  # rows without `day`: the warehouse takes window_start's UTC day
+
 DB = "views"
 DAY = 86400
 HOUR = 3600
@@ -124,7 +126,7 @@ ALERTS = [alert("x", "open", 9, 1), alert("x", "updated", 10, 2), alert("x", "re
 
 def batches(split: int) -> list[TableBatch]:
     """The whole dataset; ``split`` cuts it into differently shaped blocks (defeats block dedup)."""
-    out = [TableBatch("attribute_scores", SCORE_COLUMNS, SCORES[i:i + split]) for i in range(0, len(SCORES), split)]
+    out = [TableBatch("attribute_scores", UTC_SCORE_COLUMNS, SCORES[i:i + split]) for i in range(0, len(SCORES), split)]
     for i in range(0, len(EVENTS), split):
         part = EVENTS[i:i + split]
         out.append(TableBatch.from_columns("feedback", {k: [e[k] for e in part] for k in part[0]}))

@@ -8,7 +8,7 @@ import orjson
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from boucle.config.times import iso_ms
+from boucle.config.times import iso_ms, local_days
 from boucle.flows.feedback_flow import window_spec
 from boucle.operators.decode import Decoder, decode_batches, group_by_site
 from boucle.operators.windows import SCORE_COLUMNS, SiteWindows, event_time_windows
@@ -29,6 +29,12 @@ def feedback(settings, ts, nps=8, waiting=3, site="store-0001"):
     raw = {"event_id": f"e{n}", "occurred_at": iso_ms(BASE + ts), "site_id": site,
            "scores": {"nps": nps}, "attributes": {"waiting_time": waiting}}
     return Decoder(settings).decode(RawMessage(orjson.dumps(raw), "t", 0, n))
+
+
+def midnight(settings, ts, site="store-0001"):
+    """The start (ms after BASE) of the site's local day holding ``BASE + ts``: daily windows start there."""
+    days = local_days(settings.site_zones()[site])
+    return days.start_ms(days.day_of(BASE + ts)) - BASE
 
 
 def rows_by(rows, length_s):
@@ -65,7 +71,7 @@ def test_late_events_are_flagged_and_left_out(settings):
     windows.add([within, beyond])
     assert (within.late, beyond.late) == (False, True)
     rows = rows_by(windows.close(2**62), 86400)
-    assert rows[("nps", 0)]["n"] == 3  # the 10:00 events and the on-time one
+    assert rows[("nps", midnight(settings, 0))]["n"] == 3  # the 10:00 events and the on-time one
 
 
 def test_windows_are_per_site(settings):
@@ -116,7 +122,10 @@ def test_flow_windows_match_a_direct_recomputation(settings):
             continue
         for length in (3600, 86400):
             for q, v in {**e.scores, **e.attributes}.items():
-                key = (e.site_id, q, length, e.ts_ms - e.ts_ms % (length * 1000))
+                start = e.ts_ms - e.ts_ms % (length * 1000)
+                if length == 86400:  # daily windows: the site's local day
+                    start = BASE + midnight(settings, e.ts_ms - BASE, e.site_id)
+                key = (e.site_id, q, length, start)
                 n, s, b, t = expected.get(key, (0, 0, 0, 0))
                 bottom, top = (6, 9) if q == "nps" else (2, 4)
                 expected[key] = (n + 1, s + v, b + (v <= bottom), t + (v >= top))
@@ -161,9 +170,9 @@ def test_thin_site_one_response_a_month_closes_its_windows(settings):
     for k in range(4):
         rows += windows.add([feedback(settings, k * month)])
     # Each response closes the windows of the one two before it; the end of the input the rest.
-    assert {start for _, start in rows_by(rows, 86400)} == {0, month}
+    assert {start for _, start in rows_by(rows, 86400)} == {midnight(settings, 0), midnight(settings, month)}
     rest = rows_by(windows.close(2**62, keep=True), 86400)
-    assert {start for _, start in rest} == {2 * month, 3 * month}
+    assert {start for _, start in rest} == {midnight(settings, 2 * month), midnight(settings, 3 * month)}
 
 
 def test_replay_with_a_future_event_ends_with_every_window_emitted(settings):

@@ -2,7 +2,8 @@
 
 A registry that does not load exits with code 2 and one line per problem (file, row, column);
 one that loads prints its sites per region, country and kind, its languages and time zones, and what is missing
-(sites without an owner, regions without a manager or without sites).
+(sites without a time zone, whose days are UTC days; sites without an owner; regions without a
+manager or without sites).
 """
 
 from __future__ import annotations
@@ -31,15 +32,19 @@ def registry_facts(settings: Settings) -> dict[str, Counter | list[str]]:
     ...     "sites": [{"id": "a", "region": "n", "owner": "o@x"}, {"id": "b", "region": "n", "country": "FR"}]}))
     >>> facts["region"], facts["no owner"], facts["region without sites"], facts["region without manager"]
     (Counter({'n': 2}), ['b'], ['s'], ['n'])
+    >>> facts["time zone"], facts["no time zone"]  # b's country keeps one time: its zone; a has none
+    (Counter({'UTC (none given)': 1, 'Europe/Paris': 1}), ['a'])
     """
     sites = settings.sites
     used = {s.region for s in sites}
+    zones = settings.site_zones()
     return {
         "region": Counter(s.region for s in sites),
         "country": Counter(s.country or "(none)" for s in sites),
         "kind": Counter(s.kind for s in sites),
         "language": Counter(s.language for s in sites),
-        "time zone": Counter(s.timezone or "UTC" for s in sites),
+        "time zone": Counter(zones[s.id] or "UTC (none given)" for s in sites),
+        "no time zone": [s.id for s in sites if not zones[s.id]],
         "no owner": [s.id for s in sites if not s.owner],
         "no manager": [s.id for s in sites if not s.manager],
         "region without sites": [r.id for r in settings.regions if r.id not in used],
@@ -67,7 +72,7 @@ def check() -> None:
     for label, path in (("sites file", registry.sites_csv), ("regions file", registry.regions_csv)):
         if path:
             totals.add_row(label, path)
-    missing = ("no owner", "no manager", "region without sites", "region without manager")
+    missing = ("no time zone", "no owner", "no manager", "region without sites", "region without manager")
     for label in missing:
         totals.add_row(label, f"{len(facts[label]):,}")
     console.print(totals)

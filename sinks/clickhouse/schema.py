@@ -10,7 +10,7 @@ idempotent on its own (``IF NOT EXISTS``, ``CREATE OR REPLACE VIEW``), so a half
 (a crash in the middle) is simply applied again.
 
 >>> [m.name for m in migrations()]
-['tables', 'dimensions', 'rollups', 'views', 'cases', 'importance', 'series_status', 'importance_status', 'alert_lifecycle']
+['tables', 'dimensions', 'rollups', 'views', 'cases', 'importance', 'series_status', 'importance_status', 'alert_lifecycle', 'local_days']
 >>> [s.split("(")[0].strip() for s in schema_statements("boucle")][:2]
 ['CREATE DATABASE IF NOT EXISTS boucle', 'CREATE TABLE IF NOT EXISTS boucle.feedback']
 
