@@ -100,6 +100,8 @@ def _with_registry_files(
 def _path(loc: Iterable[Any]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker of a bad dict key: the key itself is the last part already
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 

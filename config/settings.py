@@ -10,10 +10,12 @@ datetime.timedelta(days=1)
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -41,6 +43,7 @@ from boucle.config.durations import (
     PositiveDuration,
     parse_duration,
 )
+from boucle.config.locales import is_language_code
 from boucle.config.notify import Language, Notify, TimeZone
 from boucle.config.times import country_zone
 
@@ -68,6 +71,7 @@ __all__ = [
     "TrendParameters",
     "parse_duration",
     "DURATION_EXAMPLES",
+    "Phrases",
 ]
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -119,6 +123,25 @@ class Registry(_Strict):
     delimiter: str = Field(",", min_length=1, max_length=1)  # ";" for many spreadsheet exports
 
 
+def _cue(cue: str) -> str:
+    """A complaint cue: a regular expression, matched case-insensitively on whole words."""
+    try:
+        re.compile(cue)
+    except re.error as exc:
+        raise ValueError(f"{cue!r} is not a valid regular expression: {exc}") from None
+    return cue
+
+
+def _phrase_language(code: str) -> str:
+    if not is_language_code(code):
+        raise ValueError(f"{code!r} is not a language code (a tag such as 'de', 'de-CH' or 'sv')")
+    return code
+
+
+# Complaint phrases per language: {fr = ["sale", 'crasseu\w+'], de = ["schmutzig"]}.
+Phrases = dict[Annotated[str, AfterValidator(_phrase_language)], list[Annotated[str, AfterValidator(_cue)]]]
+
+
 class Metric(_Strict):
     """A rated question: a headline score (NPS, CSAT, CES) or an attribute.
 
@@ -150,11 +173,14 @@ class Metric(_Strict):
 
 
 class Attribute(Metric):
+    """A question of the catalogue; ``complaints`` are the cues of its comment theme, per language."""
+
     name: str
     min: int = 1
     max: int = 5
     bottom_max: int = 2
     top_min: int = 4
+    complaints: Phrases = {}
 
 
 def _default_scores() -> dict[str, Metric]:
@@ -484,7 +510,8 @@ class Cases(_Strict):
 
 
 class Themes(_Strict):
-    """Comment themes: ``lexicons`` replace or add themes (``{theme: {fr: [cue regex], en: [...]}}``)."""
+    """Comment themes: an attribute's ``complaints`` make its theme; ``lexicons`` add themes that are not
+    attributes, or replace an attribute's cues (``{theme: {fr: [cue regex], de: [...]}}``)."""
 
     enabled: bool = True
     window: PositiveDuration = timedelta(days=1)
@@ -492,7 +519,7 @@ class Themes(_Strict):
     min_jump: float = Field(0.15, ge=0, le=1)
     ratio: float = Field(2.0, ge=1)
     min_windows: int = Field(3, ge=1)
-    lexicons: dict[str, dict[Literal["fr", "en"], list[str]]] = {}
+    lexicons: dict[str, Phrases] = {}
 
 
 class Privacy(_Strict):
@@ -557,6 +584,13 @@ class Settings(BaseSettings):
             if attribute.name == name:
                 return attribute
         raise KeyError(name)
+
+    def theme_lexicons(self) -> dict[str, dict[str, list[str]]]:
+        """Every comment theme's cues per language: the attributes' ``complaints``, then ``themes.lexicons``
+        (a lexicon named like an attribute replaces its cues). Empty: nothing is themed."""
+        lexicons = {a.name: dict(a.complaints) for a in self.attributes if a.complaints}
+        lexicons.update({name: dict(cues) for name, cues in self.themes.lexicons.items()})
+        return {name: cues for name, cues in lexicons.items() if any(cues.values())}
 
     def questions(self) -> dict[str, Metric]:
         """Every rated question by name: scores first, then attributes."""

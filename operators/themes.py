@@ -1,18 +1,23 @@
-"""Comment themes: what customers complain about, in French and English, with negations understood.
+"""Comment themes: what customers complain about, in the languages the catalogue gives, with negations understood.
 
-A theme is a complaint (an irritant), found by cue phrases from a lexicon (configurable: the
-``[themes.lexicons]`` keys replace or add themes). A cue is *negated*, hence not counted, when a
-negation word stands among the four words before it in the same clause ("pas trop long", "not too
-long", "aucune attente", "no queue"); cues that carry their own negation ("pas aimable", "not
-available") ignore the French "ne … pas" around them.
+A theme is a complaint (an irritant), found by cue phrases (regular expressions, case-insensitive,
+whole words): an attribute's ``complaints`` in the catalogue, and ``[themes.lexicons]`` for themes
+that are not attributes (:meth:`boucle.config.settings.Settings.theme_lexicons`). Nothing is built
+in: a catalogue without cues has no themes. A comment is matched against the cues of its language
+(its tag, then its primary subtag: ``de-CH`` gets the ``de-CH`` and ``de`` cues); a language without
+cues matches nothing. A cue is *negated*, hence not counted, when a negation word of its language
+(fr, en, de, es, it, nl) stands among the four words before it in the same clause ("pas trop long",
+"not too long", "nicht schmutzig"); cues that hold a negation word themselves ("pas aimable", "not
+available") ignore the negations around them. A language without negation words just matches cues.
 
->>> detect = ThemeDetector()
+>>> detect = ThemeDetector({"waiting_time": {"fr": ["attente interminable", "trop long(?:ue)?"], "en": ["too long"]},
+...                         "cleanliness": {"de": ["schmutzig", "nicht sauber"]}})
 >>> detect("Attente interminable à l'accueil.", "fr"), detect("Attente pas trop longue, merci.", "fr")
 (['waiting_time'], [])
->>> detect("The wait was not too long.", "en"), detect("Over 30 minutes of waiting, unacceptable.", "en")
-([], ['waiting_time'])
->>> detect("Le produit annoncé n'était pas disponible.", "fr")
-['product_availability']
+>>> detect("The wait was not too long.", "en"), detect("Der Laden war schmutzig.", "de-CH")
+([], ['cleanliness'])
+>>> detect("Gar nicht schmutzig.", "de"), detect("Nicht sauber.", "de"), detect("Der Laden war schmutzig.", "sv")
+([], ['cleanliness'], [])
 
 Per site, comments are counted per theme and event-time window (``comment_themes`` rows when a
 window closes); a ``theme_surge`` alert fires when a theme's share of the window's comments jumps
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,107 +36,118 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from boucle.config.locales import texts
+from boucle.config.locales import language_tags, texts
 from boucle.config.settings import Site, Themes
 from boucle.config.times import iso_ms
 from boucle.operators.alerts import alert_id, new_alert
 from boucle.operators.decode import Feedback
 from boucle.operators.guard import batch_or_each, feedback_message
 
-__all__ = ["BASELINE_ALPHA", "DEFAULT_LEXICONS", "THEME_COLUMNS", "ThemeDetector", "ThemeWindows", "comment_themes"]
+__all__ = ["BASELINE_ALPHA", "NEGATION_LANGUAGES", "THEME_COLUMNS", "ThemeDetector", "ThemeWindows", "comment_themes"]
 
-# theme: {language: [cue regexes]}; longer cues first within a theme does not matter (one alternation
-# sorted by length is built per language).
-DEFAULT_LEXICONS: dict[str, dict[str, list[str]]] = {
-    "waiting_time": {
-        "fr": [r"attente interminable", r"trop d'attente", r"minutes d'attente", r"trop long\w*", r"attendu\w*",
-               r"attente (?:trop )?longue", r"file d'attente", r"personne pour nous servir", r"attendre"],
-        "en": [r"waited", r"too long", r"long wait", r"minutes of waiting", r"waiting", r"queue was endless",
-               r"endless queue", r"nobody came to help"],
-    },
-    "staff_friendliness": {
-        "fr": [r"désagréable", r"pas aimable", r"impoli\w*", r"accueil froid", r"même pas dit bonjour", r"agressi\w+"],
-        "en": [r"rude", r"unfriendly", r"unpleasant", r"dismissive", r"impolite"],
-    },
-    "staff_competence": {
-        "fr": [r"ne connaissait pas", r"mauvais conseils?", r"n'a su répondre", r"incompétent\w*"],
-        "en": [r"did not know", r"didn't know", r"wrong advice", r"could answer my question", r"wrong answer",
-               r"incompetent"],
-    },
-    "cleanliness": {
-        "fr": [r"sale", r"sales", r"dégoûtant\w*", r"propreté douteuse", r"crasseu\w+"],
-        "en": [r"dirty", r"filthy", r"not clean", r"messy"],
-    },
-    "product_availability": {
-        "fr": [r"rupture de stock", r"rupture", r"rien en rayon", r"introuvable", r"pas disponible", r"indisponible"],
-        "en": [r"out of stock", r"empty shelves", r"not available", r"could not find the item", r"unavailable"],
-    },
-    "checkout_speed": {
-        "fr": [r"une seule caisse", r"passage en caisse (?:beaucoup )?trop long", r"caisses? automatiques? en panne",
-               r"queue (?:était )?énorme"],
-        "en": [r"only one till", r"queue at (?:the )?checkout", r"checkout took (?:far )?too long",
-               r"self-checkouts? (?:were |was )?broken"],
-    },
-    "price_perception": {
-        "fr": [r"trop cher", r"pas (?:du tout )?compétiti\w+", r"prix ont (?:encore )?augmenté", r"hors de prix"],
-        "en": [r"too expensive", r"expensive", r"not competitive", r"prices keep going up", r"overpriced"],
-    },
-    "store_layout": {
-        "fr": [r"impossible de trouver", r"mal organisé\w*", r"signalétique (?:est )?confuse", r"compliqué de s'orienter"],
-        "en": [r"poor signage", r"could not find anything", r"badly organi[sz]ed", r"layout is confusing",
-               r"hard to find"],
-    },
-}
-
-_NEGATORS = {
-    "fr": {"pas", "ne", "n", "jamais", "aucun", "aucune", "sans", "ni", "guère"},
-    "en": {"not", "no", "never", "without", "nor", "didn", "wasn", "isn", "weren", "aren", "don", "doesn",
-           "hardly", "single"},
-}
-_NEGATION_BEARING = re.compile(r"^(?:pas|ne|n'|not|no|nobody|could not|did not|didn't)\b")
-_CLAUSE_END = re.compile(r"[,.;:!?()]|\b(?:mais|but|et|and)\b")
+Lexicons = Mapping[str, Mapping[str, Sequence[str]]]  # theme: {language tag: [cue regexes]}
+_PUNCTUATION = r"[,.;:!?()]"
 _WORD = re.compile(r"\w+")
 THEME_COLUMNS = ("site_id", "region", "window_length", "window_start", "theme", "n", "comments")
 
 
-class ThemeDetector:
-    """``detector(comment, language) -> sorted themes`` (complaints only, negations excluded)."""
+@dataclass(frozen=True)
+class _Negation:
+    """How one language negates: the words, where a clause ends, and what makes a cue carry its own negation."""
 
-    def __init__(self, lexicons: dict[str, dict[str, list[str]]] | None = None) -> None:
-        merged = {**DEFAULT_LEXICONS, **(lexicons or {})}
-        self.themes = sorted(merged)
-        self._patterns: dict[str, tuple[re.Pattern[str], list[tuple[str, bool]]]] = {}
-        for language in ("fr", "en"):
-            cues = [(cue, theme) for theme, by_lang in merged.items() for cue in by_lang.get(language, [])]
-            cues.sort(key=lambda c: -len(c[0]))
-            alternation = "|".join(f"(?P<c{i}>{cue})" for i, (cue, _) in enumerate(cues))
-            pattern = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE) if cues else re.compile(r"(?!x)x")
-            meta = [(theme, bool(_NEGATION_BEARING.match(cue))) for cue, theme in cues]
-            self._patterns[language] = (pattern, meta)
+    words: frozenset[str]  # a cue after one of these (four words back, same clause) is negated
+    clause_end: re.Pattern[str]
+    bearing: frozenset[str]  # a cue holding one of these words (or of ``words``) negates itself
+
+    @classmethod
+    def of(cls, words: str, conjunctions: str = "", bearing: str = "") -> _Negation:
+        ends = _PUNCTUATION + (rf"|\b(?:{'|'.join(conjunctions.split())})\b" if conjunctions else "")
+        return cls(frozenset(words.split()), re.compile(ends), frozenset(words.split()) | frozenset(bearing.split()))
+
+
+# Short lists of each language's common negations (primary subtags); ``n``, ``didn``... are what is
+# left of an elision or contraction once split into words. Conjunctions end a clause per language:
+# a list shared by all would cut French clauses at the Dutch "en".
+_NEGATIONS = {
+    "fr": _Negation.of("pas ne n jamais aucun aucune sans ni guère", "mais et", "personne rien"),
+    "en": _Negation.of("not no never without nor didn wasn isn weren aren don doesn hardly single", "but and",
+                       "nobody nothing"),
+    "de": _Negation.of("nicht kein keine keinen keinem keiner keines nie niemals ohne weder kaum", "aber und sondern",
+                       "niemand nichts"),
+    "es": _Negation.of("no nunca jamás sin ni ningún ninguna ninguno tampoco apenas", "pero y sino", "nadie nada"),
+    "it": _Negation.of("non mai senza né nessun nessuna nessuno neanche nemmeno mica", "ma e però", "niente nulla"),
+    "nl": _Negation.of("niet geen nooit zonder noch nauwelijks", "maar en", "niemand niets"),
+}
+_NO_NEGATION = _Negation(frozenset(), re.compile(_PUNCTUATION), frozenset())
+NEGATION_LANGUAGES = tuple(sorted(_NEGATIONS))
+_NOTHING = re.compile(r"(?!x)x")
+
+
+@dataclass(frozen=True)
+class _Matcher:
+    """One language's cues as one alternation (longest first), with each cue's theme and self-negation."""
+
+    pattern: re.Pattern[str]
+    cues: tuple[tuple[str, bool], ...]  # (theme, carries its own negation) per alternation group
+    negation: _Negation
+
+
+class ThemeDetector:
+    """``detector(comment, language) -> sorted themes`` (complaints only, negations excluded).
+
+    ``lexicons``: ``{theme: {language tag: [cue regexes]}}``; none (or empty): no themes at all."""
+
+    def __init__(self, lexicons: Lexicons | None = None) -> None:
+        self._cues: dict[str, list[tuple[str, str]]] = {}  # normalised tag -> [(cue, theme)]
+        for theme, by_language in (lexicons or {}).items():
+            for language, cues in by_language.items():
+                tag = language_tags(language)[0]
+                self._cues.setdefault(tag, []).extend((cue, theme) for cue in cues)
+        self.themes = sorted({theme for cues in self._cues.values() for _, theme in cues})
+        self._matchers: dict[str, _Matcher] = {}
+
+    def languages(self) -> list[str]:
+        """The language tags that have cues (normalised)."""
+        return sorted(self._cues)
 
     def __call__(self, comment: str, language: str = "") -> list[str]:
         if not comment:
             return []
+        matcher = self._matchers.get(language) or self._matcher(language)
+        if not matcher.cues:
+            return []
         text = comment.replace("\u2019", "'")
-        languages = [language] if language in self._patterns else ["fr", "en"]
         found: set[str] = set()
-        for lang in languages:
-            pattern, meta = self._patterns[lang]
-            negators = _NEGATORS[lang]
-            for match in pattern.finditer(text):
-                theme, bearing = meta[int(match.lastgroup[1:])]
-                if theme in found:
-                    continue
-                if not bearing and _negated(text[: match.start()], negators):
-                    continue
-                found.add(theme)
+        for match in matcher.pattern.finditer(text):
+            theme, bearing = matcher.cues[int(match.lastgroup[1:])]
+            if theme in found:
+                continue
+            if not bearing and _negated(text[: match.start()], matcher.negation):
+                continue
+            found.add(theme)
         return sorted(found)
 
+    def _matcher(self, language: str) -> _Matcher:
+        tags = language_tags(language)
+        negation = _NEGATIONS.get(tags[-1], _NO_NEGATION) if tags else _NO_NEGATION
+        cues = sorted((c for tag in tags for c in self._cues.get(tag, ())), key=lambda c: -len(c[0]))
+        alternation = "|".join(f"(?P<c{i}>{cue})" for i, (cue, _) in enumerate(cues))
+        pattern = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE) if cues else _NOTHING
+        meta = tuple((theme, _bears_negation(cue, negation)) for cue, theme in cues)
+        matcher = self._matchers[language] = _Matcher(pattern, meta, negation)
+        return matcher
 
-def _negated(before: str, negators: set[str]) -> bool:
-    clause = _CLAUSE_END.split(before.lower())[-1]
+
+def _bears_negation(cue: str, negation: _Negation) -> bool:
+    return any(word in negation.bearing for word in _WORD.findall(cue.lower()))
+
+
+def _negated(before: str, negation: _Negation) -> bool:
+    if not negation.words:
+        return False
+    clause = negation.clause_end.split(before.lower())[-1]
     words = _WORD.findall(clause)[-4:]
-    return any(w in negators for w in words)
+    return any(w in negation.words for w in words)
 
 
 # Weight of the latest closed window in a theme's baseline share (exponentially weighted).
@@ -190,7 +207,8 @@ class ThemeWindows:
                     continue  # its window is closed: the comment stays searchable in feedback
                 counts = st.windows[start] = Counter()
             counts[""] += 1
-            for theme in self.detector(e.comment, e.language):
+            # A comment that names no language is read in its site's.
+            for theme in self.detector(e.comment, e.language or self.site.language):
                 counts[theme] += 1
             st.max_ts = max(st.max_ts, e.ts_ms)
         return self._close(st.max_ts - self.lateness_ms)
@@ -265,14 +283,15 @@ class _ThemeLogic(StatefulBatchLogic):
 
 @operator
 def comment_themes(
-    step_id: str, up: KeyedStream[list[Feedback]], sites: dict[str, Site], themes: Themes, lateness_ms: int,
+    step_id: str, up: KeyedStream[list[Feedback]], sites: dict[str, Site], themes: Themes, lexicons: Lexicons,
+    lateness_ms: int,
 ) -> Stream[tuple[str, Any]]:
     """Per site (keyed batches of its events): ``("row", comment_themes row)``, ``("alert", theme_surge)``,
     and ``("dead", DeadLetter)`` for an event the step failed on (:mod:`operators.guard`).
 
-    ``themes`` is the settings section (lexicons, window, surge rule); ``lateness_ms`` how long a
-    window waits for late comments."""
-    detector = ThemeDetector(themes.lexicons)
+    ``themes`` is the settings section (window, surge rule); ``lexicons`` every theme's cues
+    (``Settings.theme_lexicons()``); ``lateness_ms`` how long a window waits for late comments."""
+    detector = ThemeDetector(lexicons)
 
     def build(site_id: str, snapshot):
         return _ThemeLogic(ThemeWindows(sites[site_id], detector, themes, lateness_ms, snapshot))

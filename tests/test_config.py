@@ -85,6 +85,12 @@ def _problem(tmp_path, text: str) -> str:
         ('[kafka]\ngroup_id = ""', "kafka.group_id: a consumer group id is 1-249 printable"),
         ('[kafka]\ngroup_id = " boucle"', "kafka.group_id: a consumer group id"),
         ('[kafka]\ncommit_offsets = "sometimes"', "kafka.commit_offsets: Input should be a valid boolean"),
+        ('[[attributes]]\nname = "legroom"\ncomplaints.en = ["(cramped"]',
+         "attributes[0].complaints.en[0]: '(cramped' is not a valid regular expression"),
+        ('[[attributes]]\nname = "legroom"\ncomplaints.German = ["eng"]',
+         "attributes[0].complaints.German: 'German' is not a language code"),
+        ('[[attributes]]\nname = "legroom"\ncomplaints = ["cramped"]', "attributes[0].complaints: Input should be a valid dictionary"),
+        ('[themes.lexicons.parking]\nDeutsch = ["kein parkplatz"]', "themes.lexicons.parking.Deutsch: 'Deutsch' is not a language code"),
     ],
 )
 def test_bad_file_names_the_bad_key(tmp_path, text, expected):

@@ -30,7 +30,7 @@ from babel.dates import format_date as _babel_date
 from babel.numbers import format_decimal
 
 __all__ = ["FALLBACK", "LANGUAGE_CODE", "SHIPPED", "format_date", "format_number",
-           "is_language_code", "label_in", "language_of", "texts"]
+           "is_language_code", "label_in", "language_of", "language_tags", "texts"]
 
 FALLBACK = "en"
 # A BCP 47 language tag as sites and recipients declare it (primary subtag, optional region/script).
@@ -57,6 +57,16 @@ def language_of(code: str) -> str:
         return code
     primary = _primary(code)
     return primary if primary in SHIPPED else FALLBACK
+
+
+def language_tags(code: str) -> tuple[str, ...]:
+    """The tags that may serve ``code``, most specific first, normalised (lower case, ``-``).
+
+    >>> language_tags("de_CH"), language_tags("fr"), language_tags("")
+    (('de-ch', 'de'), ('fr',), ())
+    """
+    code = _normal(code)
+    return tuple(dict.fromkeys(tag for tag in (code, _primary(code)) if tag))
 
 
 def _normal(code: str) -> str:

@@ -18,7 +18,7 @@ from boucle.flows.cli.common import console, err, load, read_client
 from boucle.flows.cli.render import rows_table
 from boucle.flows.summary import facts_table
 
-__all__ = ["cases_app", "loop_totals", "print_loop_summary", "site_kpis", "top_themes"]
+__all__ = ["cases_app", "loop_totals", "print_loop_summary", "site_kpis", "themes_off", "top_themes"]
 
 cases_app = typer.Typer(help="Closing the loop: case KPIs, non-respondents, promoters, comment search.",
                         no_args_is_help=True)
@@ -100,6 +100,16 @@ def _hours(x) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1f} h"
 
 
+def themes_off(settings: Settings) -> str | None:
+    """Why comments are not themed (one line), or None when they are."""
+    if not settings.themes.enabled:
+        return "Comment themes: off (themes.enabled = false)."
+    if not settings.theme_lexicons():
+        return ("Comment themes: none. No attribute of the catalogue declares complaints (complaints.<language>"
+                " = [...] under [[attributes]]) and [themes.lexicons] is empty, so comments are not themed.")
+    return None
+
+
 def print_loop_summary(console: Console, settings: Settings, region: str | None = None,
                        history_before_ms: int = 0) -> None:
     """The loop part of a run summary: FCR, untreated rate, response rate, top comment themes.
@@ -132,6 +142,10 @@ def print_loop_summary(console: Console, settings: Settings, region: str | None 
             f"Replayed as history: {t['history']:,} cases whose SLA deadline had passed before the replay started"
             " are stored with their outcome unknown (cases.outcome_unknown), and no case_sla alert was raised"
             " for them; `boucle replay FILE --sla-alerts-for-history` raises them.", markup=False, highlight=False)
+    unthemed = themes_off(settings)
+    if unthemed:
+        console.print(unthemed, markup=False, highlight=False)
+        return
     themes = top_themes(client, db, 5, region)
     if themes:
         console.print(rows_table(
