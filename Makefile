@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 TESTING := $(VENV)/.installed-test
+CHROMIUM ?= /usr/bin/chromium
+SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test lint install bench clean
 
@@ -12,7 +14,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # `make run` needs the runtime only; `make test` adds the test extra (pytest, the Kafka-protocol
-# broker, ruff, the report's plotting library).
+# broker, ruff, the report's plotting library, playwright) and Debian's Chromium for the report's
+# browser test (playwright's own browser download is not used).
 $(RUNTIME): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $(RUNTIME)
@@ -29,7 +32,11 @@ run: $(RUNTIME)
 lint: $(TESTING)
 	$(BIN)/ruff check .
 
-test: lint
+# Idempotent: nothing to do once the browser is there.
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium
+
+test: lint | $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 bench: $(TESTING)

@@ -13,11 +13,14 @@ dates are formatted by Babel in the language's conventions.
 >>> from datetime import date
 >>> format_date(date(2026, 3, 1), "de"), format_date(date(2026, 3, 1), "en", "d MMM")
 ('01.03.2026', '1 Mar')
+>>> sorted(["Occitanie", "Île-de-France", "Bretagne"], key=collation_key)
+['Bretagne', 'Île-de-France', 'Occitanie']
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
@@ -29,7 +32,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as _babel_date
 from babel.numbers import format_decimal
 
-__all__ = ["FALLBACK", "LANGUAGE_CODE", "SHIPPED", "format_date", "format_number",
+__all__ = ["FALLBACK", "LANGUAGE_CODE", "SHIPPED", "collation_key", "format_date", "format_number",
            "is_language_code", "label_in", "language_of", "language_tags", "texts"]
 
 FALLBACK = "en"
@@ -155,3 +158,19 @@ def is_language_code(code: str) -> bool:
     (True, False, False)
     """
     return bool(_LANGUAGE_RE.match(code or ""))
+
+
+def collation_key(text: str) -> tuple:
+    """A sort key that orders names as people read them: accents and case folded (``Île`` with the
+    I's), numbers by value (``Venue 2`` before ``Venue 10``); the text itself breaks ties.
+
+    Babel has no collation and the C library's depends on installed system locales, so the key folds
+    accents by Unicode decomposition: right for the Latin-script languages shipped, not for a
+    language that sorts accented letters apart (Swedish å after z).
+
+    >>> sorted(["Venue 10", "venue 2", "Évry", "Eaubonne"], key=collation_key)
+    ['Eaubonne', 'Évry', 'venue 2', 'Venue 10']
+    """
+    folded = "".join(c for c in unicodedata.normalize("NFKD", (text or "").casefold()) if not unicodedata.combining(c))
+    parts = tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", folded) if part)
+    return parts, text or ""

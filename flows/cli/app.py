@@ -414,23 +414,34 @@ def _db_migrate() -> None:
 def report(
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write (self-contained)."),
     region: Optional[str] = typer.Option(None, help="Only this region (id from the config); default: all."),
-    period: str = typer.Option("30d", help="Comparison period, in days: 7d, 30d, 90d or any other."),
-    lang: str = typer.Option("en", help="Language of titles and labels: en, fr, de, es, it or nl (any other tag: English)."),
+    period: Optional[str] = typer.Option(
+        None, help="Comparison period, in days: 7d, 30d, 90d or any other (default: 30d, widened to a longer"
+                   " listed period when the median site has fewer than --min-n responses in it)."),
+    lang: str = typer.Option("en", help="Language of titles, labels, dates and numbers: en, fr, de, es, it or nl (any other tag: English)."),
+    min_n: int = typer.Option(5, "--min-n", help="Responses a rolling point or a heatmap cell needs to be drawn."),
+    screenshot: Optional[Path] = typer.Option(
+        None, help="Also open the report in headless Chromium (playwright) and save its top 1400 px as this PNG."),
 ) -> None:
-    """Write one HTML file (opens offline) with NPS over time, peer heatmap, progress leaderboard,
-    alerts timeline and attribute importance.
+    """Write one HTML file (opens offline) with the headline score over time, peer heatmap, progress
+    leaderboard, alerts timeline, attribute importance and the loop's KPIs.
 
-    Example: `boucle report --out var/report.html --region ile-de-france --period 30d`
+    Example: `boucle report --out var/report.html --region ile-de-france --period 30d --lang fr`
     """
     from boucle.flows.cli.report import ReportError, write_report
+    from boucle.flows.cli.report import screenshot as take_screenshot
 
     settings = load()
     try:
-        written = write_report(settings, out, region=region, period=period, lang=lang)
+        written = write_report(settings, out, region=region, period=period, lang=lang, min_n=min_n)
+        console.print(f"report → {written}")
+        if screenshot is not None:
+            seen = take_screenshot(written, screenshot)
+            console.print(f"screenshot → {screenshot} ({seen['plots']} plots drawn"
+                          f"{', browser errors: ' + '; '.join(seen['errors']) if seen['errors'] else ''})",
+                          markup=False, highlight=False)
     except ReportError as exc:
         err.print(f"report: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
-    console.print(f"report → {written}")
 
 
 class Format(str, Enum):

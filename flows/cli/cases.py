@@ -8,6 +8,10 @@ end-of-run summary.
 from __future__ import annotations
 
 import math
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -15,13 +19,61 @@ from rich.console import Console
 
 from boucle.config.settings import Settings, parse_duration
 from boucle.flows.cli.common import console, err, load, read_client
-from boucle.flows.cli.render import rows_table
+from boucle.flows.cli.render import print_rows, rows_table
 from boucle.flows.summary import facts_table
 
-__all__ = ["cases_app", "loop_totals", "print_loop_summary", "site_kpis", "themes_off", "top_themes"]
+__all__ = ["cases_app", "consented_only", "loop_totals", "print_loop_summary", "site_kpis", "themes_off",
+           "top_themes"]
 
 cases_app = typer.Typer(help="Closing the loop: case KPIs, non-respondents, promoters, comment search.",
                         no_args_is_help=True)
+
+
+class Export(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+FORMAT = typer.Option(Export.table, "--format", "-f", help="table, json (one object per row) or csv.")
+OUT = typer.Option(None, "--out", "-o", help="Write json/csv to this file instead of standard output.")
+
+
+@contextmanager
+def _output(out: Path | None):
+    """Standard output, or ``out`` opened for writing (its folder created)."""
+    if out is None:
+        yield sys.stdout
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        yield handle
+
+
+def _export(columns, rows, format: Export, out: Path | None, title: str) -> None:
+    """``rows`` as a titled table on the console, or as JSON lines / CSV (to ``out`` when given)."""
+    if format is Export.table and out is None:
+        console.print(rows_table(columns, rows, title=title))
+        return
+    chosen = Export.csv if format is Export.table else format  # -o alone: CSV, the spreadsheet's format
+    with _output(out) as handle:
+        print_rows(columns, rows, chosen.value, console, handle)
+    if out is not None:
+        err.print(f"{len(rows):,} rows → {out}", markup=False, highlight=False)
+
+
+def consented_only(columns, rows, contact_columns=("customer_id",)) -> list[tuple]:
+    """``rows`` with the contact columns blanked wherever ``consent_contact`` is not 1: only a customer
+    who consented carries contact details out of Boucle.
+
+    >>> consented_only(["customer_id", "consent_contact"], [("c1", 1), ("c2", 0)])
+    [('c1', 1), ('', 0)]
+    """
+    if not rows:  # an empty result may come without its column names
+        return []
+    consent = list(columns).index("consent_contact")
+    hidden = [i for i, c in enumerate(columns) if c in contact_columns]
+    return [tuple("" if i in hidden and row[consent] != 1 else v for i, v in enumerate(row)) for row in rows]
 
 
 def _client(settings: Settings):
@@ -86,6 +138,11 @@ def top_themes(client, db: str, k: int = 5, region: str | None = None) -> list[t
         f"SELECT theme, sum(n) AS n FROM `{db}`.comment_themes FINAL WHERE 1 {where}"
         " GROUP BY theme ORDER BY n DESC, theme LIMIT {k:UInt32}", parameters=params).result_rows
     return [(theme, int(n), n / total if total else math.nan) for theme, n in rows]
+
+
+def _plain(value):
+    """NaN (a rate of no cases) as an empty cell: JSON has no NaN, and a spreadsheet reads it as text."""
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _ratio(a, b) -> float:
@@ -155,16 +212,22 @@ def print_loop_summary(console: Console, settings: Settings, region: str | None 
 
 
 @cases_app.command("summary")
-def summary(region: Optional[str] = typer.Option(None, help="Only this region (id from the config).")) -> None:
+def summary(region: Optional[str] = typer.Option(None, help="Only this region (id from the config)."),
+            format: Export = FORMAT, out: Optional[Path] = OUT) -> None:
     """The loop's KPIs per site: contacted share, time to first contact, FCR, untreated, escalations.
 
-    Example: `boucle cases summary --region ile-de-france`
+    Example: `boucle cases summary --region ile-de-france` · `boucle cases summary --format csv -o kpis.csv`
     """
     settings = load()
     if region and region not in {r.id for r in settings.regions}:
         err.print(f"unknown region {region!r}; one of {', '.join(r.id for r in settings.regions)}")
         raise typer.Exit(2)
     client, db = _client(settings), settings.warehouse.database
+    if format is not Export.table or out is not None:  # the columns of v_case_kpis, unformatted
+        kpis = site_kpis(client, db, region)
+        columns = list(kpis[0]) if kpis else ["site_id"]
+        _export(columns, [tuple(_plain(r[c]) for c in columns) for r in kpis], format, out, "")
+        return
     names = ("site", "name", "region", "cases", "contacted", "1st contact", "FCR", "untreated", "escalated", "pending")
     rows = [
         (r["site_id"], r["site_name"], r["region"], f"{r['cases']:,}", _pct(r["contacted_share"]),
@@ -183,10 +246,12 @@ def non_respondents(
     site: Optional[str] = typer.Option(None, help="Only this site."),
     all_customers: bool = typer.Option(False, "--all", help="Also customers who did not consent to be contacted."),
     limit: int = typer.Option(20, min=1, help="At most this many rows."),
+    format: Export = FORMAT, out: Optional[Path] = OUT,
 ) -> None:
-    """Invitations still unanswered after N days: customers to contact (consenting ones by default).
+    """Invitations still unanswered after N days: customers to contact (consenting ones by default;
+    with --all the others are listed without their customer id).
 
-    Example: `boucle cases non-respondents --after 5d --site store-0001`
+    Example: `boucle cases non-respondents --after 5d --site store-0001` · `... --format json -o todo.jsonl`
     """
     settings = load()
     try:
@@ -204,23 +269,29 @@ def non_respondents(
         f" FROM `{db}`.v_invitations WHERE {' AND '.join(conditions)} ORDER BY sent_at LIMIT {{limit:UInt32}}",
         parameters={"after": days, "site": site or "", "limit": limit},
     )
-    console.print(rows_table(result.column_names, result.result_rows, title=f"Non-respondents after {days:g} days"))
+    _export(result.column_names, consented_only(result.column_names, result.result_rows), format, out,
+            f"Non-respondents after {days:g} days")
 
 
 @cases_app.command("promoters")
 def promoters(
     site: Optional[str] = typer.Option(None, help="Only this site."),
     limit: int = typer.Option(20, min=1, help="At most this many rows."),
+    format: Export = FORMAT, out: Optional[Path] = OUT,
 ) -> None:
-    """Promoters (NPS 9-10) who consented to be contacted: thank them, ask for a referral."""
+    """Promoters (NPS 9-10) who consented to be contacted: thank them, ask for a referral.
+
+    Example: `boucle cases promoters --format csv -o promoters.csv`
+    """
     settings = load()
     client, db = _client(settings), settings.warehouse.database
     result = client.query(
-        f"SELECT occurred_at, site_id, customer_id, nps, comment FROM `{db}`.v_promoters"
+        f"SELECT occurred_at, site_id, customer_id, 1 AS consent_contact, nps, comment FROM `{db}`.v_promoters"
         f" {'WHERE site_id = {site:String}' if site else ''} ORDER BY occurred_at DESC LIMIT {{limit:UInt32}}",
         parameters={"site": site or "", "limit": limit},
     )
-    console.print(rows_table(result.column_names, result.result_rows, title="Promoters to thank (consenting)"))
+    _export(result.column_names, consented_only(result.column_names, result.result_rows), format, out,
+            "Promoters to thank (consenting)")
 
 
 @cases_app.command("search")
