@@ -272,6 +272,11 @@ class AttributeWatch:
             "cusum": tr["cusum"],
             "cusum_threshold": tr["threshold"],
             "drop": tr["drop"],
+            # The run of low responses the CUSUM is adding up: on a thin series it says what the
+            # decayed recent window (``n`` well under one response) no longer can.
+            "run_n": tr["n"],
+            "run_level": tr["level"] - tr["drop"],
+            "run_baseline": tr["level"],
             "slope": tr["slope"] * factor,
             "slope_z": tr["slope_z"],
             "decline": self.decline.decline,

@@ -66,7 +66,7 @@ def _num(value: float, language: str, digits: int = 1) -> str:
 
 
 # Evidence in rating points: positions on the scale, and differences of them.
-_POSITIONS = ("level", "baseline", "peer_level", "peer_median")
+_POSITIONS = ("level", "baseline", "run_level", "run_baseline", "peer_level", "peer_median")
 _DIFFERENCES = ("std_err", "drop", "slope", "decline", "peer_spread", "gap", "shrunk_gap")
 
 
@@ -193,9 +193,16 @@ class AttributeAlertEngine:
         scale = self.scale_max.get(attr, 5)
         rate = evidence.get("rate_per_day")  # the series' own clock (absent before its second response)
         unit = slope_unit(rate) if rate is not None else "day"
-        text += (f"{w[status]}, {_num(evidence['level'], language)}/{scale} {w['recent']} "
-                 f"({w['expected']} {_num(evidence['baseline'], language)}, n={evidence['n']:.0f}, "
-                 f"z={_num(evidence['z'], language)}")
+        if evidence["n"] < 1 <= evidence.get("run_n", 0):
+            # A thin series: its recent window has decayed to under one response; its CUSUM's run of
+            # low responses is what the alert stands on.
+            text += (f"{w[status]}, {_num(evidence['run_level'], language)}/{scale} "
+                     f"{w['last'].format(n=int(evidence['run_n']))} "
+                     f"({w['expected']} {_num(evidence['run_baseline'], language)}")
+        else:
+            text += (f"{w[status]}, {_num(evidence['level'], language)}/{scale} {w['recent']} "
+                     f"({w['expected']} {_num(evidence['baseline'], language)}, n={evidence['n']:.0f}, "
+                     f"z={_num(evidence['z'], language)}")
         if "peer_median" in evidence:
             text += f", {w['peers']} {_num(evidence['peer_median'], language)}"
         slope = evidence["slope"] * SLOPE_UNIT_DAYS[unit]  # the detectors' slope is per day

@@ -54,7 +54,7 @@ from boucle.operators.decode import DeadLetter, Feedback
 from boucle.operators.dedup import SeenEvents
 from boucle.operators.ratings import RatingLayout
 
-__all__ = ["ScoreRow", "SiteWindows", "WindowSpec", "WindowedBatch", "event_time_windows"]
+__all__ = ["ScoreRow", "SiteWindows", "WindowSpec", "WindowedBatch", "event_time_windows", "window_bounds"]
 
 # The attribute_scores columns a window sends; mean, shares and end are derived by ClickHouse.
 ScoreRow = tuple
@@ -89,6 +89,26 @@ class WindowedBatch:
 
 
 _NEVER = -(2**62)
+
+
+def window_bounds(length_ms: int, ts_ms: int, days: LocalDays | None = None) -> tuple[int, int]:
+    """``(start, end)`` of the tumbling window of ``length_ms`` holding ``ts_ms``: whole days from
+    local midnight on ``days`` (a site's calendar; None: UTC), anything shorter aligned to UTC.
+
+    >>> from boucle.config.times import iso_ms, parse_time
+    >>> at = parse_time("2026-11-03T03:00:00Z")
+    >>> [iso_ms(t) for t in window_bounds(DAY_MS, at, local_days("America/New_York"))]
+    ['2026-11-02T05:00:00.000Z', '2026-11-03T05:00:00.000Z']
+    >>> [iso_ms(t) for t in window_bounds(3_600_000, at, local_days("Asia/Kolkata"))]  # hours stay UTC's
+    ['2026-11-03T03:00:00.000Z', '2026-11-03T04:00:00.000Z']
+    """
+    if days is None or length_ms % DAY_MS:
+        start = ts_ms - ts_ms % length_ms
+        return start, start + length_ms
+    span = length_ms // DAY_MS
+    day = days.day_of(ts_ms)
+    first = day - day % span
+    return days.start_ms(first), days.start_ms(first + span)
 
 
 class SiteWindows:
@@ -132,16 +152,8 @@ class SiteWindows:
         self._days = local_days(zone) if zone and zone != "UTC" else None
 
     def window(self, length_ms: int, ts_ms: int) -> tuple[int, int]:
-        """``(start, end)`` of the window of ``length_ms`` holding ``ts_ms``: whole days from the
-        site's local midnight, anything shorter aligned to UTC."""
-        days = self._days
-        if days is None or length_ms % DAY_MS:
-            start = ts_ms - ts_ms % length_ms
-            return start, start + length_ms
-        span = length_ms // DAY_MS
-        day = days.day_of(ts_ms)
-        first = day - day % span
-        return days.start_ms(first), days.start_ms(first + span)
+        """:func:`window_bounds` on the site's local days."""
+        return window_bounds(length_ms, ts_ms, self._days)
 
     def day_of(self, ts_ms: int) -> int:
         """The site's local day (days since 1970-01-01) of ``ts_ms``."""

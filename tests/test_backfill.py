@@ -21,7 +21,9 @@ from typer.testing import CliRunner
 
 from boucle.config.loader import SHIPPED_CONFIG, load_settings
 from boucle.config.settings import Warehouse
+from boucle.config.times import local_days
 from boucle.flows.cli.app import app
+from boucle.operators.windows import window_bounds
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.clickhouse.client import WarehouseError, close_all, connect, is_retryable
 from boucle.sinks.clickhouse.schema import init_schema
@@ -86,7 +88,9 @@ def test_a_ten_year_backfill_out_of_order_is_sorted_and_counted_once(shuffled_hi
     assert dead["duplicate_event"] == len(repeated)
 
     lengths = [int(length.total_seconds()) for length in settings.windows.lengths]
-    bounds = _scales()
+    reviews = _reviews_settings()
+    bounds = {name: (scale.bottom_max, scale.top_min) for name, scale in reviews.questions().items()}
+    zones = reviews.site_zones()
     expected: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for site, ts, ratings in query(
         "SELECT site_id, toUnixTimestamp64Milli(occurred_at), mapUpdate(scores, attributes) FROM feedback FINAL"
@@ -94,7 +98,8 @@ def test_a_ten_year_backfill_out_of_order_is_sorted_and_counted_once(shuffled_hi
         for question, value in ratings.items():
             bottom_max, top_min = bounds[question]
             for length in lengths:
-                agg = expected[(site, question, length, ts - ts % (length * 1000))]
+                # whole days start at the site's local midnight
+                agg = expected[(site, question, length, window_bounds(length * 1000, ts, local_days(zones[site]))[0])]
                 agg[0] += 1
                 agg[1] += value
                 agg[2] += value <= bottom_max
@@ -107,12 +112,11 @@ def test_a_ten_year_backfill_out_of_order_is_sorted_and_counted_once(shuffled_hi
     assert got == dict(expected)  # the windows of the sorted input; each repeated event counted once
 
 
-def _scales() -> dict[str, tuple[int, int]]:
-    """Every question's (bottom_max, top_min) in the registry the replay decoded with."""
+def _reviews_settings():
+    """The settings with the registry the replay decoded with (its scales and its sites' zones)."""
     from boucle.sources.simulator.networks import PROFILES, network_settings
 
-    settings = network_settings(load_settings(SHIPPED_CONFIG), PROFILES["reviews"], 12)
-    return {name: (scale.bottom_max, scale.top_min) for name, scale in settings.questions().items()}
+    return network_settings(load_settings(SHIPPED_CONFIG), PROFILES["reviews"], 12)
 
 
 # ---- the writer, on one warehouse for this module's tests -------------------------------------

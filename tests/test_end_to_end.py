@@ -15,10 +15,12 @@ import orjson
 import pytest
 from bytewax.testing import TestingSink, cluster_main, run_main
 
+from boucle.config.times import local_days
 from boucle.flows.feedback_flow import FlowOutputs, build_flow
 from boucle.flows.rows import dead_letter_text
 from boucle.flows.stats import RunStats
 from boucle.operators.alerts import alert_json
+from boucle.operators.windows import window_bounds
 from boucle.schemas import alert_schema
 from boucle.sinks.clickhouse.client import close_all, connect
 from boucle.sinks.clickhouse.query import optimize_final
@@ -144,10 +146,12 @@ def test_attribute_scores_equal_a_recomputation_from_raw_events(outcome):
     events = _query(
         client, db, "SELECT site_id, toUnixTimestamp64Milli(occurred_at), scores, attributes FROM {db}.feedback WHERE NOT late"
     )
+    zones = settings.site_zones()  # daily windows start at each site's local midnight
     for site_id, ts, scores, attributes in events:
+        days = local_days(zones[site_id])
         for question, value in {**scores, **attributes}.items():
             for length in lengths:
-                agg = expected[(site_id, question, length, ts - ts % (length * 1000))]
+                agg = expected[(site_id, question, length, window_bounds(length * 1000, ts, days)[0])]
                 agg[0] += 1
                 agg[1] += value
                 agg[2] += value <= scales[question].bottom_max

@@ -144,6 +144,19 @@ def test_a_question_on_a_ten_point_scale_prints_its_scale(settings):
     assert "/5 recently" in _message(engine, site.id, "waiting_time", _evidence(level=3.1))["message"]
 
 
+def test_a_thin_series_alert_says_the_run_it_stands_on(settings):
+    """A review every few weeks: the recent window has decayed to nothing (n=0, z=0 read as "no
+    evidence"), so the message gives the CUSUM's run of low responses instead, in the site's language."""
+    engine = AttributeAlertEngine(settings)
+    fr, en = (next(s for s in settings.sites if s.language == lang) for lang in ("fr", "en"))
+    thin = _evidence(level=3.9, baseline=3.9, n=0.2, z=0.0, run_n=6.0, run_level=2.6, run_baseline=3.9)
+    message = _message(engine, en.id, "waiting_time", thin)["message"]
+    assert "2.6/5 over the last 6 responses (expected 3.9, trend" in message and "n=0" not in message
+    assert "2,6/5 sur les 6 dernières réponses (attendu 3,9" in _message(engine, fr.id, "waiting_time", thin)["message"]
+    busy = _message(engine, en.id, "waiting_time", _evidence(level=3.1, run_n=6.0, run_level=2.6, run_baseline=3.9))
+    assert "3.1/5 recently (expected 7.9, n=40, z=-3.4" in busy["message"]  # a busy series keeps its window
+
+
 @pytest.mark.parametrize("rate,unit,slope", [(22.0, "/day", "-0.02"), (0.2, "/week", "-0.14"),
                                             (1 / 30, "/month", "-0.60"), (None, "/day", "-0.02")])
 def test_the_slope_unit_follows_the_series_volume(settings, rate, unit, slope):

@@ -6,7 +6,10 @@ tables are partitioned by month, so a batch of a backfill out of time order (ten
 120 months) is refused as a whole. :func:`split_by_partition` cuts such a batch into blocks of at
 most ``limit`` partitions each, computing every row's partition from the table's own partition key
 (``system.tables.partition_key``) in Arrow; a batch within the limit (a live stream: one or two
-months) is sent as it is.
+months) is sent as it is. The block also reaches the tables the source's materialized views write,
+whose partitions may differ (``attribute_scores`` is partitioned on ``window_start``, its daily
+rollups on the site's local ``day``, which can be the next month's): :func:`partition_keys` names
+them all, and a block holds at most ``limit`` distinct combinations of them.
 
 The split is deterministic (partitions in ascending order, rows of a partition in arrival order), so
 a retried batch sends the same blocks again and the tables' insert deduplication drops them, as it
@@ -20,11 +23,15 @@ drops an unsplit batch; a re-batched replay collapses in the ReplacingMergeTrees
 [[0, 2, 1, 4], [3]]
 >>> [block["i"].to_pylist() for block in split_by_partition(t, "toYYYYMM(at)", limit=100)]
 [[0, 1, 2, 3, 4]]
+>>> t = t.append_column("day", pa.array([0, 40, 31, 70, 41], pa.date32()))  # row 2's day is February's
+>>> [block["i"].to_pylist() for block in split_by_partition(t, ["toYYYYMM(at)", "toYYYYMM(day)"], limit=2)]
+[[0, 2], [1, 4, 3]]
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,7 +41,7 @@ import pyarrow.compute as pc
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-__all__ = ["partition_ids", "partition_key", "partition_limit", "split_by_partition"]
+__all__ = ["partition_ids", "partition_key", "partition_keys", "partition_limit", "split_by_partition"]
 
 _KEY = re.compile(r"^\s*(toYYYYMM|toYYYYMMDD|toYear|toDate|toStartOfMonth)?\(?\s*`?(\w+)`?\s*\)?\s*$")
 
@@ -46,6 +53,34 @@ def partition_key(client: Client, database: str, table: str) -> str:
         parameters={"db": database, "t": table},
     ).result_rows
     return rows[0][0] if rows else ""
+
+
+_VIEW_TARGET = re.compile(r"\bTO\s+`?\w+`?\.`?(\w+)`?")
+
+
+def partition_keys(client: Client, database: str, table: str) -> list[str]:
+    """The partition keys an insert into ``database.table`` meets: its own, then those of the tables
+    its materialized views write (read as expressions of the source's columns: the views keep the
+    column names)."""
+    rows = client.query(
+        "SELECT partition_key, dependencies_table FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+        parameters={"db": database, "t": table},
+    ).result_rows
+    if not rows:
+        return []
+    own, views = rows[0]
+    keys = [own] if own else []
+    if views:
+        queries = client.query(
+            "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name IN {v:Array(String)}",
+            parameters={"db": database, "v": list(views)},
+        ).result_rows
+        for (query,) in queries:
+            target = _VIEW_TARGET.search(query)
+            key = partition_key(client, database, target[1]) if target else ""
+            if key and key not in keys:
+                keys.append(key)
+    return keys
 
 
 def partition_limit(client: Client) -> int:
@@ -77,18 +112,23 @@ def partition_ids(table: pa.Table, key: str) -> pa.Array | None:
     return pc.add(pc.multiply(month, 100), pc.day(column))  # a day, whatever its form
 
 
-def split_by_partition(table: pa.Table, key: str, limit: int) -> list[pa.Table]:
-    """``table`` as blocks of at most ``limit`` partitions of ``key`` each (see the module)."""
+def split_by_partition(table: pa.Table, key: str | Sequence[str], limit: int) -> list[pa.Table]:
+    """``table`` as blocks of at most ``limit`` partitions of ``key`` each (of every key of a list:
+    at most ``limit`` combinations; see the module)."""
     if limit <= 0 or table.num_rows <= limit:
         return [table]
-    ids = partition_ids(table, key)
-    if ids is None or pc.count_distinct(ids).as_py() <= limit:
+    found = [i for k in ([key] if isinstance(key, str) else key) if (i := partition_ids(table, k)) is not None]
+    if not found:
         return [table]
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    order = pc.sort_indices(ids)  # stable: rows of one partition keep their arrival order
-    ordered = table.take(order)
-    sorted_ids = np.asarray(pc.take(ids, order))
+    columns = [np.asarray(i.combine_chunks() if isinstance(i, pa.ChunkedArray) else i) for i in found]
+    # One integer per combination of partitions, ordered as the combinations are.
+    ids = columns[0] if len(columns) == 1 else np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)[1]
+    ids = np.asarray(ids).reshape(-1)
+    if len(np.unique(ids)) <= limit:
+        return [table]
+    order = np.argsort(ids, kind="stable")  # stable: rows of one partition keep their arrival order
+    ordered = table.take(pa.array(order))
+    sorted_ids = ids[order]
     firsts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])  # where each partition starts
     bounds = [*firsts[::limit].tolist(), table.num_rows]
     return [ordered.slice(start, end - start) for start, end in zip(bounds, bounds[1:])]

@@ -40,7 +40,7 @@ from boucle.sinks.clickhouse.client import (
     database_error_cause,
     with_retries,
 )
-from boucle.sinks.clickhouse.partitions import partition_key, partition_limit, split_by_partition
+from boucle.sinks.clickhouse.partitions import partition_keys, partition_limit, split_by_partition
 from boucle.sinks.clickhouse.schema import table_columns
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ class TableWriter:
         self.max_retry_seconds = max_retry_seconds
         self._lock = client_lock(client)
         self._limit: int | None = None  # the server's max_partitions_per_insert_block, asked once
-        self._keys: dict[str, str] = {}  # table -> partition key
+        self._keys: dict[str, list[str]] = {}  # table -> its partition key and its views' targets'
 
     def insert(self, batch: TableBatch) -> int:
         """Insert every row of ``batch``; returns the number of rows sent."""
@@ -211,7 +211,7 @@ class TableWriter:
             return [table]
         if name not in self._keys:
             self._keys[name] = self._retrying(
-                lambda: self._locked(partition_key, self.client, self.database, name), f"describe {name}"
+                lambda: self._locked(partition_keys, self.client, self.database, name), f"describe {name}"
             )
         return split_by_partition(table, self._keys[name], self._limit)
 
