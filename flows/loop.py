@@ -188,7 +188,8 @@ def add_loop(
 
     lexicons = settings.theme_lexicons()
     if themes.enabled and lexicons:  # no cues in the catalogue: nothing to theme (the summary says so)
-        themed = comment_themes("themes", by_site, sites, themes, lexicons, _ms(settings.windows.allowed_lateness))
+        themed = comment_themes("themes", by_site, sites, themes, lexicons, _ms(settings.windows.allowed_lateness),
+                                settings.site_zones())
         tables.append(op.flat_map_batch("theme_rows", themed, lambda items: _theme_rows([r for k, r in items if k == "row"])))
         alerts.append(op.filter_map("theme_alerts", themed, lambda t: t[1] if t[0] == "alert" else None))
         dead_parts.append(op.filter_map("theme_dead", themed, lambda t: t[1] if t[0] == "dead" else None))

@@ -38,17 +38,18 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from boucle.config.locales import language_tags, texts
 from boucle.config.settings import Site, Themes
-from boucle.config.times import iso_ms
+from boucle.config.times import DAY_MS, iso_ms, local_days
 from boucle.operators.alerts import alert_id, new_alert
 from boucle.operators.decode import Feedback
 from boucle.operators.guard import batch_or_each, feedback_message
+from boucle.operators.windows import window_bounds
 
 __all__ = ["BASELINE_ALPHA", "NEGATION_LANGUAGES", "THEME_COLUMNS", "ThemeDetector", "ThemeWindows", "comment_themes"]
 
 Lexicons = Mapping[str, Mapping[str, Sequence[str]]]  # theme: {language tag: [cue regexes]}
 _PUNCTUATION = r"[,.;:!?()]"
 _WORD = re.compile(r"\w+")
-THEME_COLUMNS = ("site_id", "region", "window_length", "window_start", "theme", "n", "comments")
+THEME_COLUMNS = ("site_id", "region", "window_length", "window_start", "theme", "n", "comments", "day")
 
 
 @dataclass(frozen=True)
@@ -185,9 +186,11 @@ class ThemeWindows:
     """
 
     def __init__(self, site: Site, detector: ThemeDetector, themes: Themes, lateness_ms: int,
-                 snapshot: tuple | None = None) -> None:
+                 snapshot: tuple | None = None, zone: str = "") -> None:
         self.site, self.detector, self.rule, self.lateness_ms = site, detector, themes, lateness_ms
         self.window_ms = int(themes.window.total_seconds() * 1000)
+        # The site's local days (``zone``: its IANA zone; empty: UTC), as for the score windows.
+        self.days = local_days(zone) if zone and zone != "UTC" else None
         self.state = _SiteThemes() if snapshot is None else _SiteThemes.from_snapshot(snapshot)
 
     def snapshot(self) -> tuple:
@@ -200,7 +203,7 @@ class ThemeWindows:
             if not e.comment:
                 st.max_ts = max(st.max_ts, e.ts_ms)
                 continue
-            start = e.ts_ms - e.ts_ms % w
+            start = window_bounds(w, e.ts_ms, self.days)[0]
             counts = st.windows.get(start)
             if counts is None:
                 if st.windows and start < min(st.windows) and st.closed:
@@ -218,17 +221,20 @@ class ThemeWindows:
 
     def _close(self, watermark: int | None) -> list[tuple[str, Any]]:
         st, out = self.state, []
+        days = self.days
         for start in sorted(st.windows):
-            if watermark is not None and start + self.window_ms > watermark:
+            end = window_bounds(self.window_ms, start, days)[1]
+            if watermark is not None and end > watermark:
                 break
             counts = st.windows.pop(start)
             comments = counts.pop("", 0)
-            out += [("row", (self.site.id, self.site.region, self.window_ms // 1000, start, theme, n, comments))
+            day = start // DAY_MS if days is None else days.day_of(start)
+            out += [("row", (self.site.id, self.site.region, self.window_ms // 1000, start, theme, n, comments, day))
                     for theme, n in sorted(counts.items())]
-            out += self._surges(start, counts, comments)
+            out += self._surges(start, end, counts, comments)
         return out
 
-    def _surges(self, start: int, counts: Counter, comments: int) -> list[tuple[str, Any]]:
+    def _surges(self, start: int, end: int, counts: Counter, comments: int) -> list[tuple[str, Any]]:
         st, rule, out = self.state, self.rule, []
         if not comments:
             return out
@@ -241,13 +247,14 @@ class ThemeWindows:
                     and share >= base + rule.min_jump and share >= rule.ratio * base):
                 surging.add(theme)
                 if theme not in st.surging:
-                    out.append(("alert", self._alert(start, theme, n, comments, share, base)))
+                    out.append(("alert", self._alert(start, end, theme, n, comments, share, base)))
             st.baseline[theme] = share if st.closed == 0 else (1 - BASELINE_ALPHA) * base + BASELINE_ALPHA * share
         st.surging = surging
         st.closed += 1
         return out
 
-    def _alert(self, start: int, theme: str, n: int, comments: int, share: float, base: float) -> dict[str, Any]:
+    def _alert(self, start: int, end: int, theme: str, n: int, comments: int, share: float,
+               base: float) -> dict[str, Any]:
         site = self.site
         text = texts("alerts", site.language)["theme"]["surge"].format(
             site=site.name or site.id, theme=theme, share=share, n=n, comments=comments, base=base)
@@ -258,7 +265,7 @@ class ThemeWindows:
             evidence={"theme": theme, "n": n, "comments": comments, "share": round(share, 4),
                       "baseline_share": round(base, 4), "window_start": iso_ms(start),
                       "window_length_s": self.window_ms // 1000},
-            message=text, event_ms=start + self.window_ms, owner=site.owner, team=site.team,
+            message=text, event_ms=end, owner=site.owner, team=site.team,
         )
 
 
@@ -284,17 +291,19 @@ class _ThemeLogic(StatefulBatchLogic):
 @operator
 def comment_themes(
     step_id: str, up: KeyedStream[list[Feedback]], sites: dict[str, Site], themes: Themes, lexicons: Lexicons,
-    lateness_ms: int,
+    lateness_ms: int, zones: dict[str, str] | None = None,
 ) -> Stream[tuple[str, Any]]:
     """Per site (keyed batches of its events): ``("row", comment_themes row)``, ``("alert", theme_surge)``,
     and ``("dead", DeadLetter)`` for an event the step failed on (:mod:`operators.guard`).
 
     ``themes`` is the settings section (window, surge rule); ``lexicons`` every theme's cues
-    (``Settings.theme_lexicons()``); ``lateness_ms`` how long a window waits for late comments."""
+    (``Settings.theme_lexicons()``); ``lateness_ms`` how long a window waits for late comments;
+    ``zones`` each site's IANA zone (``Settings.site_zones()``): daily windows are its local days."""
+    zones = zones or {}
     detector = ThemeDetector(lexicons)
 
     def build(site_id: str, snapshot):
-        return _ThemeLogic(ThemeWindows(sites[site_id], detector, themes, lateness_ms, snapshot))
+        return _ThemeLogic(ThemeWindows(sites[site_id], detector, themes, lateness_ms, snapshot, zones.get(site_id, "")))
 
     # stateful_batch's builder gets the snapshot only; the key is bound per key via flat_map below.
     keyed = op.map("with_key", up, lambda kv: (kv[0], (kv[0], kv[1])))

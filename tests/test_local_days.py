@@ -9,9 +9,11 @@ import orjson
 from typer.testing import CliRunner
 
 from boucle.config.loader import settings_from_dict
+from boucle.config.settings import Site, Themes
 from boucle.config.times import HOUR_MS, iso_ms, parse_time
 from boucle.flows.cli.app import app
 from boucle.operators.decode import Feedback
+from boucle.operators.themes import THEME_COLUMNS, ThemeDetector, ThemeWindows
 from boucle.operators.windows import SCORE_COLUMNS, SiteWindows, WindowSpec
 
 DAY_S = 86400
@@ -71,6 +73,17 @@ def test_a_new_york_site_gets_its_daily_windows_on_its_local_day():
 def test_an_empty_zone_keeps_utc_days():
     assert [iso_ms(r["window_start"]) for r in daily_rows("")] == [
         "2026-11-01T00:00:00.000Z", "2026-11-02T00:00:00.000Z", "2026-11-03T00:00:00.000Z"]
+
+
+def test_theme_windows_follow_the_site_s_local_day_too():
+    site = Site(id="ny-1", region="east", language="en")
+    detector = ThemeDetector({"waiting_time": {"en": ["long wait"]}})
+    windows = ThemeWindows(site, detector, Themes(window="1d"), 0, zone="America/New_York")
+    comments = [Feedback(f"c{i}", parse_time(at), "ny-1", "", "", {"nps": 3}, {}, "A long wait.", "en", {}, 0, "")
+                for i, at in enumerate(sorted(TIMES))]
+    rows = [dict(zip(THEME_COLUMNS, r)) for kind, r in windows.add(comments) + windows.flush() if kind == "row"]
+    assert [(iso_ms(r["window_start"]), r["n"]) for r in rows] == [
+        ("2026-11-01T04:00:00.000Z", 2), ("2026-11-02T05:00:00.000Z", 1), ("2026-11-03T05:00:00.000Z", 1)]
 
 
 def test_zones_come_from_the_site_its_region_or_its_country():

@@ -217,7 +217,7 @@ def test_a_comment_without_language_is_read_in_its_site_s():
     site = Site(id="fl-0002", region="europe", language="de")
     windows = ThemeWindows(site, ThemeDetector(_airline().theme_lexicons()), Themes(window="1d"), 0)
     out = windows.add([_event(1, T0, "Die Beinfreiheit war zu knapp.", lang="")]) + windows.flush()
-    assert [r[4:] for kind, r in out if kind == "row"] == [("legroom", 1, 1)]
+    assert [r[4:7] for kind, r in out if kind == "row"] == [("legroom", 1, 1)]
 
 
 @pytest.mark.parametrize("profile", ["demo", "retail", "reviews"])
