@@ -76,8 +76,11 @@ def test_the_walkthrough_runs_as_written_and_prints_what_the_readme_says(tmp_pat
     assert re.search(r"accepted\s*│\s*300 ", out["replay"])
     alerts = [json.loads(line) for line in (data / "alerts.jsonl").read_text().splitlines()]
     assert [(a["kind"], a["site_id"], a["attribute"]) for a in alerts] == [("attribute", "brussels-01", "waiting_time")]
+    assert " ".join(alerts[0]["message"].split()) in " ".join(README.split())  # quoted as the replay writes it
     for theme in ("waiting_time", "cleanliness", "staff_friendliness"):
         assert theme in out["replay"].split("Top comment themes", 1)[1]
     report = data / "report.html"
-    assert report.stat().st_size > 10_000 and "Bruxelles Louise" in report.read_text(encoding="utf-8")
+    page = report.read_text(encoding="utf-8")
+    assert report.stat().st_size > 10_000 and "Bruxelles Louise" in page
+    assert "9 sites · 144 responses · headline: CSAT" in page  # the header the README quotes
     assert re.search(r"│ 300\s*│", out["query"])
