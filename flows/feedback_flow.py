@@ -240,7 +240,7 @@ def build_flow(
             # One step for both tables of a windowed batch: bytewax's per-item cost paid once.
             op.flat_map("window_rows", windowed,
                         lambda kv: feedback_rows(kv[1], region_of, phone_regions, zone_of) + score_rows(kv[1])),
-            op.flat_map_batch("alert_rows", alerts, alert_rows),
+            op.flat_map_batch("alert_rows", alerts, lambda batch: alert_rows(batch, zone_of)),
             *extra_tables,
         )
         batches = batch_rows(

@@ -131,10 +131,12 @@ def warehouse_alert_json(alert: dict[str, Any]) -> bytes:
     return orjson.dumps(masked, option=orjson.OPT_NON_STR_KEYS)
 
 
-def alert_rows(alerts: list[dict[str, Any]]) -> list[TableBatch]:
+def alert_rows(alerts: list[dict[str, Any]], zone_of: dict[str, str] | None = None) -> list[TableBatch]:
     """Alerts travel as their published JSON plus the columns Python already holds (each column
     ClickHouse extracts from the JSON is one more parse of it); the times go as numbers when every
-    alert carries them (:class:`~operators.alerts.Alert`), else ClickHouse parses them from the JSON."""
+    alert carries them (:class:`~operators.alerts.Alert`), else ClickHouse parses them from the JSON.
+    ``zone_of``: per site, the IANA zone of the alert's local ``day`` (absent, or a regional
+    incident: the UTC day)."""
     if not alerts:
         return []
     columns: dict[str, list] = {"payload": [warehouse_alert_json(a) for a in alerts]}
@@ -145,6 +147,8 @@ def alert_rows(alerts: list[dict[str, Any]]) -> list[TableBatch]:
     if all(getattr(a, "event_ms", None) is not None for a in alerts):  # else parsed from the payload
         columns["event_time"] = [a.event_ms for a in alerts]
         columns["detected_at"] = [a.detected_ms for a in alerts]
+        if zone_of:
+            columns["day"] = [local_days(zone_of.get(a["site_id"], "")).day_of(a.event_ms) for a in alerts]
     return [TableBatch.from_columns("alerts", columns)]
 
 

@@ -23,7 +23,7 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from boucle.config.locales import texts
 from boucle.config.settings import SEVERITY_RANK, Settings
-from boucle.config.times import DAY_MS, iso_ms, now_ms
+from boucle.config.times import LocalDays, iso_ms, local_days, now_ms
 from boucle.operators.alerts import FIELD_CHARS, UNSET, Alert, alert_builder, alert_id, truncated
 from boucle.operators.decode import Feedback, internal_error
 from boucle.operators.guard import batch_or_each, feedback_message
@@ -57,10 +57,16 @@ class HotAlertBuilder:
         self.rate_cap = settings.hot_alerts.rate_cap
         self.lateness_ms = int(settings.windows.allowed_lateness.total_seconds() * 1000)
         # Who a site's hot_digest goes to: (site_id, region, owner, team, language, name).
+        self.zones = {site: zone for site, zone in settings.site_zones().items() if zone and zone != "UTC"}
         self.digest_site = {
             site.id: (site.id, site.region, site.owner, site.team, site.language, site.name or site.id)
             for site in settings.sites
         }
+
+    def calendar_of(self, site_id: str) -> LocalDays | None:
+        """The local days of ``site_id``'s rate cap (None: UTC days)."""
+        zone = self.zones.get(site_id)
+        return local_days(zone) if zone else None
 
     def matches(self, event: Feedback) -> list[tuple[str, str]]:
         return self.rules.matches(event.scores, event.attributes, event.comment, event.channel)
@@ -142,6 +148,8 @@ class _CooldownLogic(StatefulBatchLogic):
             self.site_id, last_alert, cap_state = "", snapshot, None
         self.last_alert: dict[str, int] = dict(last_alert or {})
         self.cap = SiteRateCap(builder.rate_cap, builder.lateness_ms, cap_state)
+        if self.site_id:
+            self.cap.calendar = builder.calendar_of(self.site_id)
         # Live: the site's event time extrapolated by the wall time since its last response (as the
         # windows do), so a backlog of old days is not closed at once by today's wall clock.
         self.seen_event_ms: int | None = None
@@ -161,7 +169,9 @@ class _CooldownLogic(StatefulBatchLogic):
             found, dead = batch_or_each("hot", match_many, events, feedback_message)
             out += dead
             if events:
-                self.site_id = events[0].site_id
+                if not self.site_id:
+                    self.site_id = events[0].site_id
+                    self.cap.calendar = builder.calendar_of(self.site_id)
                 clock = max(clock, max(e.ts_ms for e in events))
             for event, matched in found:
                 try:  # free unless it raises (CPython 3.11+); the cooldown is set once the alert is built
@@ -199,7 +209,7 @@ class _CooldownLogic(StatefulBatchLogic):
         does not wait for its next response)."""
         if not (self.wall_clock and self.cap.days and self.seen_event_ms is not None):
             return None
-        closes_ms = (min(self.cap.days) + 1) * DAY_MS + self.builder.lateness_ms + 1
+        closes_ms = self.cap.day_end_ms(min(self.cap.days)) + self.builder.lateness_ms + 1
         at_ms = self.seen_wall_ms + max(0, closes_ms - self.seen_event_ms)
         return datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc)
 

@@ -1,6 +1,6 @@
 """Fatigue control: a per-site, per-day cap on hot alerts, with the overflow gathered in one digest.
 
-A site's hot alerts of one UTC day of event time go out one by one up to
+A site's hot alerts of one local day of event time (the site's zone, ``calendar``; UTC without one) go out one by one up to
 ``hot_alerts.rate_cap.per_site_per_day``; the ones beyond it are *held*: not published, no case
 opened (nobody was asked to call back), and gathered in one ``hot_digest`` alert for the site and
 day (``alert_id = alert_id("hot_digest", site, day)``) that lists them (``digest_items`` at most;
@@ -28,7 +28,7 @@ from typing import Any
 
 from boucle.config.locales import texts
 from boucle.config.settings import SEVERITY_RANK, RateCap
-from boucle.config.times import DAY_MS, iso_ms
+from boucle.config.times import DAY_MS, LocalDays, iso_ms
 from boucle.operators.alerts import alert_id, new_alert
 
 __all__ = ["SiteRateCap"]
@@ -46,6 +46,14 @@ class SiteRateCap:
         closed_before, days = state or (0, {})
         self.closed_before = closed_before  # days before this one are closed: their late alerts go out uncapped
         self.days: dict[int, list] = {int(d): list(v) for d, v in days.items()}
+        self.calendar: LocalDays | None = None  # the site's local days, once the site is known (None: UTC)
+
+    def day_of(self, ts_ms: int) -> int:
+        return ts_ms // DAY_MS if self.calendar is None else self.calendar.day_of(ts_ms)
+
+    def day_end_ms(self, day: int) -> int:
+        """When ``day`` ends: the next local midnight."""
+        return (day + 1) * DAY_MS if self.calendar is None else self.calendar.start_ms(day + 1)
 
     def state(self) -> tuple:
         """``(closed_before, {day: counts})`` as plain data."""
@@ -55,7 +63,7 @@ class SiteRateCap:
         """True: publish ``alert``; False: it is held for its day's digest."""
         if not self.cap or alert["severity"] in self.exempt:
             return True
-        day = ts_ms // DAY_MS
+        day = self.day_of(ts_ms)
         if day < self.closed_before:
             return True
         counts = self.days.get(day)
@@ -79,7 +87,7 @@ class SiteRateCap:
         ``site``: ``(site_id, region, owner, team, language, name)``."""
         out = []
         for day in sorted(self.days):
-            if clock_ms is not None and (day + 1) * DAY_MS + self.lateness_ms >= clock_ms:
+            if clock_ms is not None and self.day_end_ms(day) + self.lateness_ms >= clock_ms:
                 break
             counts = self.days.pop(day)
             self.closed_before = max(self.closed_before, day + 1)

@@ -5,6 +5,7 @@ region, a per-site rate cap holds the overflow in a daily digest; and a replay k
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import jsonschema
 import orjson
@@ -248,7 +249,9 @@ def test_live_a_quiet_sites_digest_goes_out_when_its_day_is_over_on_the_wall_clo
     assert live.on_notify()[0] == []
     live.seen_wall_ms -= 2 * 86_400_000  # two days of wall time without a response from the site
     lateness = settings.windows.allowed_lateness
-    closes_event = datetime(2026, 10, 2, tzinfo=timezone.utc) + lateness + timedelta(milliseconds=1)
+    # The site's 1 October ends at its local midnight (store-0001: Europe/Paris, 22:00Z in summer time).
+    assert capped.site_zones()["store-0001"] == "Europe/Paris"
+    closes_event = datetime(2026, 10, 2, tzinfo=ZoneInfo("Europe/Paris")) + lateness + timedelta(milliseconds=1)
     quiet_for = closes_event - datetime.fromtimestamp(live.seen_event_ms / 1000, tz=timezone.utc)
     assert live.notify_at() == datetime.fromtimestamp(live.seen_wall_ms / 1000, tz=timezone.utc) + quiet_for
     digests, _ = live.on_notify()  # two days later, the site's 1 October is over

@@ -9,15 +9,20 @@ import orjson
 from typer.testing import CliRunner
 
 from boucle.config.loader import settings_from_dict
-from boucle.config.settings import Site, Themes
-from boucle.config.times import HOUR_MS, iso_ms, parse_time
+from boucle.config.settings import RateCap, Site, Themes
+from boucle.config.times import HOUR_MS, iso_ms, local_days, parse_time
 from boucle.flows.cli.app import app
 from boucle.operators.decode import Feedback
+from boucle.operators.rate_cap import SiteRateCap
 from boucle.operators.themes import THEME_COLUMNS, ThemeDetector, ThemeWindows
 from boucle.operators.windows import SCORE_COLUMNS, SiteWindows, WindowSpec
 
 DAY_S = 86400
 REGISTRY = """
+[[hot_alerts.rules]]
+name = "detractor"
+severity = "medium"
+all = [{ score = "nps", max = 6 }]
 [[regions]]
 id = "east"
 name = "East Coast"
@@ -86,6 +91,21 @@ def test_theme_windows_follow_the_site_s_local_day_too():
         ("2026-11-01T04:00:00.000Z", 2), ("2026-11-02T05:00:00.000Z", 1), ("2026-11-03T05:00:00.000Z", 1)]
 
 
+def test_the_hot_alert_rate_cap_counts_the_site_s_local_day():
+    def held(calendar) -> tuple[list[bool], list[str]]:
+        cap = SiteRateCap(RateCap(per_site_per_day=1), lateness_ms=0)
+        cap.calendar = calendar
+        alerts = [{"alert_id": f"a{i}", "severity": "medium", "evidence": {"rules": ["detractor"]}, "message": "m"}
+                  for i in range(3)]
+        # 22:00 and 22:30 on 2 November in New York, then 01:00 on the 3rd: 03:00Z, 03:30Z, 06:00Z.
+        times = [parse_time(t) for t in ("2026-11-03T03:00:00Z", "2026-11-03T03:30:00Z", "2026-11-03T06:00:00Z")]
+        admitted = [cap.admit(a, t) for a, t in zip(alerts, times)]
+        return admitted, [d["evidence"]["day"] for d in cap.due(None, ("ny-1", "east", "", "", "en", "NY"))]
+
+    assert held(local_days("America/New_York")) == ([True, False, True], ["2026-11-02"])
+    assert held(None) == ([True, False, False], ["2026-11-03"])  # UTC: one day, two held
+
+
 def test_zones_come_from_the_site_its_region_or_its_country():
     settings = settings_from_dict({"regions": [{"id": "east", "timezone": "America/New_York"}, {"id": "eu"}],
                                    "sites": [{"id": "a", "region": "east"}, {"id": "b", "region": "eu", "country": "DE"},
@@ -99,7 +119,7 @@ def test_the_warehouse_days_are_each_sites_local_day(workspace):
     config.write_text(REGISTRY)
     sites = ("ny-1", "tokyo-1", "utc-1")
     events.write_bytes(b"".join(
-        orjson.dumps({"event_id": f"{site}-{i}", "occurred_at": at, "site_id": site, "scores": {"nps": 9}}) + b"\n"
+        orjson.dumps({"event_id": f"{site}-{i}", "occurred_at": at, "site_id": site, "scores": {"nps": 1}}) + b"\n"
         for site in sites for i, at in enumerate(TIMES)))
     runner = CliRunner()
     result = runner.invoke(app, ["--config", str(config), "replay", str(events), "--no-progress"])
@@ -117,6 +137,8 @@ def test_the_warehouse_days_are_each_sites_local_day(workspace):
     assert by_site["utc-1"] == [("2026-11-01", 1), ("2026-11-02", 1), ("2026-11-03", 2)]
     # Tokyo (its country's one zone, UTC+9): 03:00Z and 06:00Z are both the afternoon of 3 November.
     assert by_site["tokyo-1"] == [("2026-11-01", 1), ("2026-11-02", 1), ("2026-11-03", 2)]
+    alert_days = query("SELECT toString(day) AS day, hot_alerts FROM v_site_alert_days WHERE site_id = 'ny-1' ORDER BY day")
+    assert [(r["day"], r["hot_alerts"]) for r in alert_days] == [("2026-11-01", 2), ("2026-11-02", 1), ("2026-11-03", 1)]
     raw = query("SELECT site_id, toString(day) AS day, count() AS n FROM feedback FINAL "
                 "WHERE site_id = 'ny-1' GROUP BY site_id, day ORDER BY day")
     assert [(r["day"], r["n"]) for r in raw] == [("2026-11-01", 2), ("2026-11-02", 1), ("2026-11-03", 1)]

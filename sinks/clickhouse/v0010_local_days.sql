@@ -1,6 +1,6 @@
 -- Migration 0010: days are each site's local business days.
 -- The flow now sends `day`, the site's local day (its registry time zone, see Settings.site_zones),
--- with every window row, theme row and feedback row; daily windows start at the site's local midnight.
+-- with every window row, theme row, alert row and feedback row; daily windows start at the site's local midnight.
 -- Rows written before keep their UTC day (the DEFAULT), which is what they were counted on.
 -- The daily rollups and the views that grouped on toDate(<UTC time>) group on `day` instead.
 -- `window_end` stays window_start + window_length: on a day the clocks change it is an hour off
@@ -11,6 +11,9 @@ ALTER TABLE {db}.attribute_scores
 
 ALTER TABLE {db}.feedback
     ADD COLUMN IF NOT EXISTS day Date DEFAULT toDate(occurred_at) COMMENT 'the site''s local day of occurred_at';
+
+ALTER TABLE {db}.alerts
+    ADD COLUMN IF NOT EXISTS day Date DEFAULT toDate(event_time) COMMENT 'the site''s local day of event_time (a regional incident: UTC)';
 
 ALTER TABLE {db}.comment_themes
     ADD COLUMN IF NOT EXISTS day Date DEFAULT toDate(window_start) COMMENT 'the site''s local day the window starts in';
@@ -79,3 +82,16 @@ CREATE OR REPLACE VIEW {db}.v_theme_daily AS
 SELECT site_id, region, day, theme, n, comments, n / comments AS share
 FROM {db}.comment_themes FINAL
 WHERE window_length = 86400;
+
+CREATE OR REPLACE VIEW {db}.v_site_alert_days AS
+SELECT
+    day,
+    site_id,
+    any(region) AS region,
+    countIf(status = 'open' AND kind = 'hot') AS hot_alerts,
+    sumIf(JSONExtractUInt(payload, 'evidence', 'held'), status = 'open' AND kind = 'hot_digest') AS hot_held,
+    countIf(status = 'open' AND kind NOT IN ('hot', 'hot_digest')) AS other_alerts,
+    countIf(status = 'open') AS alerts_opened
+FROM {db}.alerts FINAL
+WHERE site_id != ''
+GROUP BY day, site_id;
