@@ -76,19 +76,20 @@ class LocalDays:
     >>> ny = local_days("America/New_York")
     >>> ny.day_of(parse_time("2026-11-03T03:00:00Z")), ny.day_of(parse_time("2026-11-03T06:00:00Z"))
     (20759, 20760)
-    >>> iso_ms(ny.start_ms(20760)), ny.date(20760)
-    ('2026-11-03T05:00:00.000Z', datetime.date(2026, 11, 3))
+    >>> iso_ms(ny.start_ms(20760))
+    '2026-11-03T05:00:00.000Z'
     >>> (ny.start_ms(20759) - ny.start_ms(20758)) // HOUR_MS  # 1 November 2026: clocks go back
     25
-    >>> local_days("").day_of(parse_time("2026-11-03T23:59:00Z"))  # empty: UTC
+    >>> local_days("").day_of(parse_time("2026-11-03T23:59:00Z"))  # empty: UTC, by arithmetic
     20760
     """
 
-    __slots__ = ("name", "zone", "_offset", "_start")
+    __slots__ = ("name", "zone", "utc", "_offset", "_start")
 
     def __init__(self, name: str) -> None:
         self.name = name or "UTC"
-        self.zone = timezone.utc if self.name == "UTC" else ZoneInfo(self.name)
+        self.utc = self.name == "UTC"
+        self.zone = timezone.utc if self.utc else ZoneInfo(self.name)
         # Per instance, not module-wide: a site's lookups stay warm whatever the others ask.
         self._offset = lru_cache(maxsize=8192)(self._offset_at)
         self._start = lru_cache(maxsize=4096)(self._midnight_ms)
@@ -101,29 +102,28 @@ class LocalDays:
         midnight = datetime.combine(_EPOCH + timedelta(days=day), time(0), tzinfo=self.zone)
         return int(midnight.timestamp() * 1000)
 
-    def offset_ms(self, ts_ms: int) -> int:
-        """The zone's UTC offset at ``ts_ms``."""
-        return self._offset(ts_ms // _QUARTER_HOUR_MS)
-
     def day_of(self, ts_ms: int) -> int:
         """The local day ``ts_ms`` falls in."""
+        if self.utc:
+            return ts_ms // DAY_MS
         return (ts_ms + self._offset(ts_ms // _QUARTER_HOUR_MS)) // DAY_MS
 
     def start_ms(self, day: int) -> int:
         """Local midnight starting ``day`` (the first instant after it where midnight does not exist)."""
-        return self._start(day)
-
-    def date(self, day: int) -> date:
-        return _EPOCH + timedelta(days=day)
+        return day * DAY_MS if self.utc else self._start(day)
 
     def standard_offset_hours(self) -> float:
         """The zone's offset without daylight saving (the smaller of January's and July's), in hours."""
-        year = datetime.now(timezone.utc).year
-        offsets = [datetime(year, month, 15, tzinfo=self.zone).utcoffset() for month in (1, 7)]
-        return min(offsets).total_seconds() / 3600
+        return min(m.astimezone(self.zone).utcoffset() for m in _mid_seasons()).total_seconds() / 3600
 
 
 _EPOCH = date(1970, 1, 1)
+
+
+def _mid_seasons() -> list[datetime]:
+    """Mid-January and mid-July of this year: a zone's winter and summer time."""
+    year = datetime.now(timezone.utc).year
+    return [datetime(year, month, 15, tzinfo=timezone.utc) for month in (1, 7)]
 
 
 @lru_cache(maxsize=None)
@@ -143,7 +143,5 @@ def country_zone(country: str) -> str:
     from babel.core import get_global  # CLDR data: loaded on the first registry that asks
 
     zones = get_global("territory_zones").get(country.upper(), [])
-    year = datetime.now(timezone.utc).year
-    moments = [datetime(year, month, 15, tzinfo=timezone.utc) for month in (1, 7)]
-    times = {tuple(m.astimezone(ZoneInfo(z)).utcoffset() for m in moments) for z in zones}
+    times = {tuple(m.astimezone(ZoneInfo(z)).utcoffset() for m in _mid_seasons()) for z in zones}
     return zones[0] if len(times) == 1 else ""

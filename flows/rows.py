@@ -72,8 +72,7 @@ def feedback_rows(
     site_id = events[0].site_id
     customers = [e.customer for e in events]
     regions = phone_regions.get(site_id, DEFAULT_REGIONS) if phone_regions else DEFAULT_REGIONS
-    zone = zone_of.get(site_id, "") if zone_of else ""
-    day_of = local_days(zone).day_of if zone else None
+    day_of = local_days(zone_of.get(site_id, "") if zone_of else "").day_of
     return [
         TableBatch.from_columns(
             "feedback",
@@ -85,7 +84,7 @@ def feedback_rows(
                 ],
                 "event_id": [e.event_id for e in events],
                 "occurred_at": [e.ts_ms for e in events],
-                "day": [e.ts_ms // DAY_MS for e in events] if day_of is None else [day_of(e.ts_ms) for e in events],
+                "day": [day_of(e.ts_ms) for e in events],
                 "received_at": [e.received_ms or e.ts_ms for e in events],
                 "site_id": [site_id] * len(events),
                 "region": [region_of.get(site_id, "")] * len(events),

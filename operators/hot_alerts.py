@@ -57,16 +57,15 @@ class HotAlertBuilder:
         self.rate_cap = settings.hot_alerts.rate_cap
         self.lateness_ms = int(settings.windows.allowed_lateness.total_seconds() * 1000)
         # Who a site's hot_digest goes to: (site_id, region, owner, team, language, name).
-        self.zones = {site: zone for site, zone in settings.site_zones().items() if zone and zone != "UTC"}
+        self.zones = settings.site_zones()
         self.digest_site = {
             site.id: (site.id, site.region, site.owner, site.team, site.language, site.name or site.id)
             for site in settings.sites
         }
 
-    def calendar_of(self, site_id: str) -> LocalDays | None:
-        """The local days of ``site_id``'s rate cap (None: UTC days)."""
-        zone = self.zones.get(site_id)
-        return local_days(zone) if zone else None
+    def calendar_of(self, site_id: str) -> LocalDays:
+        """The local days of ``site_id``'s rate cap."""
+        return local_days(self.zones.get(site_id, ""))
 
     def matches(self, event: Feedback) -> list[tuple[str, str]]:
         return self.rules.matches(event.scores, event.attributes, event.comment, event.channel)

@@ -28,7 +28,7 @@ from typing import Any
 
 from boucle.config.locales import texts
 from boucle.config.settings import SEVERITY_RANK, RateCap
-from boucle.config.times import DAY_MS, LocalDays, iso_ms
+from boucle.config.times import DAY_MS, LocalDays, iso_ms, local_days
 from boucle.operators.alerts import alert_id, new_alert
 
 __all__ = ["SiteRateCap"]
@@ -46,14 +46,11 @@ class SiteRateCap:
         closed_before, days = state or (0, {})
         self.closed_before = closed_before  # days before this one are closed: their late alerts go out uncapped
         self.days: dict[int, list] = {int(d): list(v) for d, v in days.items()}
-        self.calendar: LocalDays | None = None  # the site's local days, once the site is known (None: UTC)
-
-    def day_of(self, ts_ms: int) -> int:
-        return ts_ms // DAY_MS if self.calendar is None else self.calendar.day_of(ts_ms)
+        self.calendar: LocalDays = local_days("")  # the site's local days, once the site is known
 
     def day_end_ms(self, day: int) -> int:
         """When ``day`` ends: the next local midnight."""
-        return (day + 1) * DAY_MS if self.calendar is None else self.calendar.start_ms(day + 1)
+        return self.calendar.start_ms(day + 1)
 
     def state(self) -> tuple:
         """``(closed_before, {day: counts})`` as plain data."""
@@ -63,7 +60,7 @@ class SiteRateCap:
         """True: publish ``alert``; False: it is held for its day's digest."""
         if not self.cap or alert["severity"] in self.exempt:
             return True
-        day = self.day_of(ts_ms)
+        day = self.calendar.day_of(ts_ms)
         if day < self.closed_before:
             return True
         counts = self.days.get(day)

@@ -38,7 +38,7 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from boucle.config.locales import language_tags, texts
 from boucle.config.settings import Site, Themes
-from boucle.config.times import DAY_MS, iso_ms, local_days
+from boucle.config.times import iso_ms, local_days
 from boucle.operators.alerts import alert_id, new_alert
 from boucle.operators.decode import Feedback
 from boucle.operators.guard import batch_or_each, feedback_message
@@ -190,7 +190,7 @@ class ThemeWindows:
         self.site, self.detector, self.rule, self.lateness_ms = site, detector, themes, lateness_ms
         self.window_ms = int(themes.window.total_seconds() * 1000)
         # The site's local days (``zone``: its IANA zone; empty: UTC), as for the score windows.
-        self.days = local_days(zone) if zone and zone != "UTC" else None
+        self.days = local_days(zone)
         self.state = _SiteThemes() if snapshot is None else _SiteThemes.from_snapshot(snapshot)
 
     def snapshot(self) -> tuple:
@@ -228,7 +228,7 @@ class ThemeWindows:
                 break
             counts = st.windows.pop(start)
             comments = counts.pop("", 0)
-            day = start // DAY_MS if days is None else days.day_of(start)
+            day = days.day_of(start)
             out += [("row", (self.site.id, self.site.region, self.window_ms // 1000, start, theme, n, comments, day))
                     for theme, n in sorted(counts.items())]
             out += self._surges(start, end, counts, comments)

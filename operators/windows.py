@@ -93,7 +93,7 @@ _NEVER = -(2**62)
 
 def window_bounds(length_ms: int, ts_ms: int, days: LocalDays | None = None) -> tuple[int, int]:
     """``(start, end)`` of the tumbling window of ``length_ms`` holding ``ts_ms``: whole days from
-    local midnight on ``days`` (a site's calendar; None: UTC), anything shorter aligned to UTC.
+    local midnight on ``days`` (a site's calendar; None: UTC's), anything shorter aligned to UTC.
 
     >>> from boucle.config.times import iso_ms, parse_time
     >>> at = parse_time("2026-11-03T03:00:00Z")
@@ -102,9 +102,10 @@ def window_bounds(length_ms: int, ts_ms: int, days: LocalDays | None = None) -> 
     >>> [iso_ms(t) for t in window_bounds(3_600_000, at, local_days("Asia/Kolkata"))]  # hours stay UTC's
     ['2026-11-03T03:00:00.000Z', '2026-11-03T04:00:00.000Z']
     """
-    if days is None or length_ms % DAY_MS:
+    if length_ms % DAY_MS:
         start = ts_ms - ts_ms % length_ms
         return start, start + length_ms
+    days = days or local_days("")
     span = length_ms // DAY_MS
     day = days.day_of(ts_ms)
     first = day - day % span
@@ -137,7 +138,7 @@ class SiteWindows:
         self.fine: dict[int, list[int]] = {}  # start -> histogram of the shortest window
         self.coarse: dict[tuple[int, int], list[int]] = {}  # (length, start) -> rolled-up histogram
         self.late_in_last_add = 0  # how many events the last add() flagged late
-        self._days: LocalDays | None = None  # the site's local calendar (None: UTC), once site_id is known
+        self._days = local_days("")  # the site's local calendar, once site_id is known
         if snapshot is not None:
             self.site_id, self.watermark, fine, coarse, *rest = snapshot
             # Snapshots before the robust watermark held the highest time only: it is both.
@@ -148,8 +149,7 @@ class SiteWindows:
 
     def _learn_site(self, site_id: str) -> None:
         self.site_id = site_id
-        zone = self.spec.zone_of.get(site_id, "")
-        self._days = local_days(zone) if zone and zone != "UTC" else None
+        self._days = local_days(self.spec.zone_of.get(site_id, ""))
 
     def window(self, length_ms: int, ts_ms: int) -> tuple[int, int]:
         """:func:`window_bounds` on the site's local days."""
@@ -157,7 +157,7 @@ class SiteWindows:
 
     def day_of(self, ts_ms: int) -> int:
         """The site's local day (days since 1970-01-01) of ``ts_ms``."""
-        return ts_ms // DAY_MS if self._days is None else self._days.day_of(ts_ms)
+        return self._days.day_of(ts_ms)
 
     def snapshot(self) -> tuple:
         fine = {k: tuple(v) for k, v in self.fine.items()}
@@ -184,7 +184,7 @@ class SiteWindows:
         floor = max(watermark - lateness, closed)  # an event before it is late
         fine, offset, size = self.fine, self._layout.offset, self._layout.size
         start, end, histogram, late = None, None, None, 0
-        if self._days is None and not self.site_id:
+        if not self.site_id:
             events = list(events)
             if events:
                 self._learn_site(events[0].site_id)

@@ -18,6 +18,7 @@ from boucle.config.settings import Settings
 from boucle.flows.cli.cases import cases_app
 from boucle.flows.cli.cluster import join_cluster
 from boucle.flows.cli.common import (
+    FORMAT,
     State,
     console,
     err,
@@ -36,6 +37,7 @@ from boucle.flows.cli.kafka import (
 )
 from boucle.flows.cli.notify import notify_app
 from boucle.flows.cli.registry import registry_app
+from boucle.flows.cli.render import RowFormat
 from boucle.flows.cli.serve import serve_app
 
 app = typer.Typer(
@@ -444,17 +446,11 @@ def report(
         raise typer.Exit(2) from None
 
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
 @app.command()
 @fail_on_warehouse_errors
 def query(
     sql: str = typer.Argument(..., help="SQL; unqualified tables resolve in warehouse.database."),
-    format: Format = typer.Option(Format.table, "--format", "-f", help="table, json (one object per row) or csv."),
+    format: RowFormat = FORMAT,
     write: bool = typer.Option(
         False, "--write", help="Allow a statement that changes the warehouse (INSERT, ALTER, DROP...)."
     ),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import sys
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,8 +17,8 @@ import typer
 from rich.console import Console
 
 from boucle.config.settings import Settings, parse_duration
-from boucle.flows.cli.common import console, err, load, read_client
-from boucle.flows.cli.render import print_rows, rows_table
+from boucle.flows.cli.common import FORMAT, console, err, load, read_client
+from boucle.flows.cli.render import RowFormat, print_rows, rows_table
 from boucle.flows.summary import facts_table
 
 __all__ = ["cases_app", "consented_only", "loop_totals", "print_loop_summary", "site_kpis", "themes_off",
@@ -29,13 +28,6 @@ cases_app = typer.Typer(help="Closing the loop: case KPIs, non-respondents, prom
                         no_args_is_help=True)
 
 
-class Export(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-FORMAT = typer.Option(Export.table, "--format", "-f", help="table, json (one object per row) or csv.")
 OUT = typer.Option(None, "--out", "-o", help="Write json/csv to this file instead of standard output.")
 
 
@@ -50,12 +42,12 @@ def _output(out: Path | None):
         yield handle
 
 
-def _export(columns, rows, format: Export, out: Path | None, title: str) -> None:
+def _export(columns, rows, format: RowFormat, out: Path | None, title: str) -> None:
     """``rows`` as a titled table on the console, or as JSON lines / CSV (to ``out`` when given)."""
-    if format is Export.table and out is None:
+    if format is RowFormat.table and out is None:
         console.print(rows_table(columns, rows, title=title))
         return
-    chosen = Export.csv if format is Export.table else format  # -o alone: CSV, the spreadsheet's format
+    chosen = RowFormat.csv if format is RowFormat.table else format  # -o alone: CSV, the spreadsheet's format
     with _output(out) as handle:
         print_rows(columns, rows, chosen.value, console, handle)
     if out is not None:
@@ -213,7 +205,7 @@ def print_loop_summary(console: Console, settings: Settings, region: str | None 
 
 @cases_app.command("summary")
 def summary(region: Optional[str] = typer.Option(None, help="Only this region (id from the config)."),
-            format: Export = FORMAT, out: Optional[Path] = OUT) -> None:
+            format: RowFormat = FORMAT, out: Optional[Path] = OUT) -> None:
     """The loop's KPIs per site: contacted share, time to first contact, FCR, untreated, escalations.
 
     Example: `boucle cases summary --region ile-de-france` · `boucle cases summary --format csv -o kpis.csv`
@@ -223,7 +215,7 @@ def summary(region: Optional[str] = typer.Option(None, help="Only this region (i
         err.print(f"unknown region {region!r}; one of {', '.join(r.id for r in settings.regions)}")
         raise typer.Exit(2)
     client, db = _client(settings), settings.warehouse.database
-    if format is not Export.table or out is not None:  # the columns of v_case_kpis, unformatted
+    if format is not RowFormat.table or out is not None:  # the columns of v_case_kpis, unformatted
         kpis = site_kpis(client, db, region)
         columns = list(kpis[0]) if kpis else ["site_id"]
         _export(columns, [tuple(_plain(r[c]) for c in columns) for r in kpis], format, out, "")
@@ -246,7 +238,7 @@ def non_respondents(
     site: Optional[str] = typer.Option(None, help="Only this site."),
     all_customers: bool = typer.Option(False, "--all", help="Also customers who did not consent to be contacted."),
     limit: int = typer.Option(20, min=1, help="At most this many rows."),
-    format: Export = FORMAT, out: Optional[Path] = OUT,
+    format: RowFormat = FORMAT, out: Optional[Path] = OUT,
 ) -> None:
     """Invitations still unanswered after N days: customers to contact (consenting ones by default;
     with --all the others are listed without their customer id).
@@ -277,7 +269,7 @@ def non_respondents(
 def promoters(
     site: Optional[str] = typer.Option(None, help="Only this site."),
     limit: int = typer.Option(20, min=1, help="At most this many rows."),
-    format: Export = FORMAT, out: Optional[Path] = OUT,
+    format: RowFormat = FORMAT, out: Optional[Path] = OUT,
 ) -> None:
     """Promoters (NPS 9-10) who consented to be contacted: thank them, ask for a referral.
 

@@ -19,8 +19,11 @@ from boucle.config.loader import ConfigError, load_settings
 from boucle.config.redact import secrets_of
 from boucle.config.settings import Settings
 from boucle.flows.cli.errors import EXIT_USAGE, redact_logs, report
+from boucle.flows.cli.render import RowFormat
 
-__all__ = ["State", "console", "err", "fail_on_warehouse_errors", "interactive_client", "load", "read_client"]
+__all__ = ["FORMAT", "State", "console", "err", "fail_on_warehouse_errors", "interactive_client", "load", "read_client"]
+
+FORMAT = typer.Option(RowFormat.table, "--format", "-f", help="table, json (one object per row) or csv.")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one message, one line, whatever the width

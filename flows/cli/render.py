@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from enum import Enum
 from typing import Any, Iterable, Sequence, TextIO
 
 import orjson
@@ -18,9 +19,18 @@ from rich.table import Table
 
 from boucle.sinks.safe_text import json_line, rich_text, terminal_text
 
-__all__ = ["FORMATS", "print_rows", "rows_table", "write_csv", "write_json_lines"]
+__all__ = ["FORMATS", "RowFormat", "print_rows", "rows_table", "write_csv", "write_json_lines"]
 
-FORMATS = ("table", "json", "csv")
+
+class RowFormat(str, Enum):
+    """How rows are printed: a table on the console, JSON lines or CSV."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+FORMATS = tuple(f.value for f in RowFormat)
 
 
 def rows_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None,
