@@ -24,13 +24,13 @@ engine of the run (current importance half-life, peer thresholds) and that snaps
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from statistics import median
 from typing import Any
 
 from boucle.config.times import DAY_MS
 from boucle.detectors import KeyDriverImportance, PeerGroup
 from boucle.detectors.importance import NOT_ENOUGH_DATA
 from boucle.detectors.peer import peer_alarm, peer_evidence
+from boucle.operators.attribute_board import AttributeBoard
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.attribute_lifecycle import Lifecycle, OpenAlert
 from boucle.operators.attribute_pooled import PooledSeries
@@ -64,8 +64,8 @@ class RegionState:
         self.groups: dict[str, PeerGroup] = {}
         self.importance = KeyDriverImportance(**engine.importance_params)
         self.network = KeyDriverImportance(**engine.importance_params)  # the prior: the whole network's
-        self.z: dict[str, dict[str, float]] = {}  # attribute -> site -> latest expectation z
-        self.local: dict[str, dict[str, bool]] = {}  # attribute -> site -> local trigger
+        self.down_z = engine.cfg.regional_z
+        self.boards: dict[str, AttributeBoard] = {}  # attribute -> each site's latest z and local trigger
         self.open = Lifecycle()  # site alerts by (site, attribute)
         self.regional = Lifecycle()  # regional incidents by attribute
         self.pending: dict[tuple[str, str], int] = {}  # (site, attribute) -> first firing while the region stirs
@@ -83,8 +83,8 @@ class RegionState:
             "importance": self.importance.state(),
             "network": self.network.state(),
             "groups": {attr: group.state() for attr, group in self.groups.items()},
-            "z": {attr: dict(zs) for attr, zs in self.z.items()},
-            "local": {attr: dict(on) for attr, on in self.local.items()},
+            "z": {attr: dict(board.z) for attr, board in self.boards.items()},
+            "local": {attr: dict(board.local) for attr, board in self.boards.items()},
             "open": self.open.state(),
             "regional": self.regional.state(),
             "pending": [(site, attr, since) for (site, attr), since in self.pending.items()],
@@ -103,8 +103,8 @@ class RegionState:
             new.network = KeyDriverImportance.from_state(snapshot["network"], **engine.importance_params)
         new.groups = {attr: PeerGroup.from_state(state, **engine.group_params)
                       for attr, state in snapshot["groups"].items()}
-        new.z = {attr: dict(zs) for attr, zs in snapshot["z"].items()}
-        new.local = {attr: dict(on) for attr, on in snapshot["local"].items()}
+        local = snapshot["local"]
+        new.boards = {attr: AttributeBoard(new.down_z, zs, local.get(attr, {})) for attr, zs in snapshot["z"].items()}
         new.open = Lifecycle.from_state(snapshot["open"])
         new.regional = Lifecycle.from_state(snapshot["regional"])
         new.pending = {(site, attr): since for site, attr, since in snapshot["pending"]}
@@ -122,6 +122,10 @@ class RegionState:
                 lifecycle.alerts = state[name]
                 state[name] = lifecycle
         state.setdefault("network", KeyDriverImportance(half_life_days=state["importance"].half_life_days))
+        if "z" in state:  # ... and, before the boards, each site's marks in two dicts (only the marks
+            # matter: such a state is read for its snapshot(), rebuilt with the run's threshold)
+            zs, local = state.pop("z"), state.pop("local")
+            state["boards"] = {attr: AttributeBoard(0.0, z, local.get(attr, {})) for attr, z in zs.items()}
         self.__dict__.update(state)
 
     def learn_network(self, delta: KeyDriverImportance) -> None:
@@ -175,8 +179,10 @@ class RegionState:
                 group = self.groups[attr] = PeerGroup(**engine.group_params)
             group.update(site, st.mean, st.n, st.sd)
             has_history = st.evidence["n_history"] >= engine.min_history
-            self.z.setdefault(attr, {})[site] = st.evidence["z"] if has_history else 0.0
-            self.local.setdefault(attr, {})[site] = bool(st.triggers)
+            board = self.boards.get(attr)
+            if board is None:
+                board = self.boards[attr] = AttributeBoard(self.down_z)
+            board.mark(site, st.evidence["z"] if has_history else 0.0, bool(st.triggers))
             if cfg.regional_pooled and attr in summary.points:
                 pooled = self.pooled.get(attr)
                 if pooled is None:
@@ -190,8 +196,8 @@ class RegionState:
                 evidence.update(peer_evidence(comparison))
                 if peer_alarm(comparison, engine.peer_z, engine.peer_gap):
                     triggers.append("peer")
-            out.extend(self._regional(engine, attr, st, detected_ms))
-            held = attr in self.regional or self._region_moving(engine, attr, site)
+            out.extend(self._regional(engine, attr, board, st, detected_ms))
+            held = attr in self.regional or board.moving(site, cfg.regional_min_sites - 1)
             fires = bool(set(triggers) & set(cfg.alone)) or len(triggers) >= cfg.min_triggers
             key = (site, attr)
             current = self.open.get(key)
@@ -205,8 +211,8 @@ class RegionState:
                 if status != NOT_ENOUGH_DATA:
                     evidence["importance"] = importance
                 evidence["importance_status"] = status
-            if fires and not held and current is None and engine.hold_ms > 0 and self._region_stirring(
-                    engine, attr, site):
+            if fires and not held and current is None and engine.hold_ms > 0 and (
+                    board.others_local(site) or board.others_down(site) >= max(cfg.regional_min_sites - 1, 1)):
                 # Other sites of the region drop on this attribute too: wait, so a regional incident can claim it.
                 since = self.pending.setdefault(key, st.alarm_ms if st.alarm_ms is not None else st.t_ms)
                 held = st.t_ms - since < engine.hold_ms
@@ -228,47 +234,31 @@ class RegionState:
                                                  detected_ms))
         return out
 
-    def _region_stirring(self, engine: AttributeAlertEngine, attr: str, site: str) -> bool:
-        """Another site of the region has a local trigger on this attribute, or ``regional_min_sites - 1``
-        others are below expectation (``z <= -regional_z``)."""
-        cfg = engine.cfg
-        zs, local = self.z.get(attr, {}), self.local.get(attr, {})
-        if any(on for s, on in local.items() if s != site):
-            return True
-        down = sum(1 for s, z in zs.items() if s != site and z <= -cfg.regional_z)
-        return down >= max(cfg.regional_min_sites - 1, 1)
-
-    def _region_moving(self, engine: AttributeAlertEngine, attr: str, site: str) -> bool:
-        """Most other sites of the region are below expectation on this attribute too."""
-        others = [z for s, z in self.z.get(attr, {}).items() if s != site]
-        cfg = engine.cfg
-        return len(others) >= cfg.regional_min_sites - 1 and median(others) <= -cfg.regional_z / 2
-
-    def _regional(self, engine: AttributeAlertEngine, attr: str, st: SeriesStatus, detected_ms: int
-                  ) -> list[dict[str, Any]]:
+    def _regional(self, engine: AttributeAlertEngine, attr: str, board: AttributeBoard, st: SeriesStatus,
+                  detected_ms: int) -> list[dict[str, Any]]:
         """The regional incident on ``attr``: down = below expectation (``z <= -regional_z``) or with a
         local trigger; it holds while ``regional_min_sites`` and ``regional_share`` of the sites are down,
         and resolves once no site has been down for ``resolve_after``."""
         cfg = engine.cfg
-        zs, local = self.z.get(attr, {}), self.local.get(attr, {})
-        down = sorted(s for s, z in zs.items() if z <= -cfg.regional_z or local.get(s))
-        n_sites = len(zs)
-        is_regional = len(down) >= cfg.regional_min_sites and len(down) >= cfg.regional_share * n_sites
+        n_down, n_sites = board.n_down, len(board)
+        is_regional = n_down >= cfg.regional_min_sites and n_down >= cfg.regional_share * n_sites
+        down = None  # the sorted list, built only for an alert
         pooled = self.pooled.get(attr) if self.pooled else None
         if pooled is not None and pooled.alarm:
             moved = pooled.moved()
             # The pool dropped, and not because of one site nor of noise among many thin ones.
             if len(moved) >= cfg.regional_min_sites and len(moved) >= cfg.regional_pooled_share * pooled.active():
                 is_regional = True
-                down = sorted(set(down) | set(moved))
+                down = sorted(set(board.down_sites()) | set(moved))
         if is_regional:
             alert, status = self.regional.fire(attr, "high", st.t_ms, ("regional_incident", self.region, attr))
+            down = board.down_sites() if down is None else down
             if len(down) > len(alert.sites):
                 alert.sites = tuple(down)
-            return [engine.regional_alert(alert, status, self.region, attr, down, n_sites, zs, st.t_ms,
+            return [engine.regional_alert(alert, status, self.region, attr, down, n_sites, board.z, st.t_ms,
                                           detected_ms)] if status is not None else []
-        resolved = self.regional.calm(attr, not down, st.t_ms, engine.resolve_after_ms)
+        resolved = self.regional.calm(attr, not n_down, st.t_ms, engine.resolve_after_ms)
         if resolved is None:
             return []
-        return [engine.regional_alert(resolved, "resolved", self.region, attr, down, n_sites, zs, st.t_ms,
-                                      detected_ms)]
+        return [engine.regional_alert(resolved, "resolved", self.region, attr, board.down_sites(), n_sites, board.z,
+                                      st.t_ms, detected_ms)]
