@@ -177,6 +177,9 @@ class _RegionOrder(StatefulBatchLogic):
         self.read_at: dict[str, int] = {}  # partition -> wall time it was last read (live sources)
         self.seen: dict[str, SeenEvents] = {}
         self.network: dict[int, KeyDriverImportance] = {}  # slot start -> the network's moments of it
+        # Each site's snapshot as last taken, until the site learns again: an epoch's snapshot then
+        # costs the sites that changed in it, not every site of the region.
+        self.snapshots: dict[str, dict[str, Any]] = {}
         if snapshot is not None:
             self.sites = {site: SiteState.from_snapshot(engine, s) for site, s in snapshot["sites"].items()}
             self.region = RegionState.from_snapshot(engine, snapshot["region"])
@@ -249,6 +252,7 @@ class _RegionOrder(StatefulBatchLogic):
                 state = sites.get(site_id)
                 if state is None:
                     state = sites[site_id] = SiteState()
+                self.snapshots.pop(site_id, None)
                 summaries, dead = batch_or_each("attribute_sites", _site_step(engine, state), events, feedback_message)
                 out += dead
                 for summary in summaries:
@@ -283,13 +287,20 @@ class _RegionOrder(StatefulBatchLogic):
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "sites": {site: state.snapshot() for site, state in self.sites.items()},
+            "sites": {site: self._site_snapshot(site, state) for site, state in self.sites.items()},
             "region": self.region.snapshot(),
             "pending": [(slot, [_plain(e) for e in events]) for slot, events in self.pending.items()],
             "progress": dict(self.progress),
             "seen": {site: ids.snapshot() for site, ids in self.seen.items()},
             "network": [(slot, delta.state()) for slot, delta in self.network.items()],
         }
+
+
+    def _site_snapshot(self, site: str, state: SiteState) -> dict[str, Any]:
+        taken = self.snapshots.get(site)
+        if taken is None:
+            taken = self.snapshots[site] = state.snapshot()
+        return taken
 
 
 def _site_step(engine: AttributeAlertEngine, state: SiteState) -> Callable[[list[Feedback]], list[Any]]:

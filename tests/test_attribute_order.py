@@ -139,3 +139,21 @@ def test_a_single_response_is_judged_at_the_end_of_the_input(settings):
     order.on_eof()
     assert not order.pending
     assert site in order.sites
+
+
+def test_an_epoch_snapshot_retakes_only_the_sites_that_learnt(settings):
+    """A region's snapshot reuses a quiet site's last one (its cost follows the sites that changed),
+    and takes a site's anew once it learns: the snapshot always equals the sites' states."""
+    spec, new_clock, order = _steps(settings, partitions=1)
+    site_a, site_b = [s.id for s in settings.sites if s.region == "ile-de-france"][:2]
+    clock = new_clock()
+    _feed(order, "ile-de-france", clock, [_response(settings, site_a, "a0", 0, 0, 0),
+                                          _response(settings, site_b, "b0", 10, 0, 1)])
+    order.on_eof()
+    first = order.snapshot()["sites"]
+    _feed(order, "ile-de-france", clock, [_response(settings, site_a, f"a{i}", i * HOUR, 0, i, waiting=1)
+                                          for i in range(1, 5)])
+    second = order.snapshot()["sites"]
+    assert second[site_b] is first[site_b]  # quiet: the same snapshot, not taken again
+    assert second[site_a] != first[site_a]
+    assert second == {site: state.snapshot() for site, state in order.sites.items()}
