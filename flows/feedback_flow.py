@@ -21,6 +21,7 @@ per second.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,7 @@ from boucle.operators.guard import split_dead
 from boucle.operators.hot_alerts import HotAlertBuilder, hot_alerts
 from boucle.operators.privacy import mask_pii, regions_for
 from boucle.operators.ratings import scales_of
+from boucle.operators.routing import spread
 from boucle.operators.windows import WindowedBatch, WindowSpec, event_time_windows
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.prepare import drain_sinks, prepare_sinks
@@ -86,15 +88,18 @@ def window_spec(settings: Settings, wall_clock: bool | None = None) -> WindowSpe
     )
 
 
-def order_spec(settings: Settings, source: Source, spec: WindowSpec) -> OrderSpec:
-    """The attribute alerts' canonical order: it waits for every partition of ``source`` it can list."""
+def order_spec(settings: Settings, source: Source, spec: WindowSpec, workers: int = 1) -> OrderSpec:
+    """The attribute alerts' canonical order: it waits for every partition of ``source`` it can list;
+    its regions are shared out evenly (by sites) over the cluster's ``workers``."""
     cfg = settings.attribute_alerts
     partitions = len(source.list_parts()) if isinstance(source, FixedPartitionedSource) else 0
     step = cfg.live_order_step if spec.wall_clock else cfg.order_step
+    sites_per_region = Counter(spec.region_of.values())
     return OrderSpec(
         step_ms=int(step.total_seconds() * 1000), delay_ms=int(cfg.order_delay.total_seconds() * 1000),
-        partitions=partitions, regions=tuple(sorted(set(spec.region_of.values()))), region_of=spec.region_of,
+        partitions=partitions, regions=tuple(sorted(sites_per_region)), region_of=spec.region_of,
         wall_clock=spec.wall_clock, dedup_horizon_ms=spec.dedup_horizon_ms,
+        region_keys=spread(sites_per_region, workers),
     )
 
 
@@ -175,10 +180,12 @@ def build_flow(
     wall_clock: bool | None = None,
     loop: LoopSources | None = None,
     live: bool = False,
+    workers: int = 1,
 ) -> Dataflow:
     """``loop``: also close the loop (cases, SLA, invitations, comment themes; see :mod:`flows.loop`).
     ``live``: the source follows a stream as it happens (event times bounded on both sides, see
-    :class:`~operators.decode.Decoder`)."""
+    :class:`~operators.decode.Decoder`). ``workers``: the cluster's workers (all processes), over
+    which the keyed steps with few keys are shared out (:mod:`operators.routing`)."""
     spec = window_spec(settings, wall_clock)
     flow = Dataflow(flow_id)
     raw = op.input("input", flow, source)
@@ -196,7 +203,7 @@ def build_flow(
         # After the hot alerts feed the loop: cases are opened for hot alerts only.
         # Fed in partition order, not from the windows: its own slots make two runs of a topic agree.
         attribute = ordered_attribute_alerts(
-            "attribute", decoded, AttributeAlertEngine(settings), order_spec(settings, source, spec)
+            "attribute", decoded, AttributeAlertEngine(settings), order_spec(settings, source, spec, workers)
         )
         extra_tables.append(op.flat_map("importance_rows", attribute.importance, importance_rows))
         extra_tables.append(op.flat_map_batch("series_status_rows", attribute.watch, series_status_rows))

@@ -146,7 +146,8 @@ def run_flow(
     stats.watch_scales(settings.questions())
     outputs = outputs or default_outputs(settings, console)
     flow = build_flow(
-        settings, source, outputs, stats, wall_clock=options.wall_clock, loop=loop, live=not options.bounded
+        settings, source, outputs, stats, wall_clock=options.wall_clock, loop=loop, live=not options.bounded,
+        workers=options.total_workers,
     )
     recovery = None
     if options.recovery_dir is not None:

@@ -37,7 +37,8 @@ dead-letters them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
@@ -72,6 +73,9 @@ class OrderSpec:
     region_of: dict[str, str]
     wall_clock: bool = False
     dedup_horizon_ms: int = 86_400_000
+    # region -> the key its share travels under (operators.routing.spread: regions even over the
+    # workers); a region missing here travels under its own name.
+    region_keys: Mapping[str, str] = field(default_factory=dict)
 
 
 def by_partition(batch: DecodedBatch) -> list[tuple[str, list[Feedback]]]:
@@ -123,9 +127,9 @@ class _PartitionClock(StatefulBatchLogic):
             if events:
                 self.key = events[0].position.rpartition(":")[0]
         self.top, self.progress = top, progress
-        key = self.key
+        key, keys = self.key, spec.region_keys
         network = self._network(shares)
-        return ([(region, (key, progress, shares.get(region, ()), network)) for region in spec.regions],
+        return ([(keys.get(region, region), (key, progress, shares.get(region, ()), network)) for region in spec.regions],
                 StatefulBatchLogic.RETAIN)
 
     def _network(self, shares: dict[str, list[tuple[int, Feedback]]]) -> list[tuple[int, dict[str, Any]]]:
