@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import bytewax.operators as op
@@ -50,8 +51,9 @@ from boucle.operators.guard import split_dead
 from boucle.operators.hot_alerts import HotAlertBuilder, hot_alerts
 from boucle.operators.privacy import mask_pii, regions_for
 from boucle.operators.ratings import scales_of
-from boucle.operators.routing import spread
+from boucle.operators.routing import spread, worker_of
 from boucle.operators.windows import WindowedBatch, WindowSpec, event_time_windows
+from boucle.sinks.background import BackgroundSink
 from boucle.sinks.batch import TableBatch
 from boucle.sinks.prepare import drain_sinks, prepare_sinks
 
@@ -253,5 +255,12 @@ def build_flow(
         batches = batch_rows(
             "batch_rows", tables, settings.warehouse.batch_rows, settings.warehouse.flush_interval
         )
-        op.output("warehouse", _for_sink("warehouse_key", batches, outputs.warehouse), outputs.warehouse)
+        warehouse = outputs.warehouse
+        if isinstance(warehouse, BackgroundSink):
+            # Each worker writes the tables its buffers hold: keyed by table, as the buffers are.
+            warehouse = warehouse.over(workers, partial(worker_of, workers=workers))
+            batches = op.key_on("warehouse_key", batches, lambda batch: batch.table)
+        else:
+            batches = _for_sink("warehouse_key", batches, warehouse)
+        op.output("warehouse", batches, warehouse)
     return flow

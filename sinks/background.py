@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition
 
@@ -82,17 +82,42 @@ class _Partition(StatefulSinkPartition[Any, None]):
 
 
 class BackgroundSink(FixedPartitionedSink[Any, None]):
-    """``inner``'s writes on a thread; epochs wait for them (see the module docstring)."""
+    """``inner``'s writes on a thread; epochs wait for them (see the module docstring).
 
-    def __init__(self, inner: DynamicSink, max_pending: int = 8) -> None:
+    One partition by default. :meth:`over` a cluster's workers, it has one partition per worker
+    (bytewax places the ``i``-th of the sorted partitions on worker ``i``) and sends an item of key
+    ``k`` to partition ``route(k)``: given the worker a keyed step upstream already holds ``k`` on,
+    each worker writes what it holds, and no item crosses to another worker (or process) to be
+    written.
+
+    >>> from bytewax.testing import TestingSink
+    >>> sink = BackgroundSink(TestingSink([])).over(3, route=len)
+    >>> sink.list_parts(), sink.part_fn("abcd")
+    (['background-0000', 'background-0001', 'background-0002'], 4)
+    """
+
+    def __init__(self, inner: DynamicSink, max_pending: int = 8, workers: int = 1,
+                 route: Callable[[str], int] | None = None) -> None:
         self.inner = inner
         self.max_pending = max_pending
+        self.workers = workers
+        self.route = route
+
+    def over(self, workers: int, route: Callable[[str], int]) -> "BackgroundSink":
+        """This sink with a partition per worker of a cluster of ``workers``, items sent to ``route(key)``."""
+        return self if workers <= 1 else BackgroundSink(self.inner, self.max_pending, workers, route)
 
     def prepare(self) -> None:
         prepare_sinks([self.inner])
 
     def list_parts(self) -> list[str]:
-        return ["background"]
+        if self.workers <= 1:
+            return ["background"]
+        return [f"background-{i:04d}" for i in range(self.workers)]
+
+    def part_fn(self, item_key: str) -> int:
+        return 0 if self.route is None or self.workers <= 1 else self.route(item_key)
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _Partition:
-        return _Partition(self.inner.build(step_id, 0, 1), self.max_pending)
+        index = 0 if self.workers <= 1 else int(for_part.rpartition("-")[2])
+        return _Partition(self.inner.build(step_id, index, self.workers), self.max_pending)

@@ -53,3 +53,38 @@ def test_the_demo_regions_are_shared_three_and_three():
     keys = spread(regions, 2)
     planned = sorted(sum(worker_of(keys[r], 2) == w for r in regions) for w in range(2))
     assert by_hash == [2, 4] and planned == [3, 3]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_a_sink_partition_per_worker_writes_what_its_worker_holds(workers):
+    """bytewax places the i-th sorted partition of a fixed-partitioned sink on worker i, so the
+    warehouse's per-worker partitions (BackgroundSink.over) write items without moving them."""
+    from boucle.sinks.background import BackgroundSink
+
+    written: list[tuple[int, str, int]] = []  # (partition's index, key, thread that held it)
+    built: dict[int, int] = {}  # partition's index -> the worker thread it was built on (its owner)
+
+    class Recording:
+        def __init__(self, index: int) -> None:
+            self.index = index
+
+        def write_batch(self, items):
+            written.extend((self.index, key, thread) for key, thread in items)
+
+        def close(self):
+            pass
+
+    class Inner:
+        def build(self, step_id, worker_index, worker_count):
+            built[worker_index] = threading.get_ident()  # (called by build_part, on the owner)
+            return Recording(worker_index)
+
+    flow = Dataflow("sink_routing")
+    items = op.input("in", flow, TestingSource([(k, 1) for k in KEYS]))
+    held = op.stateful_map("hold", items, lambda state, _: (state, threading.get_ident()))
+    keyed = op.map("rekey", held, lambda kv: (kv[0], kv))
+    op.output("out", keyed, BackgroundSink(Inner()).over(workers, lambda key: worker_of(key, workers)))
+    cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    assert len(written) == len(KEYS) and len(set(built.values())) == workers
+    # Every item was written by the partition built on the worker thread that held it.
+    assert all(built[index] == holder for index, _, holder in written)
