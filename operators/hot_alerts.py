@@ -232,6 +232,6 @@ def hot_alerts(
     :class:`~operators.site_shards.SiteShards`), and the :class:`~operators.decode.DeadLetter` of
     any event the step failed on (see :mod:`operators.guard`); each site's cooldown and cap its own."""
     cooled = sharded_stateful_batch(
-        "cooldown", up, shards, lambda _site, snapshot: _CooldownLogic(builder, snapshot, wall_clock)
+        "cooldown", up, shards, lambda _site, snapshot: _CooldownLogic(builder, snapshot, wall_clock), notifies=wall_clock
     )
     return op.flat_map_batch("values", cooled, site_values)

@@ -77,20 +77,22 @@ class ShardLogic(StatefulBatchLogic):
     ``build(site_id, snapshot or None)`` makes a site's logic. A bytewax call on the shard becomes a
     call on each site concerned (``on_batch``: the sites of the values, with their values in order;
     ``on_notify``: the sites whose time has come; ``on_eof``: all). ``notify_at`` is the earliest of
-    the sites'; the snapshot holds each site's, re-taken only for the sites called since the last
-    one (bytewax asks a logic for its notify time and snapshot only after calling it, so the others
-    are as they were).
+    the sites' (``notifies=False``: the logics never ask, so they are not asked); the snapshot holds
+    each site's, re-taken only for the sites called since the last one (bytewax asks a logic for its
+    notify time and snapshot only after calling it, so the others are as they were).
     """
 
-    def __init__(self, build: Callable[[str, Any], StatefulBatchLogic], shards: int, snapshot: tuple | None = None):
-        self.build, self.shards = build, shards
+    def __init__(self, build: Callable[[str, Any], StatefulBatchLogic], shards: int, snapshot: tuple | None = None,
+                 notifies: bool = True):
+        self.build, self.shards, self.notifies = build, shards, notifies
         self.sites: dict[str, StatefulBatchLogic] = {}
         self._snapshots: dict[str, Any] = {}  # each site's latest snapshot
         self._called: set[str] = set()  # sites whose snapshot is out of date
         self._due: dict[str, datetime] = {}  # each site's notify_at, when it has one
         for site, state in _site_snapshots(snapshot, shards).items():
-            logic = self.sites[site] = build(site, state)
-            self._after(site, logic, False, ())
+            self.sites[site] = build(site, state)
+            self._called.add(site)
+            self._after(site, False)
 
     def on_batch(self, values: list[SitePairs]):
         grouped: dict[str, list] = {}
@@ -101,30 +103,27 @@ class ShardLogic(StatefulBatchLogic):
                     grouped[site] = [value]
                 else:
                     queued.append(value)
+        self._called.update(grouped)
+        # The hot path (a call per site and batch): locals, and bookkeeping only where needed.
         out: SitePairs = []
+        sites, build, notifies = self.sites, self.build, self.notifies
         for site, queued in grouped.items():
-            logic = self.sites.get(site)
+            logic = sites.get(site)
             if logic is None:
-                logic = self.sites[site] = self.build(site, None)
+                logic = sites[site] = build(site, None)
             emitted, discard = logic.on_batch(queued)
-            self._after(site, logic, discard, emitted, out)
+            for value in emitted:
+                out.append((site, value))
+            if discard or notifies:
+                self._after(site, discard)
         return self._result(out)
 
     def on_notify(self):
         now = datetime.now(timezone.utc)
-        out: SitePairs = []
-        for site in [site for site, at in self._due.items() if at <= now]:
-            logic = self.sites[site]
-            emitted, discard = logic.on_notify()
-            self._after(site, logic, discard, emitted, out)
-        return self._result(out)
+        return self._call([site for site, at in self._due.items() if at <= now], "on_notify")
 
     def on_eof(self):
-        out: SitePairs = []
-        for site, logic in list(self.sites.items()):
-            emitted, discard = logic.on_eof()
-            self._after(site, logic, discard, emitted, out)
-        return self._result(out)
+        return self._call(list(self.sites), "on_eof")
 
     def notify_at(self) -> datetime | None:
         return min(self._due.values(), default=None)
@@ -135,18 +134,24 @@ class ShardLogic(StatefulBatchLogic):
         self._called.clear()
         return _TAG, self.shards, dict(self._snapshots)
 
-    def _after(self, site: str, logic: StatefulBatchLogic, discard: bool, emitted, out: SitePairs | None = None) -> None:
-        """What follows a call on ``site``'s logic: its output kept, its notify time and snapshot refreshed."""
-        if out is not None:
+    def _call(self, sites: list[str], method: str):
+        out: SitePairs = []
+        for site in sites:
+            emitted, discard = getattr(self.sites[site], method)()
             out += [(site, value) for value in emitted]
+            self._called.add(site)
+            self._after(site, discard)
+        return self._result(out)
+
+    def _after(self, site: str, discard: bool) -> None:
+        """After a call on ``site``'s logic: forget it when it asks to be discarded, else its notify time."""
         if discard:
             del self.sites[site]
             self._snapshots.pop(site, None)
             self._called.discard(site)
             self._due.pop(site, None)
             return
-        self._called.add(site)
-        at = logic.notify_at()
+        at = self.sites[site].notify_at() if self.notifies else None
         if at is None:
             self._due.pop(site, None)
         else:
@@ -169,9 +174,10 @@ def _site_snapshots(snapshot: tuple | None, shards: int) -> dict[str, Any]:
 
 
 def sharded_stateful_batch(
-    step_id: str, up: KeyedStream[SitePairs], shards: int, build: Callable[[str, Any], StatefulBatchLogic]
+    step_id: str, up: KeyedStream[SitePairs], shards: int, build: Callable[[str, Any], StatefulBatchLogic],
+    notifies: bool = True,
 ) -> KeyedStream[SitePairs]:
     """``op.stateful_batch`` over shard items (from :class:`SiteShards`, ``shards`` of them) with one
     ``build(site_id, snapshot)`` logic per site; emits ``(shard, [(site_id, value), ...])``, one item
-    per shard and call."""
-    return op.stateful_batch(step_id, up, lambda snapshot: ShardLogic(build, shards, snapshot))
+    per shard and call. ``notifies=False``: the logics never return a ``notify_at``."""
+    return op.stateful_batch(step_id, up, lambda snapshot: ShardLogic(build, shards, snapshot, notifies))

@@ -308,4 +308,4 @@ def comment_themes(
     def build(site_id: str, snapshot):
         return _ThemeLogic(ThemeWindows(sites[site_id], detector, themes, lateness_ms, snapshot, zones.get(site_id, "")))
 
-    return op.flat_map_batch("unkey", sharded_stateful_batch("themes", up, shards, build), site_values)
+    return op.flat_map_batch("unkey", sharded_stateful_batch("themes", up, shards, build, notifies=False), site_values)

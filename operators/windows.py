@@ -326,4 +326,5 @@ def event_time_windows(
 ) -> KeyedStream[list[tuple[str, WindowedBatch]]]:
     """Per-site duplicates filter and tumbling windows over shard items of ``shards`` shards
     (:class:`~operators.site_shards.SiteShards`): ``(shard, [(site_id, WindowedBatch), ...])``."""
-    return sharded_stateful_batch("windows", up, shards, lambda _site, snapshot: _WindowLogic(spec, snapshot, now))
+    return sharded_stateful_batch("windows", up, shards, lambda _site, snapshot: _WindowLogic(spec, snapshot, now),
+                                  notifies=spec.wall_clock)
