@@ -294,6 +294,19 @@ class Windows(_Strict):
         return lengths
 
 
+class State(_Strict):
+    """How the per-site steps (windows and duplicates, hot alerts, comment themes) key their state.
+
+    ``site_shards``: a site's state lives under the key of its shard (crc32 of its id modulo this),
+    so a batch becomes at most this many keyed items however many sites it holds: bytewax's cost
+    per item is then paid per shard, not per site (thin networks: per event). Each site's state
+    stays its own, so the results do not depend on it. More shards than workers spread the work;
+    a recovery directory only resumes under the count it was written with.
+    """
+
+    site_shards: int = Field(64, ge=1, le=65_536)
+
+
 class Warehouse(_Strict):
     """Where rows go: embedded chDB at ``path`` unless ``url`` names a ClickHouse server."""
 
@@ -544,6 +557,7 @@ class Settings(BaseSettings):
     hot_alerts: HotAlerts = HotAlerts()
     input: Input = Input()
     windows: Windows = Windows()
+    state: State = State()
     warehouse: Warehouse = Warehouse()
     outputs: Outputs = Outputs()
     simulation: Simulation = Simulation()

@@ -2,7 +2,7 @@
 
 ```
 raw ─decode─┬─ dead letters ───────────────────────────────────────────────┐
-            ├─ by site ─ duplicates out + windows ─┬─ duplicates (dead letters) ┤
+            ├─ by shard ─ duplicates out + windows ┬─ duplicates (dead letters) ┤
             │                                      ├─ feedback, score rows ─────┼─ batch per table ─ warehouse
             │                                      └─ site events ─ hot alerts ─┼─ (the loop: cases, SLA, themes)
             └─ by partition ─ partition clock ─ region order: attribute alerts ─┴─ alert rows, importance rows
@@ -14,9 +14,10 @@ take the same version of every event. The attribute alerts take the decoded batc
 order instead and judge them in one canonical event-time order (:mod:`operators.attribute_order`),
 applying the same first-wins rule, so that two runs of a topic agree.
 
-The unit that travels is a batch (of messages, then of one site's events): bytewax's per-item
-cost is paid per batch, which is what lets one worker keep up with tens of thousands of events
-per second.
+The unit that travels is a batch (of messages, then of the events of a shard of sites, each site's
+in arrival order: :mod:`operators.site_shards`): bytewax's per-item cost is paid per batch and
+shard, whatever the number of sites, which is what lets one worker keep up with tens of thousands
+of events per second.
 """
 
 from __future__ import annotations
@@ -37,21 +38,21 @@ from boucle.flows.rows import (
     alert_rows,
     dead_letter_rows,
     dead_letter_text,
-    feedback_rows,
     importance_rows,
-    score_rows,
     series_status_rows,
+    window_rows,
 )
 from boucle.flows.stats import RunStats
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.attribute_order import OrderSpec, ordered_attribute_alerts
 from boucle.operators.batching import batch_rows
-from boucle.operators.decode import DecodedBatch, Decoder, decode_batches, group_by_site
+from boucle.operators.decode import DecodedBatch, Decoder, decode_batches
 from boucle.operators.guard import split_dead
 from boucle.operators.hot_alerts import HotAlertBuilder, hot_alerts
 from boucle.operators.privacy import mask_pii, regions_for
 from boucle.operators.ratings import scales_of
 from boucle.operators.routing import spread, worker_of
+from boucle.operators.site_shards import SiteShards
 from boucle.operators.windows import WindowedBatch, WindowSpec, event_time_windows
 from boucle.sinks.background import BackgroundSink
 from boucle.sinks.batch import TableBatch
@@ -150,10 +151,17 @@ def _dead_letter_records(batch: DecodedBatch, keep_raw: bool = False) -> list[De
 dead_letter_records = _dead_letter_records  # the same records for inputs read outside the flow (boucle import)
 
 
-def _duplicate_batches(windowed: list[tuple[str, WindowedBatch]]) -> list[DecodedBatch]:
-    """The duplicates' dead letters of a bytewax batch of windowed batches, as one rejected-only batch."""
-    dead = [d for _, batch in windowed for d in batch.duplicates]
+def _duplicate_batches(windowed: list[tuple[str, list[tuple[str, WindowedBatch]]]]) -> list[DecodedBatch]:
+    """The duplicates' dead letters of a bytewax batch of windowed shard items, as one rejected-only batch."""
+    dead = [d for _, pairs in windowed for _, batch in pairs for d in batch.duplicates]
     return [DecodedBatch([], dead, 0)] if dead else []
+
+
+def _site_events(item: tuple[str, list[tuple[str, WindowedBatch]]]):
+    """A windowed shard item's events per site (duplicates out), or None when it has none."""
+    shard, pairs = item
+    events = [(site, batch.events) for site, batch in pairs if batch.events]
+    return (shard, events) if events else None
 
 
 def _inspect_batches(step_id: str, items, callback) -> None:
@@ -192,13 +200,14 @@ def build_flow(
     flow = Dataflow(flow_id)
     raw = op.input("input", flow, source)
     decoded = decode_batches("decode", raw, Decoder(settings, live=live))
-    by_site = op.flat_map("by_site", decoded, group_by_site)
+    shards = settings.state.site_shards
+    by_shard = op.flat_map("by_shard", decoded, SiteShards(shards))
     # The first stateful step: duplicates out, lateness flagged; every later step sees its events.
-    windowed = event_time_windows("windows", by_site, spec)
-    site_events = op.filter_map("site_events", windowed, lambda kv: (kv[0], kv[1].events) if kv[1].events else None)
+    windowed = event_time_windows("windows", by_shard, spec, shards)
+    site_events = op.filter_map("site_events", windowed, _site_events)
     duplicates = op.flat_map_batch("duplicates", windowed, _duplicate_batches)
-    hot = split_dead("hot_dead", hot_alerts("hot", site_events, HotAlertBuilder(settings), spec.wall_clock))
-    alerts = op.flat_map_batch("alert_values", hot.values, lambda kvs: [v for _, v in kvs])
+    hot = split_dead("hot_dead", hot_alerts("hot", site_events, HotAlertBuilder(settings), shards, spec.wall_clock))
+    alerts = hot.values
     guard_dead = hot.dead
     dead_batches, extra_tables = op.merge("decode_dead", decoded, duplicates), []
     if settings.attribute_alerts.enabled:
@@ -246,9 +255,8 @@ def build_flow(
         tables = op.merge(
             "tables",
             op.flat_map("dead_letter_rows", dead_batches, lambda b: dead_letter_rows(b, keep_raw)),
-            # One step for both tables of a windowed batch: bytewax's per-item cost paid once.
-            op.flat_map("window_rows", windowed,
-                        lambda kv: feedback_rows(kv[1], region_of, phone_regions, zone_of) + score_rows(kv[1])),
+            # One step for both tables of a windowed shard item: bytewax's per-item cost paid once.
+            op.flat_map("window_rows", windowed, lambda kv: window_rows(kv[1], region_of, phone_regions, zone_of)),
             op.flat_map_batch("alert_rows", alerts, lambda batch: alert_rows(batch, zone_of)),
             *extra_tables,
         )

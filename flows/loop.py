@@ -7,13 +7,14 @@ case-events topic ─────┼──────────────�
                        └───────────────────────────────────────────────────────────────┤ case_sla alerts
                                                                                        └ unknown alerts → DLQ
 decoded ─ [invitation simulator] / invitations topic ─ invitations rows
-by site ─ comment themes ─ comment_themes rows, theme_surge alerts
+by shard of sites ─ comment themes ─ comment_themes rows, theme_surge alerts
 ```
 Hot alerts and their case events meet on a shard key (a hash of the alert id), so a shard's state
 is small and the work spreads over workers. The shards' clock is the feedback stream's event time:
 each decoded batch sends its latest ``occurred_at`` to every shard. In simulation the frontline
 simulator forwards each tick *after* the case events it released for it, so the tracker never
-judges an SLA before seeing the actions taken in time.
+judges an SLA before seeing the actions taken in time. The comment themes are per site, keyed like
+the windows by shard of sites (:mod:`operators.site_shards`).
 """
 
 from __future__ import annotations
@@ -76,17 +77,27 @@ class _FrontlineLogic(StatefulBatchLogic):
         self.sim = FrontlineSimulator(seed, state=snapshot)
 
     def on_batch(self, values):
-        out = []
+        out, alerts = [], []
         for kind, item in values:
             if kind == "alert":
-                try:  # a simulator's bug on one alert costs that alert's case events, not the flow
-                    self.sim.on_alert(item)
-                except Exception:  # noqa: BLE001 - simulated input: nothing to dead-letter
-                    continue
-            else:
-                out += [("msg", m) for m in self.sim.release(item)]
-                out.append(("tick", item))
+                alerts.append(item)
+                continue
+            self._plan(alerts)
+            out += [("msg", m) for m in self.sim.release(item)]
+            out.append(("tick", item))
+        self._plan(alerts)
         return out, StatefulBatchLogic.RETAIN
+
+    def _plan(self, alerts: list[dict[str, Any]]) -> None:
+        """The alerts that came between two ticks, in alert_id order: the simulator numbers its messages in
+        the order it plans them, which must not depend on how the upstream steps interleave the alerts."""
+        alerts.sort(key=lambda a: a.get("alert_id", ""))
+        for alert in alerts:
+            try:  # a simulator's bug on one alert costs that alert's case events, not the flow
+                self.sim.on_alert(alert)
+            except Exception:  # noqa: BLE001 - simulated input: nothing to dead-letter
+                continue
+        alerts.clear()
 
     def snapshot(self) -> tuple:
         return self.sim.snapshot()
@@ -117,11 +128,12 @@ def add_loop(
     flow: Dataflow,
     settings: Settings,
     decoded: Stream[DecodedBatch],
-    by_site: Stream,
+    site_events: Stream,
     hot: Stream[dict[str, Any]],
     sources: LoopSources,
 ) -> LoopStreams:
-    """The loop's branches, configured by the ``cases`` and ``themes`` sections of ``settings``."""
+    """The loop's branches, configured by the ``cases`` and ``themes`` sections of ``settings``;
+    ``site_events``: the windows' shard items of each site's events (:mod:`operators.site_shards`)."""
     cases, themes = settings.cases, settings.themes
     sites = settings.site_map()
     region_of = {s.id: s.region for s in sites.values()}
@@ -188,8 +200,8 @@ def add_loop(
 
     lexicons = settings.theme_lexicons()
     if themes.enabled and lexicons:  # no cues in the catalogue: nothing to theme (the summary says so)
-        themed = comment_themes("themes", by_site, sites, themes, lexicons, _ms(settings.windows.allowed_lateness),
-                                settings.site_zones())
+        themed = comment_themes("themes", site_events, sites, themes, lexicons, _ms(settings.windows.allowed_lateness),
+                                settings.state.site_shards, settings.site_zones())
         tables.append(op.flat_map_batch("theme_rows", themed, lambda items: _theme_rows([r for k, r in items if k == "row"])))
         alerts.append(op.filter_map("theme_alerts", themed, lambda t: t[1] if t[0] == "alert" else None))
         dead_parts.append(op.filter_map("theme_dead", themed, lambda t: t[1] if t[0] == "dead" else None))

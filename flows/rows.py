@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the detectors behind it are not needed to write rows (nor b
 
 __all__ = [
     "alert_rows", "dead_letter_rows", "dead_letter_text", "dimension_rows", "feedback_rows", "importance_rows",
-    "score_rows", "series_status_rows", "warehouse_alert_json",
+    "score_rows", "series_status_rows", "warehouse_alert_json", "window_rows",
 ]
 
 DEAD_LETTER_COLUMNS = ("origin", "partition", "offset", "received_at", "reason_code", "reason", "raw")
@@ -56,7 +56,7 @@ def feedback_rows(
     batch: WindowedBatch, region_of: dict[str, str], phone_regions: dict[str, tuple[str, ...]] | None = None,
     zone_of: dict[str, str] | None = None,
 ) -> list[TableBatch]:
-    """The ``feedback`` rows of one site's windowed batch (the flow keys windows by site);
+    """The ``feedback`` rows of one site's windowed batch;
     ``phone_regions``: per site, the region hints of the comment masking (its country first);
     ``zone_of``: per site, the IANA zone of its local ``day`` (absent: UTC)."""
     events = batch.events
@@ -100,6 +100,19 @@ def feedback_rows(
 
 def score_rows(batch: WindowedBatch) -> list[TableBatch]:
     return [TableBatch("attribute_scores", SCORE_COLUMNS, batch.rows)] if batch.rows else []
+
+
+def window_rows(
+    pairs: list[tuple[str, WindowedBatch]], region_of: dict[str, str],
+    phone_regions: dict[str, tuple[str, ...]] | None = None, zone_of: dict[str, str] | None = None,
+) -> list[TableBatch]:
+    """The ``feedback`` and ``attribute_scores`` rows of a windowed shard item (its sites' batches,
+    :mod:`operators.site_shards`): one batch per table, so the next steps pay their per-item cost
+    once per shard, not once per site."""
+    feedback = [b for _, batch in pairs for b in feedback_rows(batch, region_of, phone_regions, zone_of)]
+    scores = [row for _, batch in pairs for row in batch.rows]
+    out = [TableBatch.concat(feedback)] if len(feedback) > 1 else feedback
+    return out + ([TableBatch("attribute_scores", SCORE_COLUMNS, scores)] if scores else [])
 
 
 _ALERT_TEXT_COLUMNS = ("alert_id", "kind", "status", "severity", "site_id", "region", "message", "owner")

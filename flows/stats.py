@@ -86,11 +86,12 @@ class RunStats:
             self.rejected += len(batch.rejected)
             self.rejected_by_reason.update(d.reason_code for d in batch.rejected)
 
-    def on_windowed(self, _step: str, keyed: tuple[str, WindowedBatch]) -> None:
-        batch = keyed[1]
+    def on_windowed(self, _step: str, keyed: tuple[str, list[tuple[str, WindowedBatch]]]) -> None:
+        """A windowed shard item: its sites' late events and closed windows' rows."""
+        pairs = keyed[1]
         with self._lock:
-            self.late += batch.late
-            self.score_rows += len(batch.rows)
+            self.late += sum(batch.late for _, batch in pairs)
+            self.score_rows += sum(len(batch.rows) for _, batch in pairs)
 
     def on_alerts(self, alerts: list[dict[str, Any]]) -> None:
         """Alerts opened by kind, severity and site; later states (a hot alert updated or resolved by its

@@ -448,11 +448,8 @@ def decode_batches(step_id: str, up: Stream[RawMessage], decoder: Decoder) -> St
 
 
 def group_by_site(batch: DecodedBatch) -> list[tuple[str, list[Feedback]]]:
-    """Key a batch by site, keeping each site's arrival order: one keyed item per site per batch.
-
-    Keyed per-site state downstream then pays bytewax's per-item cost once per site and batch,
-    not once per event.
-    """
+    """A batch's events by site, each site's in arrival order (the sites in order of first arrival);
+    :class:`~operators.site_shards.SiteShards` groups them by shard into keyed items."""
     groups: dict[str, list[Feedback]] = {}
     for event in batch.accepted:
         group = groups.get(event.site_id)

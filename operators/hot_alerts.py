@@ -4,7 +4,8 @@ Per site, a customer gets at most one hot alert within ``hot_alerts.cooldown`` (
 a customer who answers three surveys in an hour is one call back, not three. Responses without a
 customer id are never merged. Contact details travel only when the customer consented. A site
 publishes at most ``hot_alerts.rate_cap.per_site_per_day`` hot alerts a day; the rest go in one
-``hot_digest`` alert for the day (:mod:`operators.rate_cap`).
+``hot_digest`` alert for the day (:mod:`operators.rate_cap`). Each site's cooldown and cap are its
+own, under the key of its shard of sites (:mod:`operators.site_shards`).
 
 An alert's size is bounded whatever the response: the comment is cut at
 ``hot_alerts.max_comment_chars`` and the contact fields and journey stage at
@@ -18,18 +19,19 @@ from datetime import datetime, timezone
 from typing import Any
 
 import bytewax.operators as op
-from bytewax.dataflow import operator
+from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from boucle.config.locales import texts
 from boucle.config.settings import SEVERITY_RANK, Settings
 from boucle.config.times import LocalDays, iso_ms, local_days, now_ms
 from boucle.operators.alerts import FIELD_CHARS, UNSET, Alert, alert_builder, alert_id, truncated
-from boucle.operators.decode import Feedback, internal_error
+from boucle.operators.decode import DeadLetter, Feedback, internal_error
 from boucle.operators.guard import batch_or_each, feedback_message
 from boucle.operators.hot_rules import HotRules
 from boucle.operators.privacy import mask_pii
 from boucle.operators.rate_cap import SiteRateCap
+from boucle.operators.site_shards import sharded_stateful_batch, site_values
 
 __all__ = ["HotAlertBuilder", "hot_alerts"]
 
@@ -223,8 +225,13 @@ class _CooldownLogic(StatefulBatchLogic):
 
 @operator
 def hot_alerts(
-    step_id: str, up: KeyedStream[list[Feedback]], builder: HotAlertBuilder, wall_clock: bool = False
-) -> KeyedStream[dict[str, Any]]:
-    """Hot alerts (JSON-ready dicts) from batches of one site's events keyed by ``site_id``, and the
-    :class:`~operators.decode.DeadLetter` of any event the step failed on (see :mod:`operators.guard`)."""
-    return op.stateful_batch("cooldown", up, lambda snapshot: _CooldownLogic(builder, snapshot, wall_clock))
+    step_id: str, up: KeyedStream[list[tuple[str, list[Feedback]]]], builder: HotAlertBuilder, shards: int,
+    wall_clock: bool = False,
+) -> Stream[dict[str, Any] | DeadLetter]:
+    """Hot alerts (JSON-ready dicts) from shard items of ``shards`` shards (each site's events:
+    :class:`~operators.site_shards.SiteShards`), and the :class:`~operators.decode.DeadLetter` of
+    any event the step failed on (see :mod:`operators.guard`); each site's cooldown and cap its own."""
+    cooled = sharded_stateful_batch(
+        "cooldown", up, shards, lambda _site, snapshot: _CooldownLogic(builder, snapshot, wall_clock), notifies=wall_clock
+    )
+    return op.flat_map_batch("values", cooled, site_values)

@@ -19,9 +19,10 @@ available") ignore the negations around them. A language without negation words 
 >>> detect("Gar nicht schmutzig.", "de"), detect("Nicht sauber.", "de"), detect("Der Laden war schmutzig.", "sv")
 ([], ['cleanliness'], [])
 
-Per site, comments are counted per theme and event-time window (``comment_themes`` rows when a
-window closes); a ``theme_surge`` alert fires when a theme's share of the window's comments jumps
-above its recent baseline (an emerging irritant).
+Per site (its state its own, keyed by shard of sites: :mod:`operators.site_shards`), comments are
+counted per theme and event-time window (``comment_themes`` rows when a window closes); a
+``theme_surge`` alert fires when a theme's share of the window's comments jumps above its recent
+baseline (an emerging irritant).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from boucle.config.times import iso_ms, local_days
 from boucle.operators.alerts import alert_id, new_alert
 from boucle.operators.decode import Feedback
 from boucle.operators.guard import batch_or_each, feedback_message
+from boucle.operators.site_shards import sharded_stateful_batch, site_values
 from boucle.operators.windows import window_bounds
 
 __all__ = ["BASELINE_ALPHA", "NEGATION_LANGUAGES", "THEME_COLUMNS", "ThemeDetector", "ThemeWindows", "comment_themes"]
@@ -290,11 +292,12 @@ class _ThemeLogic(StatefulBatchLogic):
 
 @operator
 def comment_themes(
-    step_id: str, up: KeyedStream[list[Feedback]], sites: dict[str, Site], themes: Themes, lexicons: Lexicons,
-    lateness_ms: int, zones: dict[str, str] | None = None,
+    step_id: str, up: KeyedStream[list[tuple[str, list[Feedback]]]], sites: dict[str, Site], themes: Themes,
+    lexicons: Lexicons, lateness_ms: int, shards: int, zones: dict[str, str] | None = None,
 ) -> Stream[tuple[str, Any]]:
-    """Per site (keyed batches of its events): ``("row", comment_themes row)``, ``("alert", theme_surge)``,
-    and ``("dead", DeadLetter)`` for an event the step failed on (:mod:`operators.guard`).
+    """Per site (shard items of ``shards`` shards, each site's events: :class:`~operators.site_shards.SiteShards`):
+    ``("row", comment_themes row)``, ``("alert", theme_surge)``, and ``("dead", DeadLetter)`` for an
+    event the step failed on (:mod:`operators.guard`).
 
     ``themes`` is the settings section (window, surge rule); ``lexicons`` every theme's cues
     (``Settings.theme_lexicons()``); ``lateness_ms`` how long a window waits for late comments;
@@ -305,25 +308,4 @@ def comment_themes(
     def build(site_id: str, snapshot):
         return _ThemeLogic(ThemeWindows(sites[site_id], detector, themes, lateness_ms, snapshot, zones.get(site_id, "")))
 
-    # stateful_batch's builder gets the snapshot only; the key is bound per key via flat_map below.
-    keyed = op.map("with_key", up, lambda kv: (kv[0], (kv[0], kv[1])))
-    out = op.stateful_batch("themes", keyed, lambda snap: _KeyedThemeLogic(build, snap))
-    return op.flat_map("unkey", out, lambda kv: [kv[1]])
-
-
-class _KeyedThemeLogic(StatefulBatchLogic):
-    """Builds the site's :class:`ThemeWindows` on the first batch (bytewax gives no key to builders)."""
-
-    def __init__(self, build, snapshot) -> None:
-        self.build, self.snap, self.inner = build, snapshot, None
-
-    def on_batch(self, values):
-        if self.inner is None:
-            self.inner = self.build(values[0][0], self.snap)
-        return self.inner.on_batch([events for _, events in values])
-
-    def on_eof(self):
-        return self.inner.on_eof() if self.inner else ([], StatefulBatchLogic.RETAIN)
-
-    def snapshot(self):
-        return self.inner.snapshot() if self.inner else self.snap
+    return op.flat_map_batch("unkey", sharded_stateful_batch("themes", up, shards, build, notifies=False), site_values)

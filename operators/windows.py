@@ -2,7 +2,8 @@
 
 The first stateful step of the flow: each site's batch is deduplicated here (first ``event_id``
 wins, :mod:`operators.dedup`) and everything downstream (hot alerts, attribute alerts, the loop,
-the warehouse) takes the events this step lets through, so they all agree on one version.
+the warehouse) takes the events this step lets through, so they all agree on one version. The
+state is keyed by shard of sites (:mod:`operators.site_shards`), each site's windows its own.
 
 **Watermark.** Each site keeps a watermark: the *second-highest* ``occurred_at`` it has seen. One
 event far ahead of the others (a wrong clock) therefore cannot move it, and so cannot close the
@@ -45,7 +46,6 @@ from datetime import datetime, timezone
 from operator import add
 from typing import Callable, Iterable
 
-import bytewax.operators as op
 from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
@@ -53,6 +53,7 @@ from boucle.config.times import DAY_MS, LocalDays, local_days
 from boucle.operators.decode import DeadLetter, Feedback
 from boucle.operators.dedup import SeenEvents
 from boucle.operators.ratings import RatingLayout
+from boucle.operators.site_shards import sharded_stateful_batch
 
 __all__ = ["ScoreRow", "SiteWindows", "WindowSpec", "WindowedBatch", "event_time_windows", "window_bounds"]
 
@@ -318,9 +319,12 @@ class _WindowLogic(StatefulBatchLogic):
 @operator
 def event_time_windows(
     step_id: str,
-    up: KeyedStream[list[Feedback]],
+    up: KeyedStream[list[tuple[str, list[Feedback]]]],
     spec: WindowSpec,
+    shards: int,
     now: Callable[[], int] = _now_ms,
-) -> KeyedStream[WindowedBatch]:
-    """Per-site duplicates filter and tumbling windows over batches of events keyed by ``site_id``."""
-    return op.stateful_batch("windows", up, lambda snapshot: _WindowLogic(spec, snapshot, now))
+) -> KeyedStream[list[tuple[str, WindowedBatch]]]:
+    """Per-site duplicates filter and tumbling windows over shard items of ``shards`` shards
+    (:class:`~operators.site_shards.SiteShards`): ``(shard, [(site_id, WindowedBatch), ...])``."""
+    return sharded_stateful_batch("windows", up, shards, lambda _site, snapshot: _WindowLogic(spec, snapshot, now),
+                                  notifies=spec.wall_clock)

@@ -10,7 +10,8 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from boucle.config.times import iso_ms, local_days
 from boucle.flows.feedback_flow import window_spec
-from boucle.operators.decode import Decoder, decode_batches, group_by_site
+from boucle.operators.decode import Decoder, decode_batches
+from boucle.operators.site_shards import SiteShards, site_values
 from boucle.operators.windows import SCORE_COLUMNS, SiteWindows, event_time_windows
 from boucle.sources.message import RawMessage
 
@@ -110,8 +111,8 @@ def test_flow_windows_match_a_direct_recomputation(settings):
     captured = []
     flow = Dataflow("windows_test")
     decoded = decode_batches("decode", op.input("in", flow, TestingSource(messages, batch_size=16)), Decoder(settings))
-    windowed = event_time_windows("windows", op.flat_map("by_site", decoded, group_by_site), window_spec(settings))
-    op.output("out", op.map("values", windowed, lambda kv: kv[1]), TestingSink(captured))
+    windowed = event_time_windows("windows", op.flat_map("by_shard", decoded, SiteShards(8)), window_spec(settings), 8)
+    op.output("out", op.flat_map_batch("values", windowed, site_values), TestingSink(captured))
     run_main(flow)
     late = {e.event_id for b in captured for e in b.events if e.late}
     assert 0 < len(late) < 15
@@ -198,8 +199,8 @@ def _run_windows(settings, events, now=None, **spec_changes):
     flow = Dataflow("windows_order_test")
     decoded = decode_batches("decode", op.input("in", flow, TestingSource(messages, batch_size=8)), Decoder(settings))
     kwargs = {} if now is None else {"now": now}
-    windowed = event_time_windows("windows", op.flat_map("by_site", decoded, group_by_site), spec, **kwargs)
-    op.output("out", op.map("values", windowed, lambda kv: kv[1]), TestingSink(captured))
+    windowed = event_time_windows("windows", op.flat_map("by_shard", decoded, SiteShards(8)), spec, 8, **kwargs)
+    op.output("out", op.flat_map_batch("values", windowed, site_values), TestingSink(captured))
     run_main(flow)
     return captured
 
