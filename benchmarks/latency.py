@@ -5,11 +5,19 @@ A driver process produces simulated feedback to a fresh feedback topic at a fixe
 chDB in a temporary directory, alerts and dead letters to Kafka). The driver also consumes the
 alert topic (assign(), no group) and measures, for every hot alert, the time from the ``produce()``
 of the response that triggered it to the alert being consumed (one clock: the driver's). The driver
-is a separate process so that its Python does not compete with the flow for the GIL. Prints p50/p95/p99/max; ``--plot FILE`` writes
-a histogram (HTML, or PNG with kaleido).
+is a separate process so that its Python does not compete with the flow for the GIL. Before the
+clock starts, the subscriber has received a probe on every alert partition: a live subscriber is
+running long before the alert that matters, and its first fetches on a fresh topic (~0.5 s on
+Tansu) are not the flow's latency.
 
-    python benchmarks/latency.py                      # Tansu started on a free port
-    python benchmarks/latency.py --brokers localhost:9094 --rate 5000 --seconds 30
+Then the same input goes through a relay that does nothing (consume, forward one event in 61,
+flush per batch): the floor the broker and the clients set on this machine, in the same run. The
+table shows both, p99 per 10 s and the broker's CPU share per 10 s (Tansu started here), which
+tells a flow falling behind from a broker slowing down. Prints p50/p95/p99/max; ``--plot FILE``
+writes a histogram (HTML, or PNG with kaleido).
+
+    python benchmarks/latency.py --repeat 3           # Tansu started on a free port
+    python benchmarks/latency.py --brokers localhost:9094 --rate 5000 --seconds 30 --no-floor
 
 Alerts leave the flow in the activation that produced them (the Kafka sink flushes per batch), so
 bytewax's epoch length (10 s) does not add to the latency.
@@ -45,10 +53,10 @@ from boucle.config.times import iso_ms  # noqa: E402
 from boucle.flows.feedback_flow import FlowOutputs, build_flow  # noqa: E402
 from boucle.flows.run import throughput_gc  # noqa: E402
 from boucle.sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink, producer_config  # noqa: E402
-from boucle.sources.kafka_source import KafkaFeedbackSource, _RawPartition  # noqa: E402
+from boucle.sources.kafka_source import KafkaFeedbackSource, _RawPartition, consumer_tuning  # noqa: E402
 from boucle.sources.simulator import Simulator  # noqa: E402
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 150)  # the table is wide
 
 
 class _StoppablePartition(_RawPartition):
@@ -116,6 +124,9 @@ class LiveClock:
         return orjson.dumps(event)
 
 
+PROBE_KEY = b"latency-probe"  # the driver's own record on the alert topic, not an alert
+
+
 def drive(bootstrap: str, feedback: str, alerts: str, partitions: int, rate: float, count: int,
           results, ready, fetch_wait_ms: str = "100", live_time: bool = True) -> None:
     """Child process: produce ``count`` events at ``rate``, measure alert latencies, send them back."""
@@ -132,9 +143,17 @@ def drive(bootstrap: str, feedback: str, alerts: str, partitions: int, rate: flo
         target=consume, args=(bootstrap, alerts, partitions, sent_at, latencies, stop, fetch_wait_ms, listening)
     )
     consumer.start()
-    listening.wait(30)  # the subscriber has fetched once: its start-up is not counted as latency
-    ready.wait()
     producer = Producer(producer_config([bootstrap], None, **{"linger.ms": "5"}))
+    # A live subscriber and a live source's producer are running long before the response that
+    # matters: the subscriber's first fetches (~0.5 s on a fresh topic) and the producer's first
+    # connection are not the flow's latency. One probe per alert partition, awaited.
+    for partition in range(partitions):
+        producer.produce(alerts, b"{}", PROBE_KEY, partition=partition)
+    producer.flush(10)
+    producer.list_topics(feedback, timeout=10)
+    if not listening.wait(30):
+        raise RuntimeError("the alert subscriber did not receive its probes within 30 s")
+    ready.wait()
     start = time.monotonic()
     for i, message in enumerate(messages):
         delay = start + i / rate - time.monotonic()
@@ -168,19 +187,61 @@ def drive(bootstrap: str, feedback: str, alerts: str, partitions: int, rate: flo
     results.put({"produce_s": produce_s, "count": len(messages), "latencies": latencies})
 
 
+FLOOR_EVERY = 61  # the relay forwards one event in 61: the share of events that raise a hot alert here
+
+
+def relay(bootstrap: str, feedback: str, alerts: str, partitions: int, stop: threading.Event,
+          fetch_wait_ms: str = "100") -> None:
+    """The floor: what the broker and the clients cost with no flow in between.
+
+    Consumes the feedback topic as the flow's source does, forwards one event in ``FLOOR_EVERY``
+    as an alert-shaped record and flushes per batch as the alert sink does.
+    """
+    from confluent_kafka import Producer
+
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": "boucle-latency-floor", "enable.auto.commit": "false",
+        **consumer_tuning, "fetch.wait.max.ms": fetch_wait_ms,
+    })
+    consumer.assign([TopicPartition(feedback, p, -2) for p in range(partitions)])
+    producer = Producer(producer_config([bootstrap], None))
+    seen = 0
+    while not stop.is_set():
+        forwarded = False
+        for msg in consumer.consume(500, 0.05):
+            if msg.error() is not None:
+                continue
+            seen += 1
+            if seen % FLOOR_EVERY == 0:
+                try:
+                    event_id = orjson.loads(msg.value()).get("event_id")
+                except (orjson.JSONDecodeError, AttributeError):
+                    continue
+                producer.produce(alerts, orjson.dumps({"response": {"event_id": event_id}}), msg.key())
+                forwarded = True
+        if forwarded:
+            producer.flush(30)
+    consumer.close()
+
+
 def consume(bootstrap: str, topic: str, partitions: int, sent_at: dict, latencies: list, stop: threading.Event,
             fetch_wait_ms: str = "100", listening: threading.Event | None = None) -> None:
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": "boucle-latency", "enable.auto.commit": "false",
-        "fetch.wait.max.ms": fetch_wait_ms, "fetch.min.bytes": "1",
+        # a subscriber tuned as Boucle's own consumers are (notify, alerts tail)
+        **consumer_tuning, "fetch.wait.max.ms": fetch_wait_ms,
     })
     consumer.assign([TopicPartition(topic, p, -2) for p in range(partitions)])
+    probed: set[int] = set()
     while not stop.is_set():
         batch = consumer.consume(500, 0.05)
-        if listening is not None and consumer.assignment():
-            listening.set()
         for msg in batch:
             if msg.error() is not None:
+                continue
+            if msg.key() == PROBE_KEY:
+                probed.add(msg.partition())
+                if listening is not None and len(probed) == partitions:
+                    listening.set()
                 continue
             now = time.time()
             alert = orjson.loads(msg.value())
@@ -232,6 +293,102 @@ def pct(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))]
 
 
+def measure(broker, unique_topic, args, count: int, runner) -> dict:
+    """One run on fresh topics: ``runner(topics, stop)`` is the thread between the two topics."""
+    topics = [unique_topic(f"bench.{n}") for n in ("feedback", "alerts", "dlq")]
+    for future in broker.admin.create_topics([NewTopic(t, args.partitions, 1) for t in topics]).values():
+        future.result(15)
+    stop = threading.Event()
+    between = runner(topics, stop)
+    ctx = multiprocessing.get_context("spawn")
+    results, ready = ctx.Queue(), ctx.Event()
+    driver = ctx.Process(
+        target=drive,
+        args=(broker.bootstrap, topics[0], topics[1], args.partitions, args.rate, count, results, ready,
+              args.fetch_wait_ms, not args.compressed_time),
+    )
+    driver.start()
+    between.start()
+    time.sleep(1.0)  # the consumers assign their partitions (they read from the beginning anyway)
+    ready.set()
+    shares: list[float] = []
+    sampled = threading.Event()
+    sampler = threading.Thread(target=sample_cpu, args=(broker, shares, sampled), daemon=True)
+    sampler.start()
+    result = results.get()
+    sampled.set()
+    driver.join(30)
+    stop.set()
+    between.join(120)
+    sampler.join(5)
+    return {**result, "broker_cpu": shares}
+
+
+def sample_cpu(broker, shares: list[float], stop: threading.Event) -> None:
+    """The broker's CPU share of one core per ``SEGMENT_S`` seconds (nothing for an external broker)."""
+    if broker.cpu_seconds() is None:
+        return
+    last, at = broker.cpu_seconds(), time.monotonic()
+    while not stop.wait(SEGMENT_S):
+        now, now_at = broker.cpu_seconds(), time.monotonic()
+        shares.append((now - last) / (now_at - at))
+        last, at = now, now_at
+
+
+def measure_flow(broker, unique_topic, args, count: int, tmp: Path) -> tuple[dict, "GcPauses"]:
+    """The flow between the topics, as `boucle run --source kafka` runs it."""
+    settings = load_settings()
+    pauses = GcPauses()
+    flow_error: list[BaseException] = []
+
+    def runner(topics: list[str], stop: threading.Event) -> threading.Thread:
+        feedback, alerts, dlq = topics
+        kafka = settings.kafka.model_copy(update={
+            "brokers": broker.bootstrap, "feedback_topic": feedback,
+            "librdkafka": {**settings.kafka.librdkafka, "fetch.wait.max.ms": args.fetch_wait_ms},
+        })
+        warehouse = None
+        if not args.no_warehouse:
+            from boucle.sinks.background import BackgroundSink
+            from boucle.sinks.clickhouse.sink import ClickHouseSink
+
+            # As `boucle run --source kafka` does: inserts on a thread, epochs wait for them.
+            warehouse = BackgroundSink(ClickHouseSink(settings.warehouse.model_copy(update={"path": str(tmp / "chdb")})))
+        outputs = FlowOutputs(
+            warehouse=warehouse,
+            alerts=[KafkaAlertSink([broker.bootstrap], alerts)],
+            dead_letters=[KafkaDeadLetterSink([broker.bootstrap], dlq)],
+        )
+        flow = build_flow(settings, StoppableKafkaSource(kafka, stop=stop, linger_ms=args.linger_ms), outputs,
+                          wall_clock=args.wall_clock)
+        outputs.prepare()  # as `boucle run` does
+
+        def run_flow() -> None:
+            try:
+                with throughput_gc(), pauses:  # as `boucle run` does
+                    run_main(flow)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                flow_error.append(exc)
+
+        return threading.Thread(target=run_flow, name="flow")
+
+    result = measure(broker, unique_topic, args, count, runner)
+    if flow_error:
+        raise flow_error[0]
+    return result, pauses
+
+
+def summary_cells(run: dict) -> list[str]:
+    values = sorted(ms for _, ms in run["latencies"])
+    return [
+        f"{run['count']:,}", f"{run['count'] / run['produce_s']:,.0f}/s", f"{len(values):,}",
+        f"{pct(values, .5):.0f}", f"{pct(values, .95):.0f}", f"{pct(values, .99):.0f}", f"{values[-1]:.0f}",
+        f"{statistics.fmean(values):.0f}",
+        " ".join(f"{pct(segment, .99):.0f}" for segment in segments(run["latencies"])),
+        " ".join(f"{share:.0%}" for share in run["broker_cpu"]) or "external",
+    ]
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=2000, help="events per second (default 2000)")
@@ -247,6 +404,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--wall-clock", action="store_true", help="close windows by the wall clock (live mode)")
     parser.add_argument("--linger-ms", type=int, default=0, help="source micro-batching: wait after a batch (default 0; 50 helped 30 s runs, hurt 60 s runs)")
     parser.add_argument("--fetch-wait-ms", default="100", help="consumers' fetch.wait.max.ms (default 100)")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip the second run through a relay that does nothing (the broker-and-clients floor)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each path, alternating (default 1)")
     parser.add_argument("--plot", type=Path, help="write a latency histogram (.html or .png)")
     args = parser.parse_args(argv)
 
@@ -255,85 +415,46 @@ def main(argv: Optional[list[str]] = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="boucle-latency-"))
     broker = Broker(args.brokers) if args.brokers else start_broker(tmp)
     broker.wait_ready()
-    settings = load_settings()
-    feedback, alerts, dlq = (unique_topic(f"bench.{n}") for n in ("feedback", "alerts", "dlq"))
-    for future in broker.admin.create_topics([NewTopic(t, args.partitions, 1) for t in (feedback, alerts, dlq)]).values():
-        future.result(15)
-    kafka = settings.kafka.model_copy(update={
-        "brokers": broker.bootstrap, "feedback_topic": feedback,
-        "librdkafka": {**settings.kafka.librdkafka, "fetch.wait.max.ms": args.fetch_wait_ms},
-    })
-
     count = int(args.rate * args.seconds)
-    warehouse = None
-    if not args.no_warehouse:
-        from boucle.sinks.background import BackgroundSink
-        from boucle.sinks.clickhouse.sink import ClickHouseSink
-
-        # As `boucle run --source kafka` does: inserts on a thread, epochs wait for them.
-        warehouse = BackgroundSink(ClickHouseSink(settings.warehouse.model_copy(update={"path": str(tmp / "chdb")})))
-    stop_flow = threading.Event()
-    outputs = FlowOutputs(
-        warehouse=warehouse,
-        alerts=[KafkaAlertSink([broker.bootstrap], alerts)],
-        dead_letters=[KafkaDeadLetterSink([broker.bootstrap], dlq)],
-    )
-    flow = build_flow(settings, StoppableKafkaSource(kafka, stop=stop_flow, linger_ms=args.linger_ms), outputs, wall_clock=args.wall_clock)
-    flow_error: list[BaseException] = []
-    outputs.prepare()  # as `boucle run` does
-
-    pauses = GcPauses()
-
-    def run_flow() -> None:
-        try:
-            with throughput_gc(), pauses:  # as `boucle run` does
-                run_main(flow)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            flow_error.append(exc)
-
-    ctx = multiprocessing.get_context("spawn")
-    results, ready = ctx.Queue(), ctx.Event()
-    driver = ctx.Process(
-        target=drive,
-        args=(broker.bootstrap, feedback, alerts, args.partitions, args.rate, count, results, ready, args.fetch_wait_ms,
-              not args.compressed_time),
-    )
-    driver.start()
-    flow_thread = threading.Thread(target=run_flow, name="flow")
-    flow_thread.start()
-    time.sleep(1.0)  # the flow assigns its partitions (it reads from the beginning anyway)
-    console.print(f"producing {count:,} simulated events at {args.rate:g}/s to {feedback} on {broker.bootstrap}…")
-    ready.set()
-    result = results.get()
-    driver.join(30)
-    stop_flow.set()
-    flow_thread.join(120)
-    if not args.brokers:
-        broker.stop()
-    if flow_error:
-        raise flow_error[0]
-    latencies, produce_s, count = result["latencies"], result["produce_s"], result["count"]
-    if not latencies:
-        console.print("[red]no alerts measured[/]")
+    runs: list[tuple[str, dict]] = []
+    pauses = []
+    try:
+        for i in range(1, args.repeat + 1):
+            console.print(f"[{i}/{args.repeat}] {count:,} simulated events at {args.rate:g}/s through the flow…")
+            result, gc_pauses = measure_flow(broker, unique_topic, args, count, tmp)
+            runs.append(("flow", result))
+            pauses.append(gc_pauses)
+            if not args.no_floor:
+                console.print(f"[{i}/{args.repeat}] …and through a relay that does nothing (the floor)")
+                runs.append(("floor", measure(broker, unique_topic, args, count, lambda topics, stop: threading.Thread(
+                    target=relay, args=(broker.bootstrap, topics[0], topics[1], args.partitions, stop, args.fetch_wait_ms),
+                ))))
+    finally:
+        if not args.brokers:
+            broker.stop()
+    if not all(run["latencies"] for _, run in runs):
+        console.print("[red]a run measured no alerts[/]")
         return 1
 
-    values = sorted(ms for _, ms in latencies)
     table = Table(title=f"Hot-alert latency, produce → alert consumed ({args.rate:g} events/s for {args.seconds:g} s)")
-    for column in ("events", "achieved rate", "alerts", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"):
+    for column in ("path", "events", "achieved rate", "alerts", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms",
+                   f"p99 by {SEGMENT_S} s, ms", f"broker CPU by {SEGMENT_S} s"):
         table.add_column(column, justify="right")
-    table.add_row(
-        f"{count:,}", f"{count / produce_s:,.0f}/s", f"{len(values):,}", f"{pct(values, .5):.0f}",
-        f"{pct(values, .95):.0f}", f"{pct(values, .99):.0f}", f"{values[-1]:.0f}", f"{statistics.fmean(values):.0f}",
-    )
+    for name, run in runs:
+        table.add_row(name, *summary_cells(run))
     console.print(table)
-    console.print(f"p99 by {SEGMENT_S} s of the run (drift shows the broker or the flow falling behind): " + ", ".join(
-        f"{pct(segment, .99):.0f}" for segment in segments(latencies)
-    ) + " ms")
-    console.print(f"flow garbage collection: {pauses.summary()}")
+    for name in ("flow", "floor"):
+        p99s = sorted(pct(sorted(ms for _, ms in run["latencies"]), .99) for n, run in runs if n == name)
+        if p99s:
+            console.print(f"{name}: p99 median {statistics.median(p99s):.0f} ms (range {p99s[0]:.0f}–{p99s[-1]:.0f}, "
+                          f"{len(p99s)} runs)")
+    for gc_pauses in pauses:
+        console.print(f"flow garbage collection: {gc_pauses.summary()}")
     if args.plot:
         import plotly.express as px
 
-        fig = px.histogram(x=values, nbins=100, labels={"x": "latency (ms)"}, title=table.title)
+        values = [ms for name, run in runs if name == "flow" for _, ms in run["latencies"]]
+        fig = px.histogram(x=values, nbins=100, labels={"x": "latency (ms)"}, title=table.title + ", flow")
         fig.write_html(args.plot) if args.plot.suffix == ".html" else fig.write_image(args.plot)
         console.print(f"plot → {args.plot}")
     return 0

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -43,15 +42,6 @@ from boucle.config.loader import load_settings  # noqa: E402
 from boucle.sources.simulator import Simulator  # noqa: E402
 
 console = Console()
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int | None) -> float:
-    """CPU time (user + system) of process ``pid`` so far; 0 for an external broker."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _produce(bootstrap: str, topic: str, partitions: int, messages: list[tuple[bytes | None, bytes]]) -> None:
@@ -111,7 +101,6 @@ def main(argv: list[str] | None = None) -> None:
         root = Path(tmp)
         broker = None if args.brokers else start_broker(root, own=True)
         bootstrap = args.brokers or broker.bootstrap
-        broker_pid = broker.process.pid if broker is not None and broker.process is not None else None
         try:
             topic, empty = unique_topic("boucle.scaling"), unique_topic("boucle.scaling-empty")
             _produce(bootstrap, topic, args.partitions, messages)
@@ -121,9 +110,10 @@ def main(argv: list[str] | None = None) -> None:
             for repeat in range(args.repeat):
                 for processes in rates:
                     base = _run(bootstrap, empty, processes, root / f"empty-{repeat}-{processes}")
-                    cpu = _cpu_seconds(broker_pid)
+                    cpu = broker.cpu_seconds() if broker is not None else None
                     wall = _run(bootstrap, topic, processes, root / f"run-{repeat}-{processes}")
-                    broker_share[processes].append((_cpu_seconds(broker_pid) - cpu) / wall)
+                    if cpu is not None:
+                        broker_share[processes].append((broker.cpu_seconds() - cpu) / wall)
                     rates[processes].append(len(messages) / max(wall - base, 1e-3))
                     console.print(f"repeat {repeat + 1}: {processes} process(es) {wall:.1f} s"
                                   f" (start-up {base:.1f} s) → {rates[processes][-1]:,.0f} events/s")
@@ -147,8 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     for column in ("variant", "events/s (range)", "broker CPU share"):
         table.add_column(column, justify="right")
     for processes, values in rates.items():
-        share = statistics.median(broker_share[processes]) if broker_pid else float("nan")
-        table.add_row(f"{processes} process(es)", _median_range(values), f"{share:.0%}" if broker_pid else "external")
+        share = statistics.median(broker_share[processes]) if broker is not None else float("nan")
+        table.add_row(f"{processes} process(es)", _median_range(values), f"{share:.0%}" if broker is not None else "external")
     table.add_row("floor: orjson.loads, 1 core", _median_range(floors), "")
     console.print(table)
     console.print(f"speedup {args.processes} processes / 1: {speedup:.2f}")
@@ -160,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
             "one": {"events_per_s": statistics.median(one), "min": min(one), "max": max(one)},
             "many": {"events_per_s": statistics.median(many), "min": min(many), "max": max(many)},
             "floor": {"events_per_s": statistics.median(floors)},
-            "broker_cpu_share": {str(k): statistics.median(v) for k, v in broker_share.items()} if broker_pid else None,
+            "broker_cpu_share": {str(k): statistics.median(v) for k, v in broker_share.items()} if broker is not None else None,
         }, indent=2))
 
 

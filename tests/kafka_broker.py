@@ -63,6 +63,13 @@ class Broker:
             time.sleep(0.05)
         raise RuntimeError(f"broker {self.bootstrap} not ready after {deadline_s}s ({last}); {self._log_tail()}")
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the broker's process has used so far; None for an external broker."""
+        if self.process is None:
+            return None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def _log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:] if self.log and self.log.exists() else ""
 
