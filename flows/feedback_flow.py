@@ -43,6 +43,7 @@ from boucle.flows.rows import (
     window_rows,
 )
 from boucle.flows.stats import RunStats
+from boucle.flows.worker_threads import KeepThreadState
 from boucle.operators.attribute_engine import AttributeAlertEngine
 from boucle.operators.attribute_order import OrderSpec, ordered_attribute_alerts
 from boucle.operators.batching import batch_rows
@@ -198,6 +199,7 @@ def build_flow(
     which the keyed steps with few keys are shared out (:mod:`operators.routing`)."""
     spec = window_spec(settings, wall_clock)
     flow = Dataflow(flow_id)
+    op.input("worker_thread_state", flow, KeepThreadState())  # before any step runs: see the module
     raw = op.input("input", flow, source)
     decoded = decode_batches("decode", raw, Decoder(settings, live=live))
     shards = settings.state.site_shards
