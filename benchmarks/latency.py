@@ -187,6 +187,16 @@ def drive(bootstrap: str, feedback: str, alerts: str, partitions: int, rate: flo
     results.put({"produce_s": produce_s, "count": len(messages), "latencies": latencies})
 
 
+def _reader(bootstrap: str, topic: str, partitions: int, fetch_wait_ms: str) -> Consumer:
+    """Every partition of ``topic`` from its start, no group, tuned as Boucle's own consumers are."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": "boucle-latency", "enable.auto.commit": "false",
+        **consumer_tuning, "fetch.wait.max.ms": fetch_wait_ms,
+    })
+    consumer.assign([TopicPartition(topic, p, -2) for p in range(partitions)])
+    return consumer
+
+
 FLOOR_EVERY = 61  # the relay forwards one event in 61: the share of events that raise a hot alert here
 
 
@@ -199,11 +209,7 @@ def relay(bootstrap: str, feedback: str, alerts: str, partitions: int, stop: thr
     """
     from confluent_kafka import Producer
 
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": "boucle-latency-floor", "enable.auto.commit": "false",
-        **consumer_tuning, "fetch.wait.max.ms": fetch_wait_ms,
-    })
-    consumer.assign([TopicPartition(feedback, p, -2) for p in range(partitions)])
+    consumer = _reader(bootstrap, feedback, partitions, fetch_wait_ms)
     producer = Producer(producer_config([bootstrap], None))
     seen = 0
     while not stop.is_set():
@@ -226,12 +232,7 @@ def relay(bootstrap: str, feedback: str, alerts: str, partitions: int, stop: thr
 
 def consume(bootstrap: str, topic: str, partitions: int, sent_at: dict, latencies: list, stop: threading.Event,
             fetch_wait_ms: str = "100", listening: threading.Event | None = None) -> None:
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": "boucle-latency", "enable.auto.commit": "false",
-        # a subscriber tuned as Boucle's own consumers are (notify, alerts tail)
-        **consumer_tuning, "fetch.wait.max.ms": fetch_wait_ms,
-    })
-    consumer.assign([TopicPartition(topic, p, -2) for p in range(partitions)])
+    consumer = _reader(bootstrap, topic, partitions, fetch_wait_ms)
     probed: set[int] = set()
     while not stop.is_set():
         batch = consumer.consume(500, 0.05)
@@ -311,23 +312,23 @@ def measure(broker, unique_topic, args, count: int, runner) -> dict:
     between.start()
     time.sleep(1.0)  # the consumers assign their partitions (they read from the beginning anyway)
     ready.set()
-    shares: list[float] = []
+    shares: list[float] | None = None if broker.cpu_seconds() is None else []  # None: an external broker
     sampled = threading.Event()
     sampler = threading.Thread(target=sample_cpu, args=(broker, shares, sampled), daemon=True)
-    sampler.start()
+    if shares is not None:
+        sampler.start()
     result = results.get()
     sampled.set()
     driver.join(30)
     stop.set()
     between.join(120)
-    sampler.join(5)
+    if shares is not None:
+        sampler.join(5)
     return {**result, "broker_cpu": shares}
 
 
 def sample_cpu(broker, shares: list[float], stop: threading.Event) -> None:
-    """The broker's CPU share of one core per ``SEGMENT_S`` seconds (nothing for an external broker)."""
-    if broker.cpu_seconds() is None:
-        return
+    """The broker's CPU share of one core per ``SEGMENT_S`` seconds (a broker started here)."""
     last, at = broker.cpu_seconds(), time.monotonic()
     while not stop.wait(SEGMENT_S):
         now, now_at = broker.cpu_seconds(), time.monotonic()
@@ -385,7 +386,7 @@ def summary_cells(run: dict) -> list[str]:
         f"{pct(values, .5):.0f}", f"{pct(values, .95):.0f}", f"{pct(values, .99):.0f}", f"{values[-1]:.0f}",
         f"{statistics.fmean(values):.0f}",
         " ".join(f"{pct(segment, .99):.0f}" for segment in segments(run["latencies"])),
-        " ".join(f"{share:.0%}" for share in run["broker_cpu"]) or "external",
+        "external" if run["broker_cpu"] is None else " ".join(f"{share:.0%}" for share in run["broker_cpu"]) or "-",
     ]
 
 

@@ -35,7 +35,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import orjson
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from rich.console import Console
@@ -44,6 +43,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "tests")]
 
+from _floor import loads_seconds  # noqa: E402
 from kafka_broker import isolated_run_env, start_broker, unique_topic  # noqa: E402
 
 from boucle.config.loader import load_settings  # noqa: E402
@@ -94,14 +94,8 @@ def _run(bootstrap: str, topic: str, processes: int, workdir: Path) -> tuple[flo
 def _loads_rate(payload: list[bytes], rates) -> None:
     """Puts on ``rates`` this process's ``orjson.loads`` rate over ``payload`` (messages/s), timed on
     a second pass: the first copies the forked pages it touches."""
-    for _pass in ("untimed", "timed"):
-        started = time.perf_counter()
-        for value in payload:
-            try:
-                orjson.loads(value)
-            except orjson.JSONDecodeError:  # the simulator's malformed share: parsed as far as it goes
-                pass
-    rates.put(len(payload) / (time.perf_counter() - started))
+    loads_seconds(payload)
+    rates.put(len(payload) / loads_seconds(payload))
 
 
 def _loads_rate_together(payload: list[bytes], processes: int) -> float:

@@ -24,8 +24,9 @@ from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
 __all__ = ["KeepThreadState", "keep_thread_state"]
 
-_kept: set[int] = set()
-_lock = threading.Lock()
+# Lives in the thread state itself: found set only while this thread's state is the kept one (a
+# thread id alone could be a finished worker's, reused).
+_kept = threading.local()
 
 
 def keep_thread_state() -> bool:
@@ -38,11 +39,10 @@ def keep_thread_state() -> bool:
     started_by_python = threading._active.get(ident)  # private, but current_thread() would make a dummy
     if started_by_python is not None and not isinstance(started_by_python, threading._DummyThread):
         return False
-    with _lock:
-        if ident in _kept:
-            return False
-        _kept.add(ident)
+    if getattr(_kept, "done", False):
+        return False
     ctypes.pythonapi.PyGILState_Ensure()  # never released: the thread state outlives this call
+    _kept.done = True
     return True
 
 
